@@ -1,0 +1,9 @@
+//! kalipso-ingest: a streaming Zeek log ingestor that writes the Redis layout the Kalipso viewer
+//! of the Stratosphere Linux IPS reads.
+//!
+//! The modules follow the data flow: `source` (find and tail files) → [`zeek`] (parse) →
+//! join (uid) → profile → timeline → store (Redis). See `docs/architecture.md`.
+
+pub mod inspect;
+pub mod source;
+pub mod zeek;

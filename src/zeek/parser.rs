@@ -1,0 +1,654 @@
+//! Turns one complete line of a Zeek log into a record, a header change, or an error.
+//!
+//! The parser keeps the per-file state: the format (TSV or JSON lines, decided per header block:
+//! `#` header → TSV, `{` → JSON), the current TSV header (separator, markers, `#fields`, `#types`,
+//! which may change mid-file) and the log kind (from the file name, confirmed by `#path`/`_path`).
+//! It does no I/O, so the batch reader and the live tailer share it.
+
+use std::borrow::Cow;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use super::error::LineErrorKind;
+use super::escape::{decode_value, unescape_bytes};
+use super::logname::LogKind;
+use super::record::{Record, Slots, Val, empty_slots, is_list_field, slot_of};
+
+/// The two log formats Zeek's ASCII writer produces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Tab-separated values with `#` header lines.
+    Tsv,
+    /// One JSON object per line (`LogAscii::use_json=T`).
+    Json,
+}
+
+impl Format {
+    /// `tsv` or `json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Tsv => "tsv",
+            Format::Json => "json",
+        }
+    }
+}
+
+/// What a line turned out to be.
+#[derive(Debug)]
+pub enum Parsed<'a> {
+    /// A record.
+    Record(Record<'a>),
+    /// A header, footer or comment line, or a blank line: nothing to deliver.
+    Meta,
+}
+
+/// The TSV header block in force.
+#[derive(Clone, Debug)]
+struct TsvHeader {
+    separator: Vec<u8>,
+    set_separator: Vec<u8>,
+    empty_field: Vec<u8>,
+    unset_field: Vec<u8>,
+    fields: Vec<String>,
+    types: Vec<String>,
+}
+
+impl Default for TsvHeader {
+    fn default() -> Self {
+        TsvHeader {
+            separator: b"\t".to_vec(),
+            set_separator: b",".to_vec(),
+            empty_field: b"(empty)".to_vec(),
+            unset_field: b"-".to_vec(),
+            fields: Vec::new(),
+            types: Vec::new(),
+        }
+    }
+}
+
+/// One wanted column of the TSV schema: where it is, which slot it fills, whether it is a list.
+#[derive(Clone, Copy, Debug)]
+struct PlannedColumn {
+    column: usize,
+    slot: usize,
+    list: bool,
+}
+
+/// Per-file line parser (see the module doc).
+#[derive(Debug)]
+pub struct LineParser {
+    kind: Option<LogKind>,
+    format: Option<Format>,
+    last_format: Option<Format>,
+    path: Option<String>,
+    header: TsvHeader,
+    plan: Vec<PlannedColumn>,
+    plan_stale: bool,
+    columns: Vec<(usize, usize)>,
+    json_fields: usize,
+}
+
+impl LineParser {
+    /// A parser for a file whose name suggests `kind` (`None`: unknown until `#path`/`_path`).
+    pub fn new(kind: Option<LogKind>) -> LineParser {
+        LineParser {
+            kind,
+            format: None,
+            last_format: None,
+            path: None,
+            header: TsvHeader::default(),
+            plan: Vec::new(),
+            plan_stale: true,
+            columns: Vec::new(),
+            json_fields: 0,
+        }
+    }
+
+    /// The log kind records are parsed as (`None`: another log; only `ts` is read).
+    pub fn kind(&self) -> Option<LogKind> {
+        self.kind
+    }
+
+    /// The format of the current (or, after `#close`, the last) block, once known.
+    pub fn format(&self) -> Option<Format> {
+        self.format.or(self.last_format)
+    }
+
+    /// The Zeek `#path` (TSV) or `_path` (JSON) value, when the file has one.
+    pub fn path(&self) -> Option<&str> {
+        self.path.as_deref()
+    }
+
+    /// Fields per record: `#fields` count (TSV) or keys of the last JSON record.
+    pub fn field_count(&self) -> usize {
+        match self.format() {
+            Some(Format::Json) => self.json_fields,
+            _ => self.header.fields.len(),
+        }
+    }
+
+    /// Parse one complete line (without its newline).
+    pub fn parse_line<'a>(&mut self, line: &'a [u8]) -> Result<Parsed<'a>, LineErrorKind> {
+        if self.meta_line(line) {
+            return Ok(Parsed::Meta);
+        }
+        self.data_line(line).map(Parsed::Record)
+    }
+
+    /// Take in a header, footer, comment or blank line; `false` if the line is data.
+    pub fn meta_line(&mut self, line: &[u8]) -> bool {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            return true;
+        }
+        if line[0] == b'#' {
+            self.header_line(line);
+            return true;
+        }
+        let trimmed = trim_start(line);
+        if trimmed.starts_with(b"#separator ") {
+            // A header line with stray leading white space (seen in real logs): still a header.
+            self.header_line(trimmed);
+            return true;
+        }
+        false
+    }
+
+    /// Parse a data line (one for which [`LineParser::meta_line`] returned `false`).
+    pub fn data_line<'a>(&mut self, line: &'a [u8]) -> Result<Record<'a>, LineErrorKind> {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        match self.format {
+            Some(Format::Tsv) => self.tsv_record(line),
+            Some(Format::Json) => self.json_record(line),
+            None if line.first() == Some(&b'{') => {
+                self.format = Some(Format::Json);
+                self.json_record(line)
+            }
+            None if !self.header.fields.is_empty() => {
+                self.format = Some(Format::Tsv);
+                self.tsv_record(line)
+            }
+            None => Err(LineErrorKind::NoHeader),
+        }
+    }
+
+    fn header_line(&mut self, line: &[u8]) {
+        if let Some(value) = line.strip_prefix(b"#separator ") {
+            // A new header block: Zeek writes the separator itself escaped (`\x09`).
+            self.header = TsvHeader {
+                separator: unescape_bytes(value),
+                ..TsvHeader::default()
+            };
+            if self.header.separator.is_empty() {
+                self.header.separator = b"\t".to_vec();
+            }
+            self.format = Some(Format::Tsv);
+            self.plan_stale = true;
+            return;
+        }
+        let Some(rest) = line.strip_prefix(b"#") else {
+            return;
+        };
+        let sep = self.header.separator.clone();
+        let Some(at) = find(rest, &sep) else {
+            return; // `#close` with no value, a canonified `#open XXXX`, or a comment
+        };
+        let (name, value) = (&rest[..at], &rest[at + sep.len()..]);
+        match name {
+            b"set_separator" => self.header.set_separator = unescape_bytes(value),
+            b"empty_field" => self.header.empty_field = unescape_bytes(value),
+            b"unset_field" => self.header.unset_field = unescape_bytes(value),
+            b"path" => {
+                let path = String::from_utf8_lossy(value).into_owned();
+                self.set_kind_from_path(&path);
+                self.path = Some(path);
+            }
+            b"fields" => {
+                self.header.fields = split_all(value, &sep)
+                    .map(|f| String::from_utf8_lossy(f).into_owned())
+                    .collect();
+                self.header.types.clear();
+                self.format = Some(Format::Tsv);
+                self.plan_stale = true;
+            }
+            b"types" => {
+                self.header.types = split_all(value, &sep)
+                    .map(|f| String::from_utf8_lossy(f).into_owned())
+                    .collect();
+                self.plan_stale = true;
+            }
+            b"close" => {
+                // End of a block: a JSON run or a new header block may follow.
+                self.last_format = self.format.take().or(self.last_format);
+            }
+            _ => {}
+        }
+    }
+
+    fn set_kind_from_path(&mut self, path: &str) {
+        let kind = LogKind::from_path(path);
+        if kind != self.kind {
+            self.kind = kind;
+            self.plan_stale = true;
+        }
+    }
+
+    fn compile_plan(&mut self) {
+        self.plan.clear();
+        let mut used = [false; super::record::MAX_SLOTS];
+        for (column, name) in self.header.fields.iter().enumerate() {
+            let Some(slot) = slot_of(self.kind, name) else {
+                continue;
+            };
+            if used[slot] {
+                continue;
+            }
+            used[slot] = true;
+            let list = match self.header.types.get(column) {
+                Some(t) => {
+                    t.starts_with("set[") || t.starts_with("vector[") || t.starts_with("table[")
+                }
+                None => is_list_field(name),
+            };
+            self.plan.push(PlannedColumn { column, slot, list });
+        }
+        self.plan_stale = false;
+    }
+
+    fn tsv_record<'a>(&mut self, line: &'a [u8]) -> Result<Record<'a>, LineErrorKind> {
+        if self.header.fields.is_empty() {
+            return Err(LineErrorKind::NoHeader);
+        }
+        if self.plan_stale {
+            self.compile_plan();
+        }
+        self.columns.clear();
+        split_positions(line, &self.header.separator, &mut self.columns);
+        if self.columns.len() != self.header.fields.len() {
+            return Err(LineErrorKind::ColumnCount {
+                expected: self.header.fields.len(),
+                found: self.columns.len(),
+            });
+        }
+        let h = &self.header;
+        let mut slots: Slots<'a> = empty_slots();
+        for p in &self.plan {
+            let (start, end) = self.columns[p.column];
+            let raw = &line[start..end];
+            if raw == h.unset_field.as_slice() {
+                continue;
+            }
+            let val = if p.list {
+                if raw == h.empty_field.as_slice() {
+                    Val::List(Vec::new())
+                } else {
+                    Val::List(
+                        split_all(raw, &h.set_separator)
+                            .map(|item| Val::Str(decode_value(item)))
+                            .collect(),
+                    )
+                }
+            } else if raw == h.empty_field.as_slice() {
+                Val::Str(Cow::Borrowed(""))
+            } else {
+                Val::Str(decode_value(raw))
+            };
+            slots[p.slot] = Some(val);
+        }
+        Record::from_slots(self.kind, &mut slots)
+    }
+
+    fn json_record<'a>(&mut self, line: &'a [u8]) -> Result<Record<'a>, LineErrorKind> {
+        let mut slots: Slots<'a> = empty_slots();
+        let (path, keys) = parse_json_object(line, self.kind, &mut slots)?;
+        self.json_fields = keys;
+        if let Some(path) = path {
+            let kind = LogKind::from_path(&path);
+            if self.path.as_deref() != Some(&*path) {
+                self.path = Some(path.into_owned());
+            }
+            if kind != self.kind {
+                // `_path` names another log than the file name did: it wins; parse again.
+                self.kind = kind;
+                slots = empty_slots();
+                parse_json_object(line, self.kind, &mut slots)?;
+            }
+        }
+        Record::from_slots(self.kind, &mut slots)
+    }
+}
+
+/// Parse a JSON object line into slots; returns its `_path` (if any) and its key count.
+fn parse_json_object<'a>(
+    line: &'a [u8],
+    kind: Option<LogKind>,
+    slots: &mut Slots<'a>,
+) -> Result<(Option<Cow<'a, str>>, usize), LineErrorKind> {
+    let mut de = serde_json::Deserializer::from_slice(line);
+    let visitor = ObjectVisitor {
+        kind,
+        slots,
+        path: None,
+        keys: 0,
+    };
+    let (path, keys) = de
+        .deserialize_map(visitor)
+        .map_err(|e| LineErrorKind::Json(e.to_string()))?;
+    de.end().map_err(|e| LineErrorKind::Json(e.to_string()))?;
+    Ok((path, keys))
+}
+
+struct ObjectVisitor<'s, 'a> {
+    kind: Option<LogKind>,
+    slots: &'s mut Slots<'a>,
+    path: Option<Cow<'a, str>>,
+    keys: usize,
+}
+
+impl<'de> Visitor<'de> for ObjectVisitor<'_, 'de> {
+    type Value = (Option<Cow<'de, str>>, usize);
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Self::Value, A::Error> {
+        while let Some(BorrowedStr(key)) = map.next_key()? {
+            self.keys += 1;
+            if key == "_path" {
+                if let Some(Val::Str(p)) = map.next_value::<Option<Val<'de>>>()? {
+                    self.path = Some(p);
+                }
+            } else if let Some(slot) = slot_of(self.kind, &key) {
+                // JSON `null` counts as absent.
+                self.slots[slot] = map.next_value::<Option<Val<'de>>>()?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok((self.path, self.keys))
+    }
+}
+
+/// A string that borrows from the input when it has no escapes.
+struct BorrowedStr<'a>(Cow<'a, str>);
+
+impl<'de> de::Deserialize<'de> for BorrowedStr<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = BorrowedStr<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(BorrowedStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(BorrowedStr(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(BorrowedStr(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl<'de> de::Deserialize<'de> for Val<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ValVisitor)
+    }
+}
+
+struct ValVisitor;
+
+impl<'de> Visitor<'de> for ValVisitor {
+    type Value = Val<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a Zeek field value")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Val<'de>, E> {
+        Ok(Val::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Val<'de>, E> {
+        Ok(if v >= 0 {
+            Val::Uint(v as u64)
+        } else {
+            Val::Int(v)
+        })
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Val<'de>, E> {
+        Ok(Val::Uint(v))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Val<'de>, E> {
+        Ok(Val::Float(v))
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Val<'de>, E> {
+        Ok(Val::Str(Cow::Borrowed(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Val<'de>, E> {
+        Ok(Val::Str(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Val<'de>, E> {
+        Ok(Val::Str(Cow::Owned(v)))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Val<'de>, E> {
+        Ok(Val::Object)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Val<'de>, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(ValSeed)? {
+            items.push(item);
+        }
+        Ok(Val::List(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Val<'de>, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Val::Object)
+    }
+}
+
+struct ValSeed;
+
+impl<'de> DeserializeSeed<'de> for ValSeed {
+    type Value = Val<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Val<'de>, D::Error> {
+        d.deserialize_any(ValVisitor)
+    }
+}
+
+fn trim_start(line: &[u8]) -> &[u8] {
+    let n = line
+        .iter()
+        .take_while(|b| b.is_ascii_whitespace())
+        .count();
+    &line[n..]
+}
+
+/// Position of `needle` in `hay` (single-byte needles use memchr).
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    match needle {
+        [b] => memchr::memchr(*b, hay),
+        _ => memchr::memmem::find(hay, needle),
+    }
+}
+
+/// Iterate the pieces of `s` split on `sep` (at least one piece).
+fn split_all<'a, 'b>(s: &'a [u8], sep: &'b [u8]) -> Split<'a, 'b> {
+    Split { rest: Some(s), sep }
+}
+
+/// Iterator of [`split_all`]: the pieces borrow from the input, not from the separator.
+struct Split<'a, 'b> {
+    rest: Option<&'a [u8]>,
+    sep: &'b [u8],
+}
+
+impl<'a> Iterator for Split<'a, '_> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let cur = self.rest?;
+        match find(cur, self.sep) {
+            Some(at) => {
+                self.rest = Some(&cur[at + self.sep.len()..]);
+                Some(&cur[..at])
+            }
+            None => {
+                self.rest = None;
+                Some(cur)
+            }
+        }
+    }
+}
+
+/// Record the (start, end) of every column of `line` split on `sep`.
+fn split_positions(line: &[u8], sep: &[u8], out: &mut Vec<(usize, usize)>) {
+    let mut start = 0;
+    if let [b] = sep {
+        for at in memchr::memchr_iter(*b, line) {
+            out.push((start, at));
+            start = at + 1;
+        }
+    } else {
+        for at in memchr::memmem::find_iter(line, sep) {
+            if at >= start {
+                out.push((start, at));
+                start = at + sep.len();
+            }
+        }
+    }
+    out.push((start, line.len()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zeek::record::ConnRecord;
+
+    const HEADER: &str = "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tservice\tduration\torig_bytes\tresp_bytes\tconn_state\n#types\ttime\tstring\taddr\tport\taddr\tport\tenum\tstring\tinterval\tcount\tcount\tstring\n";
+
+    fn parse_all(p: &mut LineParser, text: &str) -> Vec<Result<Option<Record<'static>>, LineErrorKind>> {
+        text.lines()
+            .map(|l| match p.parse_line(l.as_bytes()) {
+                Ok(Parsed::Record(r)) => Ok(Some(r.into_owned())),
+                Ok(Parsed::Meta) => Ok(None),
+                Err(e) => Err(e),
+            })
+            .collect()
+    }
+
+    fn conn(r: &Record<'_>) -> ConnRecord<'static> {
+        match r.clone().into_owned() {
+            Record::Conn(c) => c,
+            other => panic!("not conn: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn tsv_conn_line() {
+        let mut p = LineParser::new(None);
+        let text = format!(
+            "{HEADER}1582810000.123456\tC1\t192.168.1.10\t51000\t8.8.8.8\t53\tudp\tdns\t0.020135\t30\t94\tSF\n"
+        );
+        let out = parse_all(&mut p, &text);
+        let rec = out.last().unwrap().as_ref().unwrap().as_ref().unwrap();
+        let c = conn(rec);
+        assert_eq!(c.ts, Some(1582810000.123456));
+        assert_eq!(c.uid.as_deref(), Some("C1"));
+        assert_eq!(c.id.resp_p, Some(53));
+        assert_eq!(c.duration, Some(0.020135));
+        assert_eq!(c.conn_state.as_deref(), Some("SF"));
+        assert_eq!(c.orig_pkts, None);
+        assert_eq!(p.kind(), Some(LogKind::Conn));
+        assert_eq!(p.format(), Some(Format::Tsv));
+    }
+
+    #[test]
+    fn tsv_and_json_give_the_same_record() {
+        let mut t = LineParser::new(Some(LogKind::Conn));
+        let text = format!(
+            "{HEADER}1582810000.5\tC2\t2001:db8::1\t51001\t2001:db8::2\t80\ttcp\t-\t-\t400\t1200\tS0\n"
+        );
+        let tsv = parse_all(&mut t, &text).pop().unwrap().unwrap().unwrap();
+        let mut j = LineParser::new(Some(LogKind::Conn));
+        let json = br#"{"ts":1582810000.5,"uid":"C2","id.orig_h":"2001:db8::1","id.orig_p":51001,"id.resp_h":"2001:db8::2","id.resp_p":80,"proto":"tcp","orig_bytes":400,"resp_bytes":1200,"conn_state":"S0","missed_bytes":0,"tunnel_parents":[]}"#;
+        let Parsed::Record(rec) = j.parse_line(json).unwrap() else {
+            panic!()
+        };
+        assert_eq!(rec, tsv);
+    }
+
+    #[test]
+    fn errors_are_typed() {
+        let mut p = LineParser::new(Some(LogKind::Conn));
+        assert_eq!(p.parse_line(b"1\t2\t3").unwrap_err(), LineErrorKind::NoHeader);
+        parse_all(&mut p, HEADER);
+        assert!(matches!(
+            p.parse_line(b"1\t2\t3").unwrap_err(),
+            LineErrorKind::ColumnCount { expected: 12, found: 3 }
+        ));
+        let bad_ip = b"1.0\tC\t1.2.3.999\t1\t1.2.3.4\t2\ttcp\t-\t-\t-\t-\tSF";
+        assert!(matches!(
+            p.parse_line(bad_ip).unwrap_err(),
+            LineErrorKind::BadValue { field: "id.orig_h", .. }
+        ));
+        let mut j = LineParser::new(Some(LogKind::Conn));
+        assert!(matches!(j.parse_line(b"{\"ts\":1.0,").unwrap_err(), LineErrorKind::Json(_)));
+        assert!(matches!(j.parse_line(b"{\"ts\":\"x\"}").unwrap_err(), LineErrorKind::BadValue { field: "ts", .. }));
+        assert!(matches!(j.parse_line(b"{} x").unwrap_err(), LineErrorKind::Json(_)));
+    }
+
+    #[test]
+    fn json_path_overrides_the_name_and_null_is_absent() {
+        let mut p = LineParser::new(None);
+        let line = br#"{"_path":"dns","_write_ts":"2018-03-24T17:15:20.865716Z","ts":"2018-03-24T17:15:20.865716Z","uid":"Cx","id.orig_h":"10.0.0.1","id.orig_p":5353,"id.resp_h":"224.0.0.251","id.resp_p":5353,"query":null,"answers":["a","b"],"TTLs":[120.0,120.0]}"#;
+        let Parsed::Record(Record::Dns(d)) = p.parse_line(line).unwrap() else {
+            panic!("not dns")
+        };
+        assert_eq!(d.ts, Some(1521911720.865716));
+        assert_eq!(d.query, None);
+        assert_eq!(d.answers.unwrap(), vec!["a", "b"]);
+        assert_eq!(d.ttls, Some(vec![120.0, 120.0]));
+        assert_eq!(p.path(), Some("dns"));
+    }
+
+    #[test]
+    fn header_block_mid_file_switches_schema() {
+        let mut p = LineParser::new(Some(LogKind::Conn));
+        let text = format!(
+            "{HEADER}1.0\tC1\t1.1.1.1\t1\t2.2.2.2\t2\ttcp\t-\t-\t-\t-\tSF\n#close\t2020-01-01-00-00-00\n#separator \\x09\n#fields\tuid\tts\tproto\n#types\tstring\ttime\tenum\nC2\t2.0\tudp\n"
+        );
+        let out = parse_all(&mut p, &text);
+        let recs: Vec<_> = out.into_iter().filter_map(|r| r.unwrap()).collect();
+        assert_eq!(recs.len(), 2);
+        let c = conn(&recs[1]);
+        assert_eq!((c.uid.as_deref(), c.ts, c.proto.as_deref()), (Some("C2"), Some(2.0), Some("udp")));
+    }
+
+    #[test]
+    fn sets_split_before_decoding() {
+        let mut p = LineParser::new(Some(LogKind::Dns));
+        let text = "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#fields\tts\tuid\tquery\tanswers\tTTLs\n#types\ttime\tstring\tstring\tvector[string]\tvector[interval]\n1.0\tC\ta\\x2cb\tx\\x2cy,z\t1.0,2.0\n2.0\tD\t\\x2d\t(empty)\t-\n";
+        let out = parse_all(&mut p, text);
+        let recs: Vec<_> = out.into_iter().filter_map(|r| r.unwrap()).collect();
+        let Record::Dns(d) = &recs[0] else { panic!() };
+        assert_eq!(d.query.as_deref(), Some("a,b"));
+        assert_eq!(d.answers.as_ref().unwrap(), &vec!["x,y", "z"]);
+        let Record::Dns(d) = &recs[1] else { panic!() };
+        assert_eq!(d.query.as_deref(), Some("-"));
+        assert_eq!(d.answers.as_ref().unwrap().len(), 0);
+        assert_eq!(d.ttls, None);
+    }
+
+    #[test]
+    fn other_separators() {
+        let mut p = LineParser::new(Some(LogKind::Conn));
+        let text = "#separator ||\n#set_separator||,\n#fields||ts||uid||proto\n#types||time||string||enum\n5.0||a\\x7c\\x7cb||tcp\n";
+        let recs: Vec<_> = parse_all(&mut p, text).into_iter().filter_map(|r| r.unwrap()).collect();
+        let c = conn(&recs[0]);
+        assert_eq!(c.uid.as_deref(), Some("a||b"));
+    }
+}
