@@ -60,7 +60,10 @@ fn run_inspect(args: InspectArgs) -> ExitCode {
         match find_logs(dir, args.recursive) {
             Ok(found) => files.extend(found.into_iter().map(|(path, _)| path)),
             Err(e) => {
-                eprintln!("kalipso-ingest: cannot read directory {}: {e}", dir.display());
+                eprintln!(
+                    "kalipso-ingest: cannot read directory {}: {e}",
+                    dir.display()
+                );
                 return ExitCode::from(1);
             }
         }

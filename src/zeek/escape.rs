@@ -18,6 +18,15 @@ pub fn decode_value(raw: &[u8]) -> Cow<'_, str> {
     Cow::Owned(render_like_json_writer(&bytes))
 }
 
+/// Decode one raw value already known to be valid UTF-8 (the fast path of [`decode_value`]).
+#[inline]
+pub fn decode_str(raw: &str) -> Cow<'_, str> {
+    if !raw.bytes().any(|b| b == b'\\' || is_escaped_control(b)) {
+        return Cow::Borrowed(raw);
+    }
+    Cow::Owned(render_like_json_writer(&unescape_bytes(raw.as_bytes())))
+}
+
 /// Undo the ASCII writer's escapes: `\\` → `\`, `\xNN` → byte NN; anything else stays as is.
 pub fn unescape_bytes(raw: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(raw.len());
@@ -93,8 +102,14 @@ mod tests {
 
     #[test]
     fn plain_values_are_borrowed() {
-        assert!(matches!(decode_value(b"example.com"), Cow::Borrowed("example.com")));
-        assert!(matches!(decode_value("caf\u{e9}".as_bytes()), Cow::Borrowed(_)));
+        assert!(matches!(
+            decode_value(b"example.com"),
+            Cow::Borrowed("example.com")
+        ));
+        assert!(matches!(
+            decode_value("caf\u{e9}".as_bytes()),
+            Cow::Borrowed(_)
+        ));
     }
 
     #[test]
@@ -102,8 +117,14 @@ mod tests {
         // From zeek-btest-writer ascii-escape-binary and ascii-json-utf8 (ssh.log.hex).
         assert_eq!(decode_value(br"AB\x00CD\x00"), r"AB\x00CD\x00");
         assert_eq!(decode_value(br"abc\\x00def"), r"abc\x00def");
-        assert_eq!(decode_value(br"foo \xc2\xae bar \\xc2\\xae baz"), r"foo ® bar \xc2\xae baz");
-        assert_eq!(decode_value(br"\x08\x0c\x0a\x0d\x09\x00\x15"), "\u{8}\u{c}\n\r\t\\x00\\x15");
+        assert_eq!(
+            decode_value(br"foo \xc2\xae bar \\xc2\\xae baz"),
+            r"foo ® bar \xc2\xae baz"
+        );
+        assert_eq!(
+            decode_value(br"\x08\x0c\x0a\x0d\x09\x00\x15"),
+            "\u{8}\u{c}\n\r\t\\x00\\x15"
+        );
         assert_eq!(decode_value(br"\xc3("), r"\xc3(");
         assert_eq!(decode_value(br"\xed\xa0\xa1"), r"\xed\xa0\xa1");
         assert_eq!(decode_value(br"\xf4\x80\x8c"), r"\xf4\x80\x8c");

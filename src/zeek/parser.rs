@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::error::LineErrorKind;
-use super::escape::{decode_value, unescape_bytes};
+use super::escape::{decode_str, decode_value, unescape_bytes};
 use super::logname::LogKind;
 use super::record::{Record, Slots, Val, empty_slots, is_list_field, slot_of};
 
@@ -34,6 +34,8 @@ impl Format {
 }
 
 /// What a line turned out to be.
+// Records are returned by value on the hot path; boxing would cost an allocation per line.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Parsed<'a> {
     /// A record.
@@ -86,6 +88,7 @@ pub struct LineParser {
     plan_stale: bool,
     columns: Vec<(usize, usize)>,
     json_fields: usize,
+    meta_prefix: Vec<u8>,
 }
 
 impl LineParser {
@@ -101,6 +104,7 @@ impl LineParser {
             plan_stale: true,
             columns: Vec::new(),
             json_fields: 0,
+            meta_prefix: b"#".to_vec(),
         }
     }
 
@@ -141,7 +145,7 @@ impl LineParser {
         if line.is_empty() {
             return true;
         }
-        if line[0] == b'#' {
+        if line[0] == b'#' || line.starts_with(&self.meta_prefix) {
             self.header_line(line);
             return true;
         }
@@ -150,6 +154,16 @@ impl LineParser {
             // A header line with stray leading white space (seen in real logs): still a header.
             self.header_line(trimmed);
             return true;
+        }
+        if self.header.fields.is_empty() && self.format.is_none() {
+            // `LogAscii::meta_prefix` other than `#`: the first header line names it.
+            if let Some(at) = memchr::memmem::find(line, b"separator ") {
+                if (1..=16).contains(&at) && !line[..at].contains(&b'{') {
+                    self.meta_prefix = line[..at].to_vec();
+                    self.header_line(line);
+                    return true;
+                }
+            }
         }
         false
     }
@@ -173,7 +187,13 @@ impl LineParser {
     }
 
     fn header_line(&mut self, line: &[u8]) {
-        if let Some(value) = line.strip_prefix(b"#separator ") {
+        let Some(rest) = line
+            .strip_prefix(self.meta_prefix.as_slice())
+            .or_else(|| line.strip_prefix(b"#"))
+        else {
+            return;
+        };
+        if let Some(value) = rest.strip_prefix(b"separator ") {
             // A new header block: Zeek writes the separator itself escaped (`\x09`).
             self.header = TsvHeader {
                 separator: unescape_bytes(value),
@@ -186,16 +206,15 @@ impl LineParser {
             self.plan_stale = true;
             return;
         }
-        let Some(rest) = line.strip_prefix(b"#") else {
-            return;
-        };
         let sep = self.header.separator.clone();
         let Some(at) = find(rest, &sep) else {
             return; // `#close` with no value, a canonified `#open XXXX`, or a comment
         };
         let (name, value) = (&rest[..at], &rest[at + sep.len()..]);
         match name {
-            b"set_separator" => self.header.set_separator = unescape_bytes(value),
+            b"set_separator" if !value.is_empty() => {
+                self.header.set_separator = unescape_bytes(value)
+            }
             b"empty_field" => self.header.empty_field = unescape_bytes(value),
             b"unset_field" => self.header.unset_field = unescape_bytes(value),
             b"path" => {
@@ -272,6 +291,15 @@ impl LineParser {
         }
         let h = &self.header;
         let mut slots: Slots<'a> = empty_slots();
+        // One UTF-8 check for the whole line lets every field borrow as `&str` (separators
+        // are ASCII, so splits fall on character boundaries); otherwise decode per field.
+        let text = std::str::from_utf8(line).ok();
+        let decode = |start: usize, end: usize| -> Cow<'a, str> {
+            match text {
+                Some(t) => decode_str(&t[start..end]),
+                None => decode_value(&line[start..end]),
+            }
+        };
         for p in &self.plan {
             let (start, end) = self.columns[p.column];
             let raw = &line[start..end];
@@ -282,16 +310,18 @@ impl LineParser {
                 if raw == h.empty_field.as_slice() {
                     Val::List(Vec::new())
                 } else {
-                    Val::List(
-                        split_all(raw, &h.set_separator)
-                            .map(|item| Val::Str(decode_value(item)))
-                            .collect(),
-                    )
+                    let mut items = Vec::new();
+                    let mut at = start;
+                    for item in split_all(raw, &h.set_separator) {
+                        items.push(Val::Str(decode(at, at + item.len())));
+                        at += item.len() + h.set_separator.len();
+                    }
+                    Val::List(items)
                 }
             } else if raw == h.empty_field.as_slice() {
                 Val::Str(Cow::Borrowed(""))
             } else {
-                Val::Str(decode_value(raw))
+                Val::Str(decode(start, end))
             };
             slots[p.slot] = Some(val);
         }
@@ -460,10 +490,7 @@ impl<'de> DeserializeSeed<'de> for ValSeed {
 }
 
 fn trim_start(line: &[u8]) -> &[u8] {
-    let n = line
-        .iter()
-        .take_while(|b| b.is_ascii_whitespace())
-        .count();
+    let n = line.iter().take_while(|b| b.is_ascii_whitespace()).count();
     &line[n..]
 }
 
@@ -491,6 +518,10 @@ impl<'a> Iterator for Split<'a, '_> {
 
     fn next(&mut self) -> Option<&'a [u8]> {
         let cur = self.rest?;
+        if self.sep.is_empty() {
+            self.rest = None;
+            return Some(cur);
+        }
         match find(cur, self.sep) {
             Some(at) => {
                 self.rest = Some(&cur[at + self.sep.len()..]);
@@ -530,7 +561,10 @@ mod tests {
 
     const HEADER: &str = "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tservice\tduration\torig_bytes\tresp_bytes\tconn_state\n#types\ttime\tstring\taddr\tport\taddr\tport\tenum\tstring\tinterval\tcount\tcount\tstring\n";
 
-    fn parse_all(p: &mut LineParser, text: &str) -> Vec<Result<Option<Record<'static>>, LineErrorKind>> {
+    fn parse_all(
+        p: &mut LineParser,
+        text: &str,
+    ) -> Vec<Result<Option<Record<'static>>, LineErrorKind>> {
         text.lines()
             .map(|l| match p.parse_line(l.as_bytes()) {
                 Ok(Parsed::Record(r)) => Ok(Some(r.into_owned())),
@@ -584,21 +618,39 @@ mod tests {
     #[test]
     fn errors_are_typed() {
         let mut p = LineParser::new(Some(LogKind::Conn));
-        assert_eq!(p.parse_line(b"1\t2\t3").unwrap_err(), LineErrorKind::NoHeader);
+        assert_eq!(
+            p.parse_line(b"1\t2\t3").unwrap_err(),
+            LineErrorKind::NoHeader
+        );
         parse_all(&mut p, HEADER);
         assert!(matches!(
             p.parse_line(b"1\t2\t3").unwrap_err(),
-            LineErrorKind::ColumnCount { expected: 12, found: 3 }
+            LineErrorKind::ColumnCount {
+                expected: 12,
+                found: 3
+            }
         ));
         let bad_ip = b"1.0\tC\t1.2.3.999\t1\t1.2.3.4\t2\ttcp\t-\t-\t-\t-\tSF";
         assert!(matches!(
             p.parse_line(bad_ip).unwrap_err(),
-            LineErrorKind::BadValue { field: "id.orig_h", .. }
+            LineErrorKind::BadValue {
+                field: "id.orig_h",
+                ..
+            }
         ));
         let mut j = LineParser::new(Some(LogKind::Conn));
-        assert!(matches!(j.parse_line(b"{\"ts\":1.0,").unwrap_err(), LineErrorKind::Json(_)));
-        assert!(matches!(j.parse_line(b"{\"ts\":\"x\"}").unwrap_err(), LineErrorKind::BadValue { field: "ts", .. }));
-        assert!(matches!(j.parse_line(b"{} x").unwrap_err(), LineErrorKind::Json(_)));
+        assert!(matches!(
+            j.parse_line(b"{\"ts\":1.0,").unwrap_err(),
+            LineErrorKind::Json(_)
+        ));
+        assert!(matches!(
+            j.parse_line(b"{\"ts\":\"x\"}").unwrap_err(),
+            LineErrorKind::BadValue { field: "ts", .. }
+        ));
+        assert!(matches!(
+            j.parse_line(b"{} x").unwrap_err(),
+            LineErrorKind::Json(_)
+        ));
     }
 
     #[test]
@@ -625,7 +677,10 @@ mod tests {
         let recs: Vec<_> = out.into_iter().filter_map(|r| r.unwrap()).collect();
         assert_eq!(recs.len(), 2);
         let c = conn(&recs[1]);
-        assert_eq!((c.uid.as_deref(), c.ts, c.proto.as_deref()), (Some("C2"), Some(2.0), Some("udp")));
+        assert_eq!(
+            (c.uid.as_deref(), c.ts, c.proto.as_deref()),
+            (Some("C2"), Some(2.0), Some("udp"))
+        );
     }
 
     #[test]
@@ -647,8 +702,36 @@ mod tests {
     fn other_separators() {
         let mut p = LineParser::new(Some(LogKind::Conn));
         let text = "#separator ||\n#set_separator||,\n#fields||ts||uid||proto\n#types||time||string||enum\n5.0||a\\x7c\\x7cb||tcp\n";
-        let recs: Vec<_> = parse_all(&mut p, text).into_iter().filter_map(|r| r.unwrap()).collect();
+        let recs: Vec<_> = parse_all(&mut p, text)
+            .into_iter()
+            .filter_map(|r| r.unwrap())
+            .collect();
         let c = conn(&recs[0]);
         assert_eq!(c.uid.as_deref(), Some("a||b"));
+    }
+
+    #[test]
+    fn empty_set_separator_does_not_loop() {
+        // Found by fuzzing: `#set_separator` with an empty value under a `,` separator.
+        let mut p = LineParser::new(Some(LogKind::Dns));
+        let text = "#separator ,\n#set_separator,\n#fields,ts,answers\n#types,time,vector[string]\n1.0,a\n";
+        let recs: Vec<_> = parse_all(&mut p, text)
+            .into_iter()
+            .filter_map(|r| r.unwrap())
+            .collect();
+        assert_eq!(recs.len(), 1);
+        assert_eq!(split_all(b"abc", b"").collect::<Vec<_>>(), [b"abc"]);
+    }
+
+    #[test]
+    fn custom_meta_prefix() {
+        let mut p = LineParser::new(Some(LogKind::Conn));
+        let text = "PREFIX<>separator |\nPREFIX<>unset_field|NOT-SET\nPREFIX<>fields|ts|uid|proto\nPREFIX<>types|time|string|enum\n5.0|NOT-SET|tcp\n";
+        let recs: Vec<_> = parse_all(&mut p, text)
+            .into_iter()
+            .filter_map(|r| r.unwrap())
+            .collect();
+        let c = conn(&recs[0]);
+        assert_eq!((c.ts, c.uid), (Some(5.0), None));
     }
 }

@@ -271,7 +271,11 @@ mod tests {
         while let Some(line) = r.next_line().unwrap() {
             seen.push(match line {
                 RawLine::Line { bytes, terminated } => {
-                    format!("{}{}", String::from_utf8_lossy(bytes), if terminated { "" } else { "<eof>" })
+                    format!(
+                        "{}{}",
+                        String::from_utf8_lossy(bytes),
+                        if terminated { "" } else { "<eof>" }
+                    )
                 }
                 RawLine::TooLong { len } => format!("long {len}"),
             });

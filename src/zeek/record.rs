@@ -440,7 +440,9 @@ impl<'a> Taker<'_, 'a> {
     }
 
     fn time(&mut self, i: usize) -> Result<Option<f64>, LineErrorKind> {
-        let Some(v) = self.take(i) else { return Ok(None) };
+        let Some(v) = self.take(i) else {
+            return Ok(None);
+        };
         let t = match &v {
             Val::Float(f) => Some(*f),
             // Integer JSON timestamps: seconds when small, else milliseconds
@@ -457,7 +459,9 @@ impl<'a> Taker<'_, 'a> {
     }
 
     fn float(&mut self, i: usize) -> Result<Option<f64>, LineErrorKind> {
-        let Some(v) = self.take(i) else { return Ok(None) };
+        let Some(v) = self.take(i) else {
+            return Ok(None);
+        };
         match to_f64(&v) {
             Some(f) => Ok(Some(f)),
             None => Err(self.bad(i, "a number", &v)),
@@ -465,7 +469,9 @@ impl<'a> Taker<'_, 'a> {
     }
 
     fn count(&mut self, i: usize) -> Result<Option<u64>, LineErrorKind> {
-        let Some(v) = self.take(i) else { return Ok(None) };
+        let Some(v) = self.take(i) else {
+            return Ok(None);
+        };
         let n = match &v {
             Val::Uint(u) => Some(*u),
             Val::Str(s) => s.parse::<u64>().ok(),
@@ -478,7 +484,9 @@ impl<'a> Taker<'_, 'a> {
     }
 
     fn port(&mut self, i: usize) -> Result<Option<u16>, LineErrorKind> {
-        let Some(v) = self.take(i) else { return Ok(None) };
+        let Some(v) = self.take(i) else {
+            return Ok(None);
+        };
         let n = match &v {
             Val::Uint(u) => u16::try_from(*u).ok(),
             Val::Str(s) => s.parse::<u16>().ok(),
@@ -491,7 +499,9 @@ impl<'a> Taker<'_, 'a> {
     }
 
     fn addr(&mut self, i: usize) -> Result<Option<IpAddr>, LineErrorKind> {
-        let Some(v) = self.take(i) else { return Ok(None) };
+        let Some(v) = self.take(i) else {
+            return Ok(None);
+        };
         let a = match &v {
             Val::Str(s) => s.parse::<IpAddr>().ok(),
             _ => None,
@@ -503,7 +513,9 @@ impl<'a> Taker<'_, 'a> {
     }
 
     fn boolean(&mut self, i: usize) -> Result<Option<bool>, LineErrorKind> {
-        let Some(v) = self.take(i) else { return Ok(None) };
+        let Some(v) = self.take(i) else {
+            return Ok(None);
+        };
         let b = match &v {
             Val::Bool(b) => Some(*b),
             Val::Str(s) if s == "T" => Some(true),

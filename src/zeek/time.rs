@@ -32,7 +32,10 @@ mod tests {
 
     #[test]
     fn epoch_text() {
-        assert_eq!(parse_timestamp_text("1582810000.123456"), Some(1582810000.123456));
+        assert_eq!(
+            parse_timestamp_text("1582810000.123456"),
+            Some(1582810000.123456)
+        );
         assert_eq!(parse_timestamp_text("XXXXXXXXXX.XXXXXX"), None);
         assert_eq!(parse_timestamp_text("nan"), None);
     }
@@ -51,7 +54,13 @@ mod tests {
             parse_timestamp_text("2018-03-24T19:15:20.865716+02:00"),
             Some(1521911720.865716)
         );
-        assert_eq!(parse_timestamp_text("1969-12-31T23:59:59.600000Z"), Some(-0.4));
-        assert_eq!(parse_timestamp_text("1960-01-01T00:00:00.000000Z"), Some(-315619200.0));
+        assert_eq!(
+            parse_timestamp_text("1969-12-31T23:59:59.600000Z"),
+            Some(-0.4)
+        );
+        assert_eq!(
+            parse_timestamp_text("1960-01-01T00:00:00.000000Z"),
+            Some(-315619200.0)
+        );
     }
 }

@@ -1,0 +1,39 @@
+# kalipso-ingest: the two README commands (demo, test) and a few helpers.
+SAMPLE ?= fixtures/slips/test9
+CARGO ?= cargo
+
+.PHONY: demo test deps build lint bench fuzz
+
+## demo: build, then show what the bundled sample holds.
+demo: deps build
+	./target/release/kalipso-ingest inspect --zeek-dir $(SAMPLE)
+
+## test: formatting, lints, then every test (unit, integration, doc).
+test: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets --quiet -- -D warnings
+	$(CARGO) test --all-targets
+	$(CARGO) test --doc
+
+deps:
+	@./scripts/ensure-deps.sh
+
+build:
+	$(CARGO) build --release --quiet
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+## bench: criterion benchmarks, then the parser throughput on the bundled logs.
+bench: build
+	$(CARGO) bench --bench parse
+	$(CARGO) run --release --quiet --example parse_throughput -- \
+		fixtures/corpus/rita-proxy-rolling/conn.15:00:00-16:00:00.log.gz \
+		fixtures/corpus/zed-wrccdc-zeek620/zeek-default/dns.log.gz \
+		fixtures/corpus/zed-wrccdc-zeek620/zeek-json/dns.json.gz \
+		fixtures/slips/test9/conn.log
+
+## fuzz: ten minutes of cargo-fuzz on the reader (needs a nightly toolchain and cargo-fuzz).
+fuzz:
+	cd fuzz && cargo +nightly fuzz run parse_log -- -max_total_time=600 -max_len=65536

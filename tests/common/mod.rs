@@ -1,0 +1,80 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use kalipso_ingest::zeek::{self, LineError, LogKind, ReadError, Record};
+
+/// The project's fixtures folder.
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// The shared corpus beside the project, when present (CI and developer machines have it).
+pub fn shared_corpus() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/zeek-corpus");
+    p.is_dir().then_some(p)
+}
+
+/// Everything a file yields.
+#[derive(Debug, Default)]
+pub struct ReadAll {
+    pub records: Vec<Record<'static>>,
+    pub errors: Vec<LineError>,
+    pub io_error: Option<String>,
+}
+
+/// Read a log file through the public reader.
+pub fn read_file(path: &Path) -> ReadAll {
+    let mut reader = zeek::open(path).expect("open fixture");
+    drain(&mut reader)
+}
+
+/// Read bytes as a log of `kind` (named `name` in errors).
+pub fn read_bytes(name: &str, bytes: &[u8], kind: Option<LogKind>) -> ReadAll {
+    let mut reader = zeek::reader::from_reader(name, bytes, kind);
+    drain(&mut reader)
+}
+
+fn drain<R: std::io::BufRead>(reader: &mut zeek::LogReader<R>) -> ReadAll {
+    let mut out = ReadAll::default();
+    while let Some(item) = reader.next() {
+        match item {
+            Ok(r) => out.records.push(r.into_owned()),
+            Err(ReadError::Line(e)) => out.errors.push(e),
+            Err(e @ ReadError::Io { .. }) => out.io_error = Some(e.to_string()),
+        }
+    }
+    out
+}
+
+/// The decompressed bytes of a file (as much as decompresses, for a cut gzip stream).
+pub fn file_bytes(path: &Path) -> Vec<u8> {
+    let raw = std::fs::read(path).expect("read fixture");
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        let _ = flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut out);
+        out
+    } else {
+        raw
+    }
+}
+
+/// Every file below `dir`, sorted.
+pub fn files_below(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read dir") {
+            let p = e.expect("dir entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
