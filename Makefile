@@ -12,8 +12,8 @@ demo: deps build
 test: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets --quiet -- -D warnings
-	$(CARGO) test --all-targets
 	$(CARGO) test --doc
+	$(CARGO) test --lib --bins --tests
 
 deps:
 	@./scripts/ensure-deps.sh

@@ -47,6 +47,13 @@ impl LogKind {
     }
 
     /// The kind of a file, judged from its base name only (see the module doc).
+    ///
+    /// ```
+    /// use kalipso_ingest::zeek::LogKind;
+    /// use std::path::Path;
+    /// assert_eq!(LogKind::from_file_name(Path::new("conn.10:00:00-11:00:00.log.gz")), Some(LogKind::Conn));
+    /// assert_eq!(LogKind::from_file_name(Path::new("conn-summary.log")), None);
+    /// ```
     pub fn from_file_name(path: &Path) -> Option<LogKind> {
         let name = path.file_name()?.to_str()?;
         let name = name.strip_suffix(".gz").unwrap_or(name);
