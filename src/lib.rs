@@ -5,5 +5,7 @@
 //! join (uid) → profile → timeline → store (Redis). See `docs/architecture.md`.
 
 pub mod inspect;
+pub mod profile;
 pub mod source;
+pub mod store;
 pub mod zeek;

@@ -1,0 +1,291 @@
+//! Python-compatible text: `json.dumps` with default arguments, `repr(float)`, and the
+//! `str()`/`repr()` of strings and lists that Slips put inside timeline text.
+//!
+//! Every value Kalipso or a Slips module parses goes through here, so that bytes match what the
+//! original Python wrote (reference §0): `", "` and `": "` separators, insertion-ordered keys,
+//! `ensure_ascii` with lowercase `\uXXXX`, floats as Python `repr` (`3e-06`, `3600.0`).
+
+use std::fmt::Write as _;
+
+/// A JSON value with Python's ordering and number semantics.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PyValue {
+    /// `null`
+    Null,
+    /// `true` / `false`
+    Bool(bool),
+    /// An integer.
+    Int(i64),
+    /// A float (written as Python `repr`).
+    Float(f64),
+    /// A string.
+    Str(String),
+    /// A list.
+    List(Vec<PyValue>),
+    /// An object, keys in insertion order.
+    Object(Vec<(String, PyValue)>),
+}
+
+impl PyValue {
+    /// `json.dumps(self)`.
+    pub fn to_json(&self) -> String {
+        let mut out = String::new();
+        self.write_json(&mut out);
+        out
+    }
+
+    /// Append `json.dumps(self)` to `out`.
+    pub fn write_json(&self, out: &mut String) {
+        match self {
+            PyValue::Null => out.push_str("null"),
+            PyValue::Bool(true) => out.push_str("true"),
+            PyValue::Bool(false) => out.push_str("false"),
+            PyValue::Int(n) => {
+                let _ = write!(out, "{n}");
+            }
+            PyValue::Float(f) => write_json_float(out, *f),
+            PyValue::Str(s) => write_json_str(out, s),
+            PyValue::List(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    item.write_json(out);
+                }
+                out.push(']');
+            }
+            PyValue::Object(entries) => {
+                out.push('{');
+                for (i, (k, v)) in entries.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    write_json_str(out, k);
+                    out.push_str(": ");
+                    v.write_json(out);
+                }
+                out.push('}');
+            }
+        }
+    }
+}
+
+/// Append a JSON string literal as Python's `json.dumps` writes it (`ensure_ascii=True`).
+pub fn write_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            ' '..='~' => out.push(c),
+            _ => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    let _ = write!(out, "\\u{unit:04x}");
+                }
+            }
+        }
+    }
+    out.push('"');
+}
+
+/// Append a float as `json.dumps` writes it (Python `repr`; `NaN`, `Infinity`, `-Infinity`).
+pub fn write_json_float(out: &mut String, f: f64) {
+    if f.is_nan() {
+        out.push_str("NaN");
+    } else if f.is_infinite() {
+        out.push_str(if f > 0.0 { "Infinity" } else { "-Infinity" });
+    } else {
+        out.push_str(&float_repr(f));
+    }
+}
+
+/// Python `repr(f)` (also `str(f)`, and what redis-py stores for a float).
+///
+/// Shortest round-trip digits; positional notation when the decimal exponent is in [-4, 16),
+/// always with a fractional part (`3600.0`); otherwise `d.ddde±XX` (`3e-06`, `1e+16`).
+pub fn float_repr(f: f64) -> String {
+    if f.is_nan() {
+        return "nan".to_string();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "inf" } else { "-inf" }.to_string();
+    }
+    if f == 0.0 {
+        return if f.is_sign_negative() { "-0.0" } else { "0.0" }.to_string();
+    }
+    // Rust's `{:e}` gives the shortest round-trip digits: "1.582810000123456e9", "3e-6".
+    let sci = format!("{:e}", f.abs());
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    let sign = if f < 0.0 { "-" } else { "" };
+    if (-4..16).contains(&exp) {
+        let mut out = String::from(sign);
+        if exp >= 0 {
+            let int_len = exp as usize + 1;
+            if digits.len() <= int_len {
+                out.push_str(&digits);
+                out.extend(std::iter::repeat_n('0', int_len - digits.len()));
+                out.push_str(".0");
+            } else {
+                out.push_str(&digits[..int_len]);
+                out.push('.');
+                out.push_str(&digits[int_len..]);
+            }
+        } else {
+            out.push_str("0.");
+            out.extend(std::iter::repeat_n('0', (-exp - 1) as usize));
+            out.push_str(&digits);
+        }
+        out
+    } else {
+        let mut out = String::from(sign);
+        out.push_str(&digits[..1]);
+        if digits.len() > 1 {
+            out.push('.');
+            out.push_str(&digits[1..]);
+        }
+        let _ = write!(out, "e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs());
+        out
+    }
+}
+
+/// Python `repr(s)` of a str: single quotes unless the text has `'` and no `"`.
+pub fn py_str_repr(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if is_py_printable(c) => out.push(c),
+            c => {
+                let n = c as u32;
+                let _ = if n < 0x100 {
+                    write!(out, "\\x{n:02x}")
+                } else if n < 0x10000 {
+                    write!(out, "\\u{n:04x}")
+                } else {
+                    write!(out, "\\U{n:08x}")
+                };
+            }
+        }
+    }
+    out.push(quote);
+    out
+}
+
+/// Python `str(list_of_str)`: `['a', 'b']`, `[]`.
+pub fn py_list_repr<S: AsRef<str>>(items: &[S]) -> String {
+    let mut out = String::from("[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(&py_str_repr(item.as_ref()));
+    }
+    out.push(']');
+    out
+}
+
+/// An approximation of Python's `str.isprintable()` per character: control, format, surrogate,
+/// private-use, unassigned-looking and separator characters (other than the ASCII space) are not.
+fn is_py_printable(c: char) -> bool {
+    let n = c as u32;
+    if n < 0x20 || (0x7f..0xa0).contains(&n) || n == 0xad {
+        return false;
+    }
+    if c == ' ' {
+        return true;
+    }
+    // Zs/Zl/Zp separators other than ' ' and a few format (Cf) characters.
+    !matches!(n,
+        0xa0 | 0x1680 | 0x2000..=0x200f | 0x2028..=0x202f | 0x205f..=0x2064 | 0x2066..=0x206f
+        | 0x3000 | 0xfeff | 0xfff9..=0xfffb | 0xe000..=0xf8ff | 0xf0000..=0x10ffff
+        | 0x600..=0x605 | 0x61c | 0x6dd | 0x70f | 0x180e | 0x110bd | 0xe0001 | 0xe0020..=0xe007f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn float_repr_matches_python() {
+        for (f, want) in [
+            (3600.0, "3600.0"),
+            (1582810002.0, "1582810002.0"),
+            (1582810000.123456, "1582810000.123456"),
+            (0.0001, "0.0001"),
+            (0.020135, "0.020135"),
+            (3e-06, "3e-06"),
+            (1.5e-05, "1.5e-05"),
+            (1e16, "1e+16"),
+            (1.2345e16, "1.2345e+16"),
+            (9999999999999998.0, "9999999999999998.0"),
+            (123456789012345680.0, "1.2345678901234568e+17"),
+            (0.1, "0.1"),
+            (-2.5, "-2.5"),
+            (0.0, "0.0"),
+            (-0.0, "-0.0"),
+            (1e-05, "1e-05"),
+            (0.00012, "0.00012"),
+            (1e22, "1e+22"),
+            (5e-324, "5e-324"),
+            (1.7976931348623157e308, "1.7976931348623157e+308"),
+            (12.5, "12.5"),
+            (100.0, "100.0"),
+        ] {
+            assert_eq!(float_repr(f), want, "{f:?}");
+        }
+    }
+
+    #[test]
+    fn json_matches_python_dumps() {
+        let v = PyValue::Object(vec![
+            ("ts".into(), PyValue::Float(1582810000.123456)),
+            ("dur".into(), PyValue::Int(0)),
+            ("answers".into(), PyValue::List(vec![PyValue::Str("93.184.216.34".into())])),
+            ("ttls".into(), PyValue::Str(String::new())),
+            ("resumed".into(), PyValue::Bool(false)),
+            ("x".into(), PyValue::Null),
+            ("e".into(), PyValue::List(vec![])),
+        ]);
+        assert_eq!(
+            v.to_json(),
+            r#"{"ts": 1582810000.123456, "dur": 0, "answers": ["93.184.216.34"], "ttls": "", "resumed": false, "x": null, "e": []}"#
+        );
+        let mut s = String::new();
+        write_json_str(&mut s, "a\"b\\c/d\n\u{7f}\u{e9}\u{1f600}\u{1}");
+        assert_eq!(s, r#""a\"b\\c/d\n\u007f\u00e9\ud83d\ude00\u0001""#);
+    }
+
+    #[test]
+    fn str_repr_matches_python() {
+        assert_eq!(py_list_repr(&["93.184.216.34"]), "['93.184.216.34']");
+        assert_eq!(py_list_repr::<&str>(&[]), "[]");
+        assert_eq!(py_str_repr("it's"), "\"it's\"");
+        assert_eq!(py_str_repr("a'b\"c"), "'a\\'b\"c'");
+        assert_eq!(py_str_repr("tab\there\\"), "'tab\\there\\\\'");
+        assert_eq!(py_str_repr("caf\u{e9} \u{2019}"), "'caf\u{e9} \u{2019}'");
+        assert_eq!(py_str_repr("\u{0}\u{85}\u{200b}"), "'\\x00\\x85\\u200b'");
+        assert_eq!(py_str_repr("\u{e000}"), "'\\ue000'");
+    }
+}
