@@ -42,7 +42,11 @@ pub fn add_symbol(
             } else {
                 0
             };
-            let td = if t2 >= t1 { ratio(t2, t1) } else { ratio(t1, t2) };
+            let td = if t2 >= t1 {
+                ratio(t2, t1)
+            } else {
+                ratio(t1, t2)
+            };
             let per = if td <= 1.05 {
                 1
             } else if td <= 1.3 {
@@ -125,7 +129,14 @@ mod tests {
         // Gaps 10 then 10 (TD 1) strong periodic; 10 then 12 (1.2) weak periodic;
         // 10 then 30 (3) weak non-periodic; 10 then 100 (10) strong non-periodic.
         let base = 1_000_000.0;
-        let p = |g2: f64| run(&[(base, 0.0, 100), (base + 10.0, 0.0, 100), (base + 10.0 + g2, 0.0, 100)]).0;
+        let p = |g2: f64| {
+            run(&[
+                (base, 0.0, 100),
+                (base + 10.0, 0.0, 100),
+                (base + 10.0 + g2, 0.0, 100),
+            ])
+            .0
+        };
         assert_eq!(p(10.0), "11,a,");
         assert_eq!(p(12.0), "11,A,");
         assert_eq!(p(30.0), "11,r,");
@@ -146,15 +157,26 @@ mod tests {
         assert_eq!(gap(3600.0), "11*");
         assert_eq!(gap(3600.5), "11");
         // Zeros come from the third flow on, one per full hour of gap.
-        let l = run(&[(base, 0.0, 100), (base + 10.0, 0.0, 100), (base + 10.0 + 7300.0, 0.0, 100)]).0;
+        let l = run(&[
+            (base, 0.0, 100),
+            (base + 10.0, 0.0, 100),
+            (base + 10.0 + 7300.0, 0.0, 100),
+        ])
+        .0;
         assert_eq!(l, "11,00R");
     }
 
     #[test]
     fn size_and_duration_classes() {
         let l = |dur: f64, size: u64| run(&[(1e6, dur, size)]).0;
-        assert_eq!((l(0.1, 250), l(10.0, 250), l(10.1, 250)), ("1".into(), "2".into(), "3".into()));
-        assert_eq!((l(0.0, 1100), l(5.0, 1101), l(11.0, 1101)), ("4".into(), "8".into(), "9".into()));
+        assert_eq!(
+            (l(0.1, 250), l(10.0, 250), l(10.1, 250)),
+            ("1".into(), "2".into(), "3".into())
+        );
+        assert_eq!(
+            (l(0.0, 1100), l(5.0, 1101), l(11.0, 1101)),
+            ("4".into(), "8".into(), "9".into())
+        );
     }
 
     #[test]

@@ -262,7 +262,10 @@ mod tests {
         let v = PyValue::Object(vec![
             ("ts".into(), PyValue::Float(1582810000.123456)),
             ("dur".into(), PyValue::Int(0)),
-            ("answers".into(), PyValue::List(vec![PyValue::Str("93.184.216.34".into())])),
+            (
+                "answers".into(),
+                PyValue::List(vec![PyValue::Str("93.184.216.34".into())]),
+            ),
             ("ttls".into(), PyValue::Str(String::new())),
             ("resumed".into(), PyValue::Bool(false)),
             ("x".into(), PyValue::Null),
