@@ -78,3 +78,5 @@ pub fn files_below(dir: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+pub mod redis_server;
