@@ -3,5 +3,6 @@
 
 pub mod aggregate;
 pub mod letters;
+pub mod routing;
 pub mod state;
 pub mod window;

@@ -18,7 +18,14 @@ impl RedisServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
             .args(["--appendonly", "no", "--protected-mode", "yes"])
             .arg("--dir")
             .arg(dir.path())
@@ -33,7 +40,10 @@ impl RedisServer {
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start on {port}");
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not start on {port}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         server
