@@ -98,7 +98,7 @@ fn check_corpus(root: &Path, skip: &[&str]) -> usize {
 fn every_fixture_log_reads_exactly_its_data_lines() {
     let n = check_corpus(&fixtures().join("corpus"), &[]);
     assert!(n > 150, "only {n} files checked");
-    let n = check_corpus(&fixtures().join("slips"), &[]);
+    let n = check_corpus(&fixtures().join("slips"), &["oracle/"]);
     assert_eq!(n, 9);
 }
 
