@@ -159,64 +159,43 @@ impl WindowAggregate {
         let (pkts, bytes) = (flow.pkts(), flow.allbytes());
         let (saddr, daddr) = (flow.saddr.to_string(), flow.daddr.to_string());
         let (sport, dport) = (flow.sport.to_string(), flow.dport.to_string());
-        let size = flow.allbytes();
+        // The peer is the other end; the families are named from the profile's side.
+        let (peer, tuples, peer_counts, [ips, dst_ports, src_ports]) = match role {
+            Role::Client => (
+                &daddr,
+                &mut self.out_tuples,
+                &mut self.dst_ips,
+                ["DstIPsClient", "DstPortsClient", "SrcPortsClient"],
+            ),
+            Role::Server => (
+                &saddr,
+                &mut self.in_tuples,
+                &mut self.src_ips,
+                ["SrcIPsServer", "DstPortsServer", "SrcPortsServer"],
+            ),
+        };
+        let t = tuples
+            .entry(format!("{peer}:{dport}:{}", flow.proto))
+            .or_default();
         let dur = flow.dur.unwrap_or(0.0);
-        match role {
-            Role::Client => {
-                let key = format!("{daddr}:{dport}:{}", flow.proto);
-                let t = self.out_tuples.entry(key).or_default();
-                t.clock = add_symbol(&mut t.letters, t.clock, flow.ts, dur, size);
-                *self.dst_ips.entry(daddr.clone()).or_insert(0) += 1;
-                self.count(
-                    format!("DstIPsClient{proto}{state}"),
-                    &daddr,
-                    &dport,
-                    pkts,
-                    bytes,
-                );
-                self.count(
-                    format!("DstPortsClient{proto}{state}"),
-                    &dport,
-                    &daddr,
-                    pkts,
-                    bytes,
-                );
-                self.count(
-                    format!("SrcPortsClient{proto}{state}"),
-                    &sport,
-                    &daddr,
-                    pkts,
-                    bytes,
-                );
-            }
-            Role::Server => {
-                let key = format!("{saddr}:{dport}:{}", flow.proto);
-                let t = self.in_tuples.entry(key).or_default();
-                t.clock = add_symbol(&mut t.letters, t.clock, flow.ts, dur, size);
-                *self.src_ips.entry(saddr.clone()).or_insert(0) += 1;
-                self.count(
-                    format!("SrcIPsServer{proto}{state}"),
-                    &saddr,
-                    &dport,
-                    pkts,
-                    bytes,
-                );
-                self.count(
-                    format!("DstPortsServer{proto}{state}"),
-                    &dport,
-                    &saddr,
-                    pkts,
-                    bytes,
-                );
-                self.count(
-                    format!("SrcPortsServer{proto}{state}"),
-                    &sport,
-                    &saddr,
-                    pkts,
-                    bytes,
-                );
-            }
-        }
+        t.clock = add_symbol(&mut t.letters, t.clock, flow.ts, dur, bytes);
+        *peer_counts.entry(peer.clone()).or_insert(0) += 1;
+        let peer = peer.clone();
+        self.count(format!("{ips}{proto}{state}"), &peer, &dport, pkts, bytes);
+        self.count(
+            format!("{dst_ports}{proto}{state}"),
+            &dport,
+            &peer,
+            pkts,
+            bytes,
+        );
+        self.count(
+            format!("{src_ports}{proto}{state}"),
+            &sport,
+            &peer,
+            pkts,
+            bytes,
+        );
     }
 
     fn count(&mut self, field: String, key: &str, inner: &str, pkts: u64, bytes: u64) {
