@@ -295,8 +295,9 @@ impl LineParser {
         // are ASCII, so splits fall on character boundaries); otherwise decode per field.
         let text = std::str::from_utf8(line).ok();
         let decode = |start: usize, end: usize| -> Cow<'a, str> {
-            match text {
-                Some(t) => decode_str(&t[start..end]),
+            // `get`: a non-ASCII separator byte may split inside a character.
+            match text.and_then(|t| t.get(start..end)) {
+                Some(t) => decode_str(t),
                 None => decode_value(&line[start..end]),
             }
         };
@@ -721,6 +722,26 @@ mod tests {
             .collect();
         assert_eq!(recs.len(), 1);
         assert_eq!(split_all(b"abc", b"").collect::<Vec<_>>(), [b"abc"]);
+    }
+
+    #[test]
+    fn non_ascii_separator_never_splits_a_character_badly() {
+        // Separator byte 0xc3 also starts `é` (c3 a9): the split lands inside the character.
+        let mut p = LineParser::new(Some(LogKind::Conn));
+        let mut text = b"#separator \\xc3\n#fields\xc3ts\xc3uid\xc3proto\xc3service\n".to_vec();
+        // Valid UTF-8 as a whole ("1.0écafétcpéx"), yet every column after the first starts
+        // with the continuation byte of an `é`.
+        text.extend_from_slice("1.0\u{e9}caf\u{e9}tcp\u{e9}x\n".as_bytes());
+        let recs: Vec<_> = text
+            .split(|&b| b == b'\n')
+            .filter_map(|l| match p.parse_line(l) {
+                Ok(Parsed::Record(r)) => Some(r.into_owned()),
+                _ => None,
+            })
+            .collect();
+        let c = conn(&recs[0]);
+        assert_eq!(c.uid.as_deref(), Some("\\xa9caf"));
+        assert_eq!(c.proto.as_deref(), Some("\\xa9tcp"));
     }
 
     #[test]
