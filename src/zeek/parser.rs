@@ -575,6 +575,14 @@ mod tests {
             .collect()
     }
 
+    /// The records of `text`, every line expected to parse.
+    fn records(p: &mut LineParser, text: &str) -> Vec<Record<'static>> {
+        parse_all(p, text)
+            .into_iter()
+            .filter_map(|r| r.unwrap())
+            .collect()
+    }
+
     fn conn(r: &Record<'_>) -> ConnRecord<'static> {
         match r.clone().into_owned() {
             Record::Conn(c) => c,
@@ -674,8 +682,7 @@ mod tests {
         let text = format!(
             "{HEADER}1.0\tC1\t1.1.1.1\t1\t2.2.2.2\t2\ttcp\t-\t-\t-\t-\tSF\n#close\t2020-01-01-00-00-00\n#separator \\x09\n#fields\tuid\tts\tproto\n#types\tstring\ttime\tenum\nC2\t2.0\tudp\n"
         );
-        let out = parse_all(&mut p, &text);
-        let recs: Vec<_> = out.into_iter().filter_map(|r| r.unwrap()).collect();
+        let recs = records(&mut p, &text);
         assert_eq!(recs.len(), 2);
         let c = conn(&recs[1]);
         assert_eq!(
@@ -688,8 +695,7 @@ mod tests {
     fn sets_split_before_decoding() {
         let mut p = LineParser::new(Some(LogKind::Dns));
         let text = "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#fields\tts\tuid\tquery\tanswers\tTTLs\n#types\ttime\tstring\tstring\tvector[string]\tvector[interval]\n1.0\tC\ta\\x2cb\tx\\x2cy,z\t1.0,2.0\n2.0\tD\t\\x2d\t(empty)\t-\n";
-        let out = parse_all(&mut p, text);
-        let recs: Vec<_> = out.into_iter().filter_map(|r| r.unwrap()).collect();
+        let recs = records(&mut p, text);
         let Record::Dns(d) = &recs[0] else { panic!() };
         assert_eq!(d.query.as_deref(), Some("a,b"));
         assert_eq!(d.answers.as_ref().unwrap(), &vec!["x,y", "z"]);
@@ -703,10 +709,7 @@ mod tests {
     fn other_separators() {
         let mut p = LineParser::new(Some(LogKind::Conn));
         let text = "#separator ||\n#set_separator||,\n#fields||ts||uid||proto\n#types||time||string||enum\n5.0||a\\x7c\\x7cb||tcp\n";
-        let recs: Vec<_> = parse_all(&mut p, text)
-            .into_iter()
-            .filter_map(|r| r.unwrap())
-            .collect();
+        let recs: Vec<_> = records(&mut p, text);
         let c = conn(&recs[0]);
         assert_eq!(c.uid.as_deref(), Some("a||b"));
     }
@@ -716,10 +719,7 @@ mod tests {
         // Found by fuzzing: `#set_separator` with an empty value under a `,` separator.
         let mut p = LineParser::new(Some(LogKind::Dns));
         let text = "#separator ,\n#set_separator,\n#fields,ts,answers\n#types,time,vector[string]\n1.0,a\n";
-        let recs: Vec<_> = parse_all(&mut p, text)
-            .into_iter()
-            .filter_map(|r| r.unwrap())
-            .collect();
+        let recs: Vec<_> = records(&mut p, text);
         assert_eq!(recs.len(), 1);
         assert_eq!(split_all(b"abc", b"").collect::<Vec<_>>(), [b"abc"]);
     }
@@ -748,10 +748,7 @@ mod tests {
     fn custom_meta_prefix() {
         let mut p = LineParser::new(Some(LogKind::Conn));
         let text = "PREFIX<>separator |\nPREFIX<>unset_field|NOT-SET\nPREFIX<>fields|ts|uid|proto\nPREFIX<>types|time|string|enum\n5.0|NOT-SET|tcp\n";
-        let recs: Vec<_> = parse_all(&mut p, text)
-            .into_iter()
-            .filter_map(|r| r.unwrap())
-            .collect();
+        let recs: Vec<_> = records(&mut p, text);
         let c = conn(&recs[0]);
         assert_eq!((c.ts, c.uid), (Some(5.0), None));
     }
