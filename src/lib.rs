@@ -4,7 +4,10 @@
 //! The modules follow the data flow: `source` (find and tail files) → [`zeek`] (parse) →
 //! join (uid) → profile → timeline → store (Redis). See `docs/architecture.md`.
 
+pub mod config;
+pub mod ingest;
 pub mod inspect;
+pub mod join;
 pub mod profile;
 pub mod source;
 pub mod store;

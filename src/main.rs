@@ -6,18 +6,74 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use kalipso_ingest::config::{FileSettings, Settings};
+use kalipso_ingest::ingest::{IngestOptions, run_once};
 use kalipso_ingest::inspect::{inspect_file, render_text};
 use kalipso_ingest::source::find_logs;
 
 /// kalipso-ingest: reads Zeek logs (conn, dns, http, ssl; TSV or JSON; plain or gzip) and feeds
 /// the Redis layout that the Kalipso viewer of Slips reads.
 ///
-/// Exit codes: 0 success, 1 runtime failure, 2 usage error.
+/// `kalipso-ingest --zeek-dir DIR --once` reads DIR to its end, writes profiles, timewindows
+/// and flows to Redis, prints a summary and exits.
+///
+/// Exit codes: 0 success, 1 runtime failure (Redis unreachable, unreadable directory, ...),
+/// 2 usage error.
 #[derive(Debug, Parser)]
-#[command(name = "kalipso-ingest", version, propagate_version = true)]
+#[command(
+    name = "kalipso-ingest",
+    version,
+    propagate_version = true,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// The ingest run's flags; each one can also come from the `--config` file (flags win).
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Directory of Zeek logs (conn/dns/http/ssl, any rotation name, plain or .gz).
+    #[arg(long, value_name = "DIR")]
+    zeek_dir: Option<PathBuf>,
+    /// Also read subdirectories of --zeek-dir (zeekctl's dated archive folders).
+    #[arg(long, short = 'r')]
+    recursive: bool,
+    /// Read the directory to its end, write everything, print a summary and exit.
+    #[arg(long)]
+    once: bool,
+    /// Redis to write to [default: redis://127.0.0.1:6379/0].
+    #[arg(long, value_name = "URL", env = "KALIPSO_REDIS_URL")]
+    redis_url: Option<String>,
+    /// Home network(s): CIDRs or IPs, IPv4 or IPv6; repeat the flag or separate with commas.
+    /// Without one every IP gets a profile.
+    #[arg(long, value_name = "CIDR")]
+    home_net: Vec<String>,
+    /// Analysis direction: `out` (traffic leaving each profile) or `all` (also arriving)
+    /// [default: out].
+    #[arg(long, value_name = "out|all")]
+    direction: Option<String>,
+    /// Timewindow width in seconds [default: 3600].
+    #[arg(long, value_name = "SECONDS")]
+    tw_width: Option<f64>,
+    /// Label stored in every flow [default: unknown].
+    #[arg(long)]
+    label: Option<String>,
+    /// Remove this tool's Redis keys (profiles, timewindows, flows, kalipso-ingest:*) first.
+    #[arg(long)]
+    reset: bool,
+    /// TOML settings file (see config/kalipso-ingest.toml); flags override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log filter (`info`, `debug`, `warn`, ...) [default: info]; RUST_LOG overrides it.
+    #[arg(long, value_name = "FILTER")]
+    log_level: Option<String>,
+    /// No progress bar, even on a terminal.
+    #[arg(long)]
+    no_progress: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -50,7 +106,71 @@ struct InspectArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Inspect(args) => run_inspect(args),
+        Some(Command::Inspect(args)) => run_inspect(args),
+        None => run_ingest(cli.run),
+    }
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn run_ingest(args: RunArgs) -> ExitCode {
+    let file = match &args.config {
+        Some(path) => match FileSettings::load(path) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("kalipso-ingest: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => FileSettings::default(),
+    };
+    let flags = FileSettings {
+        zeek_dir: args.zeek_dir,
+        recursive: args.recursive.then_some(true),
+        redis_url: args.redis_url,
+        home_net: (!args.home_net.is_empty()).then_some(args.home_net),
+        direction: args.direction,
+        tw_width: args.tw_width,
+        label: args.label,
+        log_level: args.log_level,
+    };
+    let settings = match Settings::merge(flags, file) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("kalipso-ingest: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&settings.log_level);
+    if !args.once {
+        eprintln!(
+            "kalipso-ingest: following a live directory is not available yet; pass --once to read {} to its end",
+            settings.zeek_dir.display()
+        );
+        return ExitCode::from(2);
+    }
+    let opts = IngestOptions {
+        reset: args.reset,
+        progress: !args.no_progress,
+        ..IngestOptions::default()
+    };
+    match run_once(&settings, &opts) {
+        Ok(summary) => {
+            println!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("kalipso-ingest: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 

@@ -83,6 +83,39 @@ impl Flow {
         })
     }
 
+    /// The flow back from its `_flows` value (uid = the hash field), or `None` when the value
+    /// is not one this tool writes. The exact inverse of [`Flow::to_flow_json`]: `dur` int `0`
+    /// means unset, and the responder's packets/bytes are the totals minus the originator's.
+    pub fn from_flow_json(uid: &str, json: &str) -> Option<Flow> {
+        let v: serde_json::Value = serde_json::from_str(json).ok()?;
+        let o = v.as_object()?;
+        let text = |k: &str| o.get(k).and_then(|x| x.as_str()).map(str::to_string);
+        let uint = |k: &str| o.get(k).and_then(|x| x.as_u64());
+        let dur = match o.get("dur")? {
+            d if d.is_f64() => d.as_f64(),
+            d if d.as_i64() == Some(0) => None,
+            d => Some(d.as_f64()?),
+        };
+        let (pkts, spkts) = (uint("pkts")?, uint("spkts")?);
+        let (allbytes, sbytes) = (uint("allbytes")?, uint("sbytes")?);
+        Some(Flow {
+            ts: o.get("ts")?.as_f64()?,
+            uid: uid.to_string(),
+            saddr: text("saddr")?.parse().ok()?,
+            sport: u16::try_from(uint("sport")?).ok()?,
+            daddr: text("daddr")?.parse().ok()?,
+            dport: u16::try_from(uint("dport")?).ok()?,
+            proto: text("proto")?,
+            appproto: text("appproto")?,
+            dur,
+            origstate: text("origstate")?,
+            spkts,
+            dpkts: pkts.checked_sub(spkts)?,
+            sbytes,
+            dbytes: allbytes.checked_sub(sbytes)?,
+        })
+    }
+
     /// Total packets.
     pub fn pkts(&self) -> u64 {
         self.spkts + self.dpkts

@@ -71,6 +71,29 @@ impl PyValue {
     }
 }
 
+impl PyValue {
+    /// The value of parsed JSON, keeping key order (serde_json's `preserve_order`) and the
+    /// int/float distinction (`300.0` stays a float).
+    pub fn from_serde(v: &serde_json::Value) -> PyValue {
+        use serde_json::Value as J;
+        match v {
+            J::Null => PyValue::Null,
+            J::Bool(b) => PyValue::Bool(*b),
+            J::Number(n) => match n.as_i64() {
+                Some(i) if !n.is_f64() => PyValue::Int(i),
+                _ => PyValue::Float(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            J::String(s) => PyValue::Str(s.clone()),
+            J::Array(items) => PyValue::List(items.iter().map(PyValue::from_serde).collect()),
+            J::Object(m) => PyValue::Object(
+                m.iter()
+                    .map(|(k, v)| (k.clone(), PyValue::from_serde(v)))
+                    .collect(),
+            ),
+        }
+    }
+}
+
 /// Append a JSON string literal as Python's `json.dumps` writes it (`ensure_ascii=True`).
 pub fn write_json_str(out: &mut String, s: &str) {
     out.push('"');

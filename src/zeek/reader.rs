@@ -8,6 +8,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use flate2::read::MultiGzDecoder;
 
@@ -141,7 +142,29 @@ pub type FileReader = LogReader<Box<dyn BufRead + Send>>;
 
 /// Open a log file (gzip detected by its magic bytes) with the log kind its name suggests.
 pub fn open(path: &Path) -> io::Result<FileReader> {
-    let file = File::open(path)?;
+    open_counted(path, Arc::new(AtomicU64::new(0)))
+}
+
+/// A reader that adds the bytes it reads to a shared counter (progress reports).
+struct Counting<R> {
+    inner: R,
+    bytes: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// [`open`], adding the file bytes consumed (compressed size for gzip) to `bytes`.
+pub fn open_counted(path: &Path, bytes: Arc<AtomicU64>) -> io::Result<FileReader> {
+    let file = Counting {
+        inner: File::open(path)?,
+        bytes,
+    };
     let mut buffered = BufReader::with_capacity(1 << 16, file);
     let gzip = buffered.fill_buf()?.starts_with(&[0x1f, 0x8b]);
     let stream: Box<dyn BufRead + Send> = if gzip {

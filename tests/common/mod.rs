@@ -79,4 +79,6 @@ pub fn files_below(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+pub mod dump;
+pub mod ingest;
 pub mod redis_server;

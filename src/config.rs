@@ -1,0 +1,208 @@
+//! Settings: a TOML file (`--config`) with every key optional, overridden by command-line flags.
+//! `config/kalipso-ingest.toml` documents every key.
+
+use std::path::{Path, PathBuf};
+
+use ipnetwork::IpNetwork;
+use serde::Deserialize;
+
+use crate::profile::routing::{Direction, Routing};
+
+/// The file's keys (kebab-case, as the flags).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FileSettings {
+    /// Directory of Zeek logs.
+    pub zeek_dir: Option<PathBuf>,
+    /// Also read subdirectories (zeekctl's dated archives).
+    pub recursive: Option<bool>,
+    /// Redis URL.
+    pub redis_url: Option<String>,
+    /// Home networks (CIDRs or single IPs).
+    pub home_net: Option<Vec<String>>,
+    /// `out` or `all`.
+    pub direction: Option<String>,
+    /// Timewindow width in seconds.
+    pub tw_width: Option<f64>,
+    /// Label stored with every flow.
+    pub label: Option<String>,
+    /// tracing filter (`info`, `debug`, `kalipso_ingest=debug`, ...).
+    pub log_level: Option<String>,
+}
+
+/// A settings error, worded for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown keys.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// A value is invalid.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl FileSettings {
+    /// Read a TOML settings file.
+    pub fn load(path: &Path) -> Result<FileSettings, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// Default Redis URL.
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/0";
+/// Default label.
+pub const DEFAULT_LABEL: &str = "unknown";
+/// Default timewindow width.
+pub const DEFAULT_TW_WIDTH: f64 = 3600.0;
+
+/// Everything an ingest run needs, after merging file and flags.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    /// Directory of Zeek logs.
+    pub zeek_dir: PathBuf,
+    /// Also read subdirectories.
+    pub recursive: bool,
+    /// Redis URL.
+    pub redis_url: String,
+    /// Home networks and direction.
+    pub routing: Routing,
+    /// Timewindow width in seconds.
+    pub tw_width: f64,
+    /// Label stored with every flow.
+    pub label: String,
+    /// tracing filter.
+    pub log_level: String,
+}
+
+/// Parse a home-net entry: a CIDR, or a single IP (a /32 or /128).
+pub fn parse_net(s: &str) -> Result<IpNetwork, ConfigError> {
+    s.trim()
+        .parse::<IpNetwork>()
+        .map_err(|e| ConfigError::Invalid(format!("invalid home network {s:?}: {e}")))
+}
+
+impl Settings {
+    /// Merge: `flags` win over `file`, which wins over the defaults.
+    pub fn merge(flags: FileSettings, file: FileSettings) -> Result<Settings, ConfigError> {
+        let zeek_dir = flags.zeek_dir.or(file.zeek_dir).ok_or_else(|| {
+            ConfigError::Invalid(
+                "no Zeek log directory: pass --zeek-dir DIR (or set zeek-dir in the config file)"
+                    .into(),
+            )
+        })?;
+        let home = flags
+            .home_net
+            .or(file.home_net)
+            .unwrap_or_default()
+            .iter()
+            .flat_map(|s| s.split(','))
+            .filter(|s| !s.trim().is_empty())
+            .map(parse_net)
+            .collect::<Result<Vec<_>, _>>()?;
+        let direction = match flags.direction.or(file.direction) {
+            Some(d) => d.parse::<Direction>().map_err(ConfigError::Invalid)?,
+            None => Direction::Out,
+        };
+        let tw_width = flags.tw_width.or(file.tw_width).unwrap_or(DEFAULT_TW_WIDTH);
+        if !(tw_width.is_finite() && tw_width > 0.0) {
+            return Err(ConfigError::Invalid(format!(
+                "--tw-width must be a positive number of seconds, not {tw_width}"
+            )));
+        }
+        Ok(Settings {
+            zeek_dir,
+            recursive: flags.recursive.or(file.recursive).unwrap_or(false),
+            redis_url: flags
+                .redis_url
+                .or(file.redis_url)
+                .unwrap_or_else(|| DEFAULT_REDIS_URL.into()),
+            routing: Routing { home, direction },
+            tw_width,
+            label: flags
+                .label
+                .or(file.label)
+                .unwrap_or_else(|| DEFAULT_LABEL.into()),
+            log_level: flags
+                .log_level
+                .or(file.log_level)
+                .unwrap_or_else(|| "info".into()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file_and_defaults_fill_the_rest() {
+        let file: FileSettings = toml::from_str(
+            r#"
+zeek-dir = "/opt/zeek/logs/current"
+home-net = ["192.168.0.0/16", "2001:db8::/32"]
+direction = "all"
+tw-width = 300
+label = "malicious"
+"#,
+        )
+        .unwrap();
+        let flags = FileSettings {
+            direction: Some("out".into()),
+            ..FileSettings::default()
+        };
+        let s = Settings::merge(flags, file).unwrap();
+        assert_eq!(s.zeek_dir, PathBuf::from("/opt/zeek/logs/current"));
+        assert_eq!(s.routing.direction, Direction::Out);
+        assert_eq!(s.routing.home.len(), 2);
+        assert_eq!(s.tw_width, 300.0);
+        assert_eq!(s.label, "malicious");
+        assert_eq!(s.redis_url, DEFAULT_REDIS_URL);
+    }
+
+    #[test]
+    fn bad_values_are_clear_errors() {
+        let dir = FileSettings {
+            zeek_dir: Some("x".into()),
+            ..FileSettings::default()
+        };
+        let e = Settings::merge(
+            FileSettings {
+                home_net: Some(vec!["10.0.0.0/33".into()]),
+                ..FileSettings::default()
+            },
+            dir.clone(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("10.0.0.0/33"), "{e}");
+        let e = Settings::merge(
+            FileSettings {
+                tw_width: Some(0.0),
+                ..FileSettings::default()
+            },
+            dir,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("tw-width"), "{e}");
+        assert!(toml::from_str::<FileSettings>("colour = 1").is_err());
+    }
+}

@@ -1,0 +1,272 @@
+//! The `--once` run: read a finished log directory to its end, profile every record, write the
+//! Redis layout, and report.
+//!
+//! Steps: find the logs; fix the grid (the stored anchor, or the window of the earliest profiled
+//! conn when the database is new); merge the four logs by time into the profiler; every
+//! [`IngestOptions::flush_every`] records, merge what Redis holds for reopened windows, write
+//! what changed, and drop windows that are done; at the end store the orphans and write the rest.
+
+pub mod merge;
+pub mod summary;
+
+use std::collections::HashSet;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::config::Settings;
+use crate::join::WinId;
+use crate::profile::profiler::{Profiler, ProfilerConfig};
+use crate::source::find_logs;
+use crate::store::redis_store::{RedisStore, StoreError, StoredGrid};
+use crate::zeek::LogKind;
+use merge::{Event, KindStream, Merged};
+pub use summary::Summary;
+
+/// A failure that ends the run.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The log directory cannot be read.
+    #[error("cannot read directory {dir}: {source}")]
+    Dir {
+        /// The directory.
+        dir: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Redis failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Knobs of a run that are not user settings (tests use them to force every code path).
+#[derive(Clone, Debug)]
+pub struct IngestOptions {
+    /// Records between flushes.
+    pub flush_every: u64,
+    /// Seconds of log time a window stays in memory after its end (default: one width).
+    pub hold: Option<f64>,
+    /// Remove this tool's keys first.
+    pub reset: bool,
+    /// Show a progress bar (when stderr is a terminal).
+    pub progress: bool,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        IngestOptions {
+            flush_every: 100_000,
+            hold: None,
+            reset: false,
+            progress: false,
+        }
+    }
+}
+
+fn streams(
+    files: &[(PathBuf, LogKind)],
+    bytes: &Arc<AtomicU64>,
+    only: Option<LogKind>,
+) -> Vec<KindStream> {
+    [LogKind::Conn, LogKind::Dns, LogKind::Http, LogKind::Ssl]
+        .into_iter()
+        .filter(|k| only.is_none_or(|o| o == *k))
+        .map(|k| {
+            let of_kind = files
+                .iter()
+                .filter(|(_, fk)| *fk == k)
+                .map(|(p, _)| p.clone())
+                .collect();
+            KindStream::new(k, of_kind, bytes.clone())
+        })
+        .collect()
+}
+
+/// The earliest conn that lands in a profile window (`None`: no such conn).
+fn earliest_profiled_conn(settings: &Settings, files: &[(PathBuf, LogKind)]) -> Option<f64> {
+    let bytes = Arc::new(AtomicU64::new(0));
+    let mut earliest: Option<f64> = None;
+    for mut s in streams(files, &bytes, Some(LogKind::Conn)) {
+        while let Some(e) = s.next_event() {
+            if let Event::Conn(f, _) = e {
+                let profiled = settings
+                    .routing
+                    .route(f.saddr, f.daddr)
+                    .iter()
+                    .any(|(_, r)| r.is_some());
+                if profiled && earliest.is_none_or(|t| f.ts < t) {
+                    earliest = Some(f.ts);
+                }
+            }
+        }
+    }
+    earliest
+}
+
+/// Write what changed, after merging what Redis holds for windows and profiles that need it.
+fn flush(
+    profiler: &mut Profiler,
+    store: &mut RedisStore,
+    grid: StoredGrid,
+    written: &mut HashSet<WinId>,
+) -> Result<(), StoreError> {
+    let req = profiler.load_request();
+    if !req.is_empty() {
+        let (windows, profiles) = store.load(&req, grid)?;
+        for (id, stored) in windows {
+            profiler.merge_window(id, stored);
+        }
+        for (ip, start) in profiles {
+            profiler.merge_profile(ip, start);
+        }
+    }
+    let writes = profiler.take_writes();
+    written.extend(writes.windows.iter().map(|(id, _)| *id));
+    let label = profiler.config().label.clone();
+    store.write(&writes, grid, &label)?;
+    profiler.evict();
+    Ok(())
+}
+
+/// Run `--once` over `settings.zeek_dir`.
+pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, IngestError> {
+    let started = Instant::now();
+    let mut store = RedisStore::connect(&settings.redis_url)?;
+    if opts.reset {
+        let n = store.reset()?;
+        tracing::info!(keys = n, "--reset: removed this tool's keys");
+    }
+    let files =
+        find_logs(&settings.zeek_dir, settings.recursive).map_err(|source| IngestError::Dir {
+            dir: settings.zeek_dir.clone(),
+            source,
+        })?;
+    if files.is_empty() {
+        tracing::warn!(dir = %settings.zeek_dir.display(), "no conn/dns/http/ssl logs found");
+    }
+    let total_bytes: u64 = files
+        .iter()
+        .filter_map(|(p, _)| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+
+    let stored = store.grid(settings.tw_width)?;
+    let has_history = stored.is_some();
+    let grid = match stored {
+        Some(g) => Some(g),
+        None => match earliest_profiled_conn(settings, &files) {
+            Some(ts) => Some(store.init_grid(StoredGrid::anchored_at(ts, settings.tw_width))?),
+            None => None,
+        },
+    };
+
+    let mut cfg = ProfilerConfig::new(settings.routing.clone(), settings.tw_width);
+    cfg.label = settings.label.clone();
+    if let Some(h) = opts.hold {
+        cfg.hold = h;
+    }
+    let mut profiler = Profiler::new(cfg, has_history);
+    let bytes = Arc::new(AtomicU64::new(0));
+    let mut merged = Merged::new(streams(&files, &bytes, None));
+    let mut finished = Vec::new();
+    let mut written: HashSet<WinId> = HashSet::new();
+    let progress = Progress::new(opts.progress, total_bytes);
+    let mut since_flush = 0u64;
+    // Without a grid (no profiled conn at all) orphan alt records still need one.
+    let mut grid = grid;
+    while let Some((_, event)) = merged.next(&mut finished) {
+        for kind in finished.drain(..) {
+            profiler.finish_log(kind);
+        }
+        if grid.is_none() {
+            grid = Some(store.init_grid(StoredGrid::anchored_at(event.ts(), settings.tw_width))?);
+        }
+        match event {
+            Event::Conn(flow, line) => profiler.add_conn(flow, line),
+            Event::Alt(alt, line) => profiler.add_alt(alt, line),
+        }
+        since_flush += 1;
+        if since_flush >= opts.flush_every {
+            since_flush = 0;
+            if let Some(g) = grid {
+                flush(&mut profiler, &mut store, g, &mut written)?;
+            }
+            progress.update(&bytes, &profiler);
+        }
+    }
+    for kind in finished.drain(..) {
+        profiler.finish_log(kind);
+    }
+    for kind in [LogKind::Conn, LogKind::Dns, LogKind::Http, LogKind::Ssl] {
+        profiler.finish_log(kind);
+    }
+    profiler.finish();
+    if let Some(g) = grid {
+        flush(&mut profiler, &mut store, g, &mut written)?;
+    }
+    progress.done();
+    Ok(Summary {
+        logs: merged.counts(),
+        stats: profiler.stats.clone(),
+        profiles: profiler.profile_count() as u64,
+        windows: written.len() as u64,
+        commands: store.stats.commands,
+        round_trips: store.stats.round_trips,
+        elapsed: started.elapsed(),
+        anchor: grid.map(|g| g.anchor()),
+    })
+}
+
+/// A progress bar on a terminal, or a log line every few seconds otherwise.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    last_log: std::cell::Cell<Instant>,
+}
+
+impl Progress {
+    fn new(enabled: bool, total: u64) -> Progress {
+        let bar = (enabled && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new(total);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
+            ) {
+                bar.set_style(style);
+            }
+            bar
+        });
+        Progress {
+            bar,
+            last_log: std::cell::Cell::new(Instant::now()),
+        }
+    }
+
+    fn update(&self, bytes: &AtomicU64, profiler: &Profiler) {
+        let read = bytes.load(Ordering::Relaxed);
+        let msg = format!(
+            "{} flows, {} profiles, {} windows open",
+            profiler.stats.flows,
+            profiler.profile_count(),
+            profiler.open_windows()
+        );
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(read);
+                bar.set_message(msg);
+            }
+            None => {
+                if self.last_log.get().elapsed() >= Duration::from_secs(5) {
+                    self.last_log.set(Instant::now());
+                    tracing::info!(bytes_read = read, "{msg}");
+                }
+            }
+        }
+    }
+
+    fn done(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

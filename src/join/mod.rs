@@ -1,0 +1,131 @@
+//! Stage 3 of the pipeline: the uid join. A dns/http/ssl record belongs to the conn with the
+//! same Zeek uid, whichever arrives first and whichever file it is in.
+//!
+//! Two maps, both bounded: conns that may still receive alt records (until every alt log has
+//! moved past the conn's end plus a grace), and alt records still waiting for their conn (until
+//! the end of input in `--once` mode, when the rest become orphans).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+
+use crate::profile::alt::AltRecord;
+use crate::profile::window_state::{Position, TotalF64};
+
+/// Where a conn is stored: a profile IP and an absolute window number (`floor(ts / width)`).
+pub type WinId = (std::net::IpAddr, i64);
+
+/// An alt record waiting for its conn, with its position in its log.
+pub type PendingAlt = (AltRecord, Position);
+
+/// The join state.
+#[derive(Debug, Default)]
+pub struct UidJoin {
+    conns: HashMap<String, Vec<WinId>>,
+    expiry: BinaryHeap<Reverse<(TotalF64, String)>>,
+    pending: HashMap<String, Vec<PendingAlt>>,
+    pending_count: usize,
+}
+
+impl UidJoin {
+    /// A conn with `uid` is stored in `windows` and can receive alt records until the alt logs
+    /// pass `expires` (log time). Returns the alt records that were waiting for it.
+    pub fn on_conn(&mut self, uid: &str, windows: &[WinId], expires: f64) -> Vec<PendingAlt> {
+        let places = self.conns.entry(uid.to_string()).or_default();
+        for w in windows {
+            if !places.contains(w) {
+                places.push(*w);
+            }
+        }
+        self.expiry
+            .push(Reverse((TotalF64(expires), uid.to_string())));
+        let waiting = self.pending.remove(uid).unwrap_or_default();
+        self.pending_count -= waiting.len();
+        waiting
+    }
+
+    /// An alt record arrived: the windows of its conn when known; otherwise it waits.
+    pub fn on_alt(&mut self, alt: AltRecord, pos: Position) -> Option<(AltRecord, Vec<WinId>)> {
+        match self.conns.get(&alt.uid) {
+            Some(places) => Some((alt, places.clone())),
+            None => {
+                self.pending
+                    .entry(alt.uid.clone())
+                    .or_default()
+                    .push((alt, pos));
+                self.pending_count += 1;
+                None
+            }
+        }
+    }
+
+    /// Forget conns whose expiry is before `watermark` (no alt record can come for them any more).
+    pub fn expire(&mut self, watermark: f64) {
+        while let Some(Reverse((t, _))) = self.expiry.peek() {
+            if t.0 >= watermark {
+                break;
+            }
+            if let Some(Reverse((_, uid))) = self.expiry.pop() {
+                self.conns.remove(&uid);
+            }
+        }
+    }
+
+    /// Alt records waiting for a conn.
+    pub fn pending_count(&self) -> usize {
+        self.pending_count
+    }
+
+    /// Conns that can still receive alt records.
+    pub fn open_conns(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Every alt record still waiting (end of input: their conn never came), in uid order.
+    pub fn drain_orphans(&mut self) -> Vec<PendingAlt> {
+        let mut uids: Vec<String> = self.pending.keys().cloned().collect();
+        uids.sort();
+        self.pending_count = 0;
+        uids.into_iter()
+            .flat_map(|u| self.pending.remove(&u).unwrap_or_default())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::pyjson::PyValue;
+    use crate::zeek::LogKind;
+
+    fn alt(uid: &str, ts: f64) -> AltRecord {
+        AltRecord {
+            ts,
+            kind: LogKind::Dns,
+            uid: uid.into(),
+            saddr: "10.0.0.1".parse().unwrap(),
+            daddr: "8.8.8.8".parse().unwrap(),
+            value: PyValue::Null,
+        }
+    }
+
+    #[test]
+    fn joins_in_either_order_until_expiry() {
+        let mut j = UidJoin::default();
+        let w: WinId = ("10.0.0.1".parse().unwrap(), 5);
+        // Alt first: waits, then comes out with its conn.
+        assert!(j.on_alt(alt("C1", 10.0), Position::default()).is_none());
+        assert_eq!(j.pending_count(), 1);
+        let got = j.on_conn("C1", &[w], 100.0);
+        assert_eq!(got.len(), 1);
+        assert_eq!(j.pending_count(), 0);
+        // Conn first: the alt finds it.
+        let (_, places) = j.on_alt(alt("C1", 20.0), Position::default()).unwrap();
+        assert_eq!(places, vec![w]);
+        // After expiry, an alt waits again (and becomes an orphan at the end).
+        j.expire(100.5);
+        assert_eq!(j.open_conns(), 0);
+        assert!(j.on_alt(alt("C1", 30.0), Position::default()).is_none());
+        assert_eq!(j.drain_orphans().len(), 1);
+        assert_eq!(j.pending_count(), 0);
+    }
+}

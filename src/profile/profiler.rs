@@ -1,0 +1,427 @@
+//! The profiler: places every conn and alt record into profiles and timewindows, keeps the open
+//! windows in memory, and hands the store complete values to write.
+//!
+//! No I/O here. The driver feeds records, asks which windows and profiles must first be merged
+//! with what Redis already holds ([`Profiler::load_request`]), merges them, then takes the
+//! writes ([`Profiler::take_writes`]) and lets old windows go ([`Profiler::evict`]). A record
+//! that arrives for a window already written and evicted reopens it; the reload merges the
+//! stored records back, so the result does not depend on when windows were evicted.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+
+use super::aggregate::{Flow, Role};
+use super::alt::AltRecord;
+use super::routing::Routing;
+use super::window_state::{Position, WindowState, WindowWrite};
+use crate::join::{UidJoin, WinId};
+use crate::zeek::LogKind;
+
+/// The settings the profiler works with.
+#[derive(Clone, Debug)]
+pub struct ProfilerConfig {
+    /// Home networks and direction.
+    pub routing: Routing,
+    /// Window width in seconds.
+    pub width: f64,
+    /// The `label` of every stored flow.
+    pub label: String,
+    /// How long (log time) a window stays in memory after its end before it is written for the
+    /// last time and dropped. Records arriving later reopen it from Redis.
+    pub hold: f64,
+    /// How long after a conn's end (log time) an alt record can still join it.
+    pub join_grace: f64,
+}
+
+impl ProfilerConfig {
+    /// Defaults: one window of hold, 60 s join grace, label `unknown`.
+    pub fn new(routing: Routing, width: f64) -> ProfilerConfig {
+        ProfilerConfig {
+            routing,
+            width,
+            label: "unknown".into(),
+            hold: width,
+            join_grace: 60.0,
+        }
+    }
+}
+
+/// Counters of what the profiler did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProfilerStats {
+    /// Conn flows placed in at least one profile window.
+    pub flows: u64,
+    /// Conn flows that touched no profile window (outside the home net, or `out` mode inbound).
+    pub flows_unprofiled: u64,
+    /// Alt records joined to their conn.
+    pub alts_joined: u64,
+    /// Alt records whose conn never came, stored under their own source profile.
+    pub alts_orphaned: u64,
+    /// Alt records neither joined nor storable (no conn, source outside the home net).
+    pub alts_unplaced: u64,
+    /// Windows reopened after eviction.
+    pub reopened: u64,
+}
+
+#[derive(Debug)]
+struct ProfileInfo {
+    /// The earliest record time seen for this profile.
+    starttime: f64,
+    /// What Redis holds (after a load or our write); `None`: nothing yet.
+    stored: Option<f64>,
+    /// Whether Redis's value has been merged in (or is known not to exist).
+    loaded: bool,
+}
+
+/// What the store must read before the next write.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LoadRequest {
+    /// Windows whose stored records must be merged in.
+    pub windows: Vec<WinId>,
+    /// Profiles whose stored `Starttime` must be merged in.
+    pub profiles: Vec<IpAddr>,
+}
+
+impl LoadRequest {
+    /// Whether nothing needs loading.
+    pub fn is_empty(&self) -> bool {
+        self.windows.is_empty() && self.profiles.is_empty()
+    }
+}
+
+/// A window's stored content, read back from Redis.
+#[derive(Clone, Debug, Default)]
+pub struct StoredWindow {
+    /// Every flow copy.
+    pub flows: Vec<Flow>,
+    /// Every alt record.
+    pub alts: Vec<AltRecord>,
+}
+
+/// Everything one flush writes.
+#[derive(Debug, Default)]
+pub struct Writes {
+    /// Profiles whose hash (`Starttime`, `duration`) must be (re)written, with the start.
+    pub profiles: Vec<(IpAddr, f64)>,
+    /// IPs to register in `IPsInfo` (only if absent there).
+    pub ips: Vec<IpAddr>,
+    /// Changed windows.
+    pub windows: Vec<(WinId, WindowWrite)>,
+}
+
+/// The profiler.
+#[derive(Debug)]
+pub struct Profiler {
+    cfg: ProfilerConfig,
+    profiles: HashMap<IpAddr, ProfileInfo>,
+    windows: HashMap<WinId, WindowState>,
+    evicted: HashSet<WinId>,
+    /// Whether Redis may hold windows and profiles this process has not seen (the database
+    /// already had data when we started).
+    store_has_history: bool,
+    ips_known: HashSet<IpAddr>,
+    ips_new: Vec<IpAddr>,
+    join: UidJoin,
+    watermarks: HashMap<LogKind, f64>,
+    finished: HashSet<LogKind>,
+    seq: u64,
+    /// What happened so far.
+    pub stats: ProfilerStats,
+}
+
+impl Profiler {
+    /// A profiler; `store_has_history` says whether Redis already held data of this tool.
+    pub fn new(cfg: ProfilerConfig, store_has_history: bool) -> Profiler {
+        Profiler {
+            cfg,
+            profiles: HashMap::new(),
+            windows: HashMap::new(),
+            evicted: HashSet::new(),
+            store_has_history,
+            ips_known: HashSet::new(),
+            ips_new: Vec::new(),
+            join: UidJoin::default(),
+            watermarks: HashMap::new(),
+            finished: HashSet::new(),
+            seq: 0,
+            stats: ProfilerStats::default(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ProfilerConfig {
+        &self.cfg
+    }
+
+    /// The absolute window number of a time (`floor(ts / width)`).
+    pub fn grid_number(&self, ts: f64) -> i64 {
+        (ts / self.cfg.width).floor() as i64
+    }
+
+    fn position(&mut self, line: u64) -> Position {
+        self.seq += 1;
+        Position {
+            line,
+            seq: self.seq,
+        }
+    }
+
+    fn touch_profile(&mut self, ip: IpAddr, ts: f64) {
+        let loaded = !self.store_has_history;
+        let p = self.profiles.entry(ip).or_insert(ProfileInfo {
+            starttime: ts,
+            stored: None,
+            loaded,
+        });
+        if ts < p.starttime {
+            p.starttime = ts;
+        }
+        self.register_ip(ip);
+    }
+
+    fn register_ip(&mut self, ip: IpAddr) {
+        if self.ips_known.insert(ip) {
+            self.ips_new.push(ip);
+        }
+    }
+
+    fn window(&mut self, id: WinId) -> &mut WindowState {
+        let store_has_history = self.store_has_history;
+        let evicted = &self.evicted;
+        let stats = &mut self.stats;
+        self.windows.entry(id).or_insert_with(|| {
+            let reopened = evicted.contains(&id);
+            if reopened {
+                stats.reopened += 1;
+            }
+            let mut w = WindowState::default();
+            w.loaded = !(store_has_history || reopened);
+            w
+        })
+    }
+
+    fn see(&mut self, kind: LogKind, ts: f64) {
+        let w = self.watermarks.entry(kind).or_insert(ts);
+        if ts > *w {
+            *w = ts;
+        }
+    }
+
+    /// Add one conn flow, `line` being its line number in its log.
+    pub fn add_conn(&mut self, flow: Flow, line: u64) {
+        self.see(LogKind::Conn, flow.ts);
+        let touches = self.cfg.routing.route(flow.saddr, flow.daddr);
+        let g = self.grid_number(flow.ts);
+        let mut places: Vec<(WinId, Vec<Role>)> = Vec::new();
+        for (ip, role) in touches {
+            self.touch_profile(ip, flow.ts);
+            if let Some(role) = role {
+                match places.iter_mut().find(|(w, _)| w.0 == ip) {
+                    Some((_, roles)) => roles.push(role),
+                    None => places.push(((ip, g), vec![role])),
+                }
+            }
+        }
+        if places.is_empty() {
+            self.stats.flows_unprofiled += 1;
+            return;
+        }
+        self.stats.flows += 1;
+        self.register_ip(flow.saddr);
+        self.register_ip(flow.daddr);
+        let pos = self.position(line);
+        let expires = flow.ts + flow.dur.unwrap_or(0.0) + self.cfg.join_grace;
+        let ids: Vec<WinId> = places.iter().map(|(w, _)| *w).collect();
+        let waiting = self.join.on_conn(&flow.uid, &ids, expires);
+        for (id, roles) in places {
+            self.window(id).add_flow(flow.clone(), roles, pos);
+        }
+        for (alt, pos) in waiting {
+            self.stats.alts_joined += 1;
+            for id in &ids {
+                self.window(*id).add_alt(alt.clone(), pos);
+            }
+        }
+    }
+
+    /// Add one dns/http/ssl record, `line` being its line number in its log.
+    pub fn add_alt(&mut self, alt: AltRecord, line: u64) {
+        self.see(alt.kind, alt.ts);
+        for (ip, _) in self.cfg.routing.route(alt.saddr, alt.daddr) {
+            self.touch_profile(ip, alt.ts);
+        }
+        let pos = self.position(line);
+        if let Some((alt, ids)) = self.join.on_alt(alt, pos) {
+            self.stats.alts_joined += 1;
+            for id in ids {
+                self.window(id).add_alt(alt.clone(), pos);
+            }
+        }
+    }
+
+    /// No more records of `kind` will come (its files are read to the end).
+    pub fn finish_log(&mut self, kind: LogKind) {
+        self.finished.insert(kind);
+    }
+
+    /// The log time every log still being read has reached (the minimum of their latest
+    /// times; logs never seen count as not started).
+    fn low_watermark(&self) -> f64 {
+        let mut low = f64::INFINITY;
+        for kind in [LogKind::Conn, LogKind::Dns, LogKind::Http, LogKind::Ssl] {
+            if self.finished.contains(&kind) {
+                continue;
+            }
+            match self.watermarks.get(&kind) {
+                Some(w) => low = low.min(*w),
+                None => return f64::NEG_INFINITY,
+            }
+        }
+        low
+    }
+
+    /// End of input: every alt record still waiting is stored under its own source profile,
+    /// in the window of its own time.
+    pub fn finish(&mut self) {
+        for (alt, pos) in self.join.drain_orphans() {
+            let src = self
+                .cfg
+                .routing
+                .route(alt.saddr, alt.daddr)
+                .into_iter()
+                .find(|(ip, role)| *ip == alt.saddr && *role == Some(Role::Client));
+            match src {
+                Some((ip, _)) => {
+                    self.stats.alts_orphaned += 1;
+                    let g = self.grid_number(alt.ts);
+                    self.window((ip, g)).add_alt(alt, pos);
+                }
+                None => self.stats.alts_unplaced += 1,
+            }
+        }
+    }
+
+    /// Alt records waiting for their conn.
+    pub fn pending_alts(&self) -> usize {
+        self.join.pending_count()
+    }
+
+    /// Windows in memory.
+    pub fn open_windows(&self) -> usize {
+        self.windows.len()
+    }
+
+    /// Profiles seen by this process.
+    pub fn profile_count(&self) -> usize {
+        self.profiles.len()
+    }
+
+    /// What must be read from Redis before the next write.
+    pub fn load_request(&self) -> LoadRequest {
+        let mut req = LoadRequest::default();
+        for (id, w) in &self.windows {
+            if !w.loaded {
+                req.windows.push(*id);
+            }
+        }
+        for (ip, p) in &self.profiles {
+            if !p.loaded {
+                req.profiles.push(*ip);
+            }
+        }
+        req.windows.sort();
+        req.profiles.sort();
+        req
+    }
+
+    /// Merge a window's stored content (from [`Profiler::load_request`]).
+    pub fn merge_window(&mut self, id: WinId, stored: StoredWindow) {
+        let routing = self.cfg.routing.clone();
+        let mut uids = Vec::new();
+        let mut flows = Vec::new();
+        for flow in stored.flows {
+            let roles: Vec<Role> = routing
+                .route(flow.saddr, flow.daddr)
+                .into_iter()
+                .filter(|(ip, _)| *ip == id.0)
+                .filter_map(|(_, r)| r)
+                .collect();
+            if !roles.is_empty() {
+                uids.push(flow.uid.clone());
+                flows.push((flow, roles));
+            }
+        }
+        let mut placed = Vec::new();
+        for (flow, roles) in flows {
+            let pos = self.position(0);
+            let expires = flow.ts + flow.dur.unwrap_or(0.0) + self.cfg.join_grace;
+            for (alt, apos) in self.join.on_conn(&flow.uid, &[id], expires) {
+                self.stats.alts_joined += 1;
+                placed.push((alt, apos));
+            }
+            self.window(id).add_flow(flow, roles, pos);
+        }
+        for alt in stored.alts {
+            let pos = self.position(0);
+            self.window(id).add_alt(alt, pos);
+        }
+        for (alt, pos) in placed {
+            self.window(id).add_alt(alt, pos);
+        }
+        let w = self.window(id);
+        w.mark_stored(uids);
+        w.mark_all_dirty();
+        w.loaded = true;
+    }
+
+    /// Merge a profile's stored `Starttime` (`None`: the profile is not in Redis).
+    pub fn merge_profile(&mut self, ip: IpAddr, stored: Option<f64>) {
+        if let Some(p) = self.profiles.get_mut(&ip) {
+            p.stored = stored;
+            p.loaded = true;
+        }
+    }
+
+    /// Everything changed since the last call, as complete values. Call after the loads.
+    pub fn take_writes(&mut self) -> Writes {
+        let mut out = Writes {
+            ips: std::mem::take(&mut self.ips_new),
+            ..Writes::default()
+        };
+        for (ip, p) in &mut self.profiles {
+            if p.loaded && p.stored.is_none_or(|s| p.starttime < s) {
+                p.stored = Some(p.starttime);
+                out.profiles.push((*ip, p.starttime));
+            }
+        }
+        out.profiles.sort_by_key(|p| p.0);
+        let label = self.cfg.label.clone();
+        for (id, w) in &mut self.windows {
+            if w.dirty && w.loaded {
+                let write = w.take_write(&label);
+                out.windows.push((*id, write));
+            }
+        }
+        out.windows.sort_by_key(|w| w.0);
+        out
+    }
+
+    /// Drop written windows that ended more than `hold` before every log's current time, and
+    /// conns no alt record can join any more.
+    pub fn evict(&mut self) {
+        let low = self.low_watermark();
+        self.join.expire(low);
+        let width = self.cfg.width;
+        let hold = self.cfg.hold;
+        let mut gone = Vec::new();
+        self.windows.retain(|id, w| {
+            let end = (id.1 + 1) as f64 * width;
+            let keep = w.dirty || !w.loaded || end + hold > low;
+            if !keep {
+                gone.push(*id);
+            }
+            keep
+        });
+        self.evicted.extend(gone);
+    }
+}

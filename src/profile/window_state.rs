@@ -1,0 +1,290 @@
+//! One profile's timewindow in memory: its flows and joined alt records in the contract's order,
+//! and what changed since the last write.
+//!
+//! Everything stored for the window is a function of the *set* of records it holds: flows are
+//! kept sorted by (ts, uid, position), alt records per uid by (ts, log kind, position), and the
+//! aggregate is rebuilt from the sorted flows whenever a record lands before the last one
+//! counted. A late record therefore takes its place instead of being appended.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use super::aggregate::{Flow, Role, WindowAggregate};
+use super::alt::AltRecord;
+use crate::store::pyjson::PyValue;
+use crate::zeek::LogKind;
+
+/// An `f64` ordered by `total_cmp`, for sort keys.
+#[derive(Clone, Copy, Debug)]
+pub struct TotalF64(pub f64);
+
+impl PartialEq for TotalF64 {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.total_cmp(&other.0).is_eq()
+    }
+}
+impl Eq for TotalF64 {}
+impl PartialOrd for TotalF64 {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for TotalF64 {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+/// Where a record came from: its line number in its log (0 when reloaded from Redis), then an
+/// arrival counter that only separates otherwise identical keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Position {
+    /// Line number in its file.
+    pub line: u64,
+    /// Arrival counter (tie-break of last resort).
+    pub seq: u64,
+}
+
+/// The order of flows in a window: (ts, uid, position).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FlowKey {
+    ts: TotalF64,
+    uid: String,
+    pos: Position,
+}
+
+/// The order of one uid's alt records: (ts, log kind, position).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct AltKey {
+    ts: TotalF64,
+    kind: LogKind,
+    pos: Position,
+}
+
+/// A flow and the side(s) this window's profile is on.
+#[derive(Clone, Debug)]
+struct FlowEntry {
+    flow: Flow,
+    roles: Vec<Role>,
+}
+
+/// What a flush must write for one window. Every value is complete (an overwrite).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WindowWrite {
+    /// Hash fields whose value changed since the last write.
+    pub fields: Vec<(String, String)>,
+    /// `_flows`: uid → flow JSON, for uids whose value changed.
+    pub flows: Vec<(String, String)>,
+    /// Our own record of repeated uids: uid → JSON list of every copy's flow JSON, in order
+    /// (written only for uids seen more than once).
+    pub copies: Vec<(String, String)>,
+    /// `_altflows`: uid → the last alt record's JSON, for uids that changed.
+    pub altflows: Vec<(String, String)>,
+    /// Our own record of every alt record of a uid: uid → JSON list of
+    /// `[ts, kind, saddr, daddr, value]` (see `AltRecord::list_from_json`).
+    pub alts: Vec<(String, String)>,
+    /// Uids whose flows are new in Redis (for the `labels` counter).
+    pub new_flow_uids: usize,
+    /// Whether the window holds conn data (listed in `ModifiedTWForLogs`).
+    pub has_conn: bool,
+    /// Whether the window holds any data (listed in `twsprofile_<ip>`).
+    pub has_data: bool,
+}
+
+impl WindowWrite {
+    /// Whether nothing needs writing.
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+            && self.flows.is_empty()
+            && self.copies.is_empty()
+            && self.altflows.is_empty()
+            && self.alts.is_empty()
+    }
+}
+
+/// One profile's window.
+#[derive(Debug, Default)]
+pub struct WindowState {
+    flows: BTreeMap<FlowKey, FlowEntry>,
+    by_uid: HashMap<String, Vec<FlowKey>>,
+    alts: HashMap<String, BTreeMap<AltKey, AltRecord>>,
+    agg: WindowAggregate,
+    agg_last: Option<FlowKey>,
+    agg_stale: bool,
+    dirty_flows: HashSet<String>,
+    dirty_alts: HashSet<String>,
+    /// Uids already present in Redis's `_flows` (loaded or written).
+    stored_uids: HashSet<String>,
+    /// Field → hash of the value last written.
+    written: HashMap<String, u64>,
+    /// Whether this window's Redis content has been merged in (or is known not to exist).
+    pub loaded: bool,
+    /// Whether the window has records not yet written.
+    pub dirty: bool,
+}
+
+fn digest(s: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    s.hash(&mut h);
+    h.finish()
+}
+
+impl WindowState {
+    /// Add a conn flow on the given sides of this window's profile.
+    pub fn add_flow(&mut self, flow: Flow, roles: Vec<Role>, pos: Position) {
+        let key = FlowKey {
+            ts: TotalF64(flow.ts),
+            uid: flow.uid.clone(),
+            pos,
+        };
+        if !self.agg_stale && self.agg_last.as_ref().is_none_or(|last| &key > last) {
+            for role in &roles {
+                self.agg.add(&flow, *role);
+            }
+            self.agg_last = Some(key.clone());
+        } else {
+            self.agg_stale = true;
+        }
+        let copies = self.by_uid.entry(flow.uid.clone()).or_default();
+        copies.push(key.clone());
+        copies.sort();
+        self.dirty_flows.insert(flow.uid.clone());
+        self.flows.insert(key, FlowEntry { flow, roles });
+        self.dirty = true;
+    }
+
+    /// Add an alt record joined to a conn of this window (or an orphan stored here). The same
+    /// record twice (same time, log and content — e.g. a directory ingested again) is kept once:
+    /// alt records are not counted anywhere, and a sub-line must not appear twice.
+    pub fn add_alt(&mut self, alt: AltRecord, pos: Position) {
+        let records = self.alts.entry(alt.uid.clone()).or_default();
+        if records.values().any(|a| a == &alt) {
+            return;
+        }
+        let key = AltKey {
+            ts: TotalF64(alt.ts),
+            kind: alt.kind,
+            pos,
+        };
+        self.dirty_alts.insert(alt.uid.clone());
+        records.insert(key, alt);
+        self.dirty = true;
+    }
+
+    /// Mark uids as already present in Redis's `_flows` (merged from a load).
+    pub fn mark_stored(&mut self, uids: impl IntoIterator<Item = String>) {
+        self.stored_uids.extend(uids);
+    }
+
+    /// Forget what was written, so the next write sends every field (after a reload).
+    pub fn mark_all_dirty(&mut self) {
+        self.written.clear();
+        self.dirty_flows.extend(self.by_uid.keys().cloned());
+        self.dirty_alts.extend(self.alts.keys().cloned());
+        self.dirty = true;
+    }
+
+    /// Number of flow entries (copies included).
+    pub fn flow_count(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Whether the window holds conn flows.
+    pub fn has_conn(&self) -> bool {
+        !self.flows.is_empty()
+    }
+
+    /// The flows in order, with the side(s) counted.
+    pub fn flows(&self) -> impl Iterator<Item = (&Flow, &[Role])> {
+        self.flows.values().map(|e| (&e.flow, e.roles.as_slice()))
+    }
+
+    /// The alt records of a uid, in order.
+    pub fn alts_of(&self, uid: &str) -> impl Iterator<Item = &AltRecord> {
+        self.alts.get(uid).into_iter().flat_map(|m| m.values())
+    }
+
+    /// Every hash field with its current value (the aggregate, rebuilt if needed).
+    pub fn fields(&mut self) -> Vec<(String, String)> {
+        if self.agg_stale {
+            let mut agg = WindowAggregate::default();
+            for e in self.flows.values() {
+                for role in &e.roles {
+                    agg.add(&e.flow, *role);
+                }
+            }
+            self.agg = agg;
+            self.agg_last = self.flows.keys().next_back().cloned();
+            self.agg_stale = false;
+        }
+        self.agg.fields()
+    }
+
+    /// What changed since the last call, with complete values; marks it written.
+    pub fn take_write(&mut self, label: &str) -> WindowWrite {
+        let mut w = WindowWrite {
+            has_conn: self.has_conn(),
+            has_data: self.has_conn() || !self.alts.is_empty(),
+            ..WindowWrite::default()
+        };
+        for (field, value) in self.fields() {
+            let d = digest(&value);
+            if self.written.get(&field) != Some(&d) {
+                self.written.insert(field.clone(), d);
+                w.fields.push((field, value));
+            }
+        }
+        let mut uids: Vec<String> = self.dirty_flows.drain().collect();
+        uids.sort();
+        for uid in uids {
+            let Some(keys) = self.by_uid.get(&uid) else {
+                continue;
+            };
+            let entries: Vec<&FlowEntry> = keys.iter().filter_map(|k| self.flows.get(k)).collect();
+            let Some(last) = entries.last() else {
+                continue;
+            };
+            w.flows.push((uid.clone(), last.flow.to_flow_json(label)));
+            if entries.len() > 1 {
+                let list = PyValue::List(
+                    entries
+                        .iter()
+                        .map(|e| PyValue::Str(e.flow.to_flow_json(label)))
+                        .collect(),
+                );
+                w.copies.push((uid.clone(), list.to_json()));
+            }
+            if self.stored_uids.insert(uid) {
+                w.new_flow_uids += 1;
+            }
+        }
+        let mut uids: Vec<String> = self.dirty_alts.drain().collect();
+        uids.sort();
+        for uid in uids {
+            let Some(records) = self.alts.get(&uid) else {
+                continue;
+            };
+            let Some(last) = records.values().next_back() else {
+                continue;
+            };
+            w.altflows.push((uid.clone(), last.to_json()));
+            let list = PyValue::List(
+                records
+                    .values()
+                    .map(|a| {
+                        PyValue::List(vec![
+                            PyValue::Float(a.ts),
+                            PyValue::Str(a.kind.as_str().to_string()),
+                            PyValue::Str(a.saddr.to_string()),
+                            PyValue::Str(a.daddr.to_string()),
+                            a.value.clone(),
+                        ])
+                    })
+                    .collect(),
+            );
+            w.alts.push((uid, list.to_json()));
+        }
+        self.dirty = false;
+        w
+    }
+}

@@ -1,0 +1,441 @@
+//! The Redis side: connecting (with one clear error line when it fails), the grid anchor,
+//! reading back windows and profiles the profiler must merge, and writing each flush in
+//! pipelined batches of complete values (overwrites, so a repeated flush is harmless).
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use redis::{Connection, Pipeline};
+
+use super::keys;
+use super::pyjson::float_repr;
+use crate::join::WinId;
+use crate::profile::aggregate::Flow;
+use crate::profile::alt::AltRecord;
+use crate::profile::profiler::{LoadRequest, StoredWindow, Writes};
+
+/// Commands per pipeline round trip.
+const BATCH: usize = 2000;
+
+/// A Redis failure, worded for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL does not parse.
+    #[error("invalid Redis URL {url}: {source}")]
+    BadUrl {
+        /// The URL given.
+        url: String,
+        /// Why.
+        source: redis::RedisError,
+    },
+    /// Nothing answers at the URL.
+    #[error(
+        "cannot reach Redis at {url}: {reason}. Start one (e.g. `redis-server --port 6379 --daemonize yes`) or pass --redis-url"
+    )]
+    Unreachable {
+        /// The URL tried.
+        url: String,
+        /// What failed.
+        reason: String,
+    },
+    /// A command failed.
+    #[error("Redis at {url}: {source}")]
+    Command {
+        /// The URL.
+        url: String,
+        /// The error.
+        source: redis::RedisError,
+    },
+    /// The database holds data this tool cannot continue.
+    #[error("{0}")]
+    Conflict(String),
+}
+
+/// The grid the database uses: window width and the absolute number (`floor(ts / width)`) of
+/// `timewindow1`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StoredGrid {
+    /// Window width in seconds.
+    pub width: f64,
+    /// `floor(anchor / width)`.
+    pub first: i64,
+}
+
+impl StoredGrid {
+    /// The grid whose `timewindow1` holds `ts`.
+    pub fn anchored_at(ts: f64, width: f64) -> StoredGrid {
+        StoredGrid {
+            width,
+            first: (ts / width).floor() as i64,
+        }
+    }
+
+    /// The window number N of an absolute window number.
+    pub fn n(&self, g: i64) -> i64 {
+        g - self.first + 1
+    }
+
+    /// The start of absolute window `g`.
+    pub fn start(&self, g: i64) -> f64 {
+        g as f64 * self.width
+    }
+
+    /// The start of `timewindow1`.
+    pub fn anchor(&self) -> f64 {
+        self.start(self.first)
+    }
+}
+
+/// What [`RedisStore::load`] read: stored windows, and each profile's stored `Starttime`.
+pub type Loaded = (Vec<(WinId, StoredWindow)>, Vec<(IpAddr, Option<f64>)>);
+
+/// Counters of one or more writes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Commands sent.
+    pub commands: u64,
+    /// Round trips.
+    pub round_trips: u64,
+}
+
+/// A connection to the Redis database the layout lives in.
+pub struct RedisStore {
+    url: String,
+    con: Connection,
+    /// What was written so far.
+    pub stats: WriteStats,
+}
+
+fn number_text(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{}", x as i64)
+    } else {
+        float_repr(x)
+    }
+}
+
+impl RedisStore {
+    /// Connect and check the server answers (`PING`), within a few seconds.
+    pub fn connect(url: &str) -> Result<RedisStore, StoreError> {
+        let client = redis::Client::open(url).map_err(|source| StoreError::BadUrl {
+            url: url.to_string(),
+            source,
+        })?;
+        let unreachable = |e: redis::RedisError| StoreError::Unreachable {
+            url: url.to_string(),
+            reason: e.to_string(),
+        };
+        let mut con = client
+            .get_connection_with_timeout(Duration::from_secs(3))
+            .map_err(unreachable)?;
+        redis::cmd("PING")
+            .query::<String>(&mut con)
+            .map_err(unreachable)?;
+        Ok(RedisStore {
+            url: url.to_string(),
+            con,
+            stats: WriteStats::default(),
+        })
+    }
+
+    fn err(&self, source: redis::RedisError) -> StoreError {
+        StoreError::Command {
+            url: self.url.clone(),
+            source,
+        }
+    }
+
+    /// The grid stored by an earlier run, if any. Fails when it was built with another width.
+    pub fn grid(&mut self, width: f64) -> Result<Option<StoredGrid>, StoreError> {
+        let (anchor, stored_width): (Option<String>, Option<String>) = redis::pipe()
+            .get(keys::ANCHOR)
+            .get(keys::WIDTH)
+            .query(&mut self.con)
+            .map_err(|e| self.err(e))?;
+        let Some(anchor) = anchor else {
+            return Ok(None);
+        };
+        let parse = |s: &str, what: &str| {
+            s.trim().parse::<f64>().map_err(|_| {
+                StoreError::Conflict(format!("{what} in Redis is not a number: {s:?}"))
+            })
+        };
+        let anchor = parse(&anchor, keys::ANCHOR)?;
+        if let Some(w) = stored_width {
+            let w = parse(&w, keys::WIDTH)?;
+            if w != width {
+                return Err(StoreError::Conflict(format!(
+                    "this database was built with --tw-width {}; the windows of --tw-width {} would not line up. Use the same width, another database, or --reset",
+                    number_text(w),
+                    number_text(width)
+                )));
+            }
+        }
+        Ok(Some(StoredGrid::anchored_at(anchor, width)))
+    }
+
+    /// Store the grid of a fresh database (`SET NX`); returns the grid in force (another
+    /// writer's, if one got there first).
+    pub fn init_grid(&mut self, grid: StoredGrid) -> Result<StoredGrid, StoreError> {
+        let set: bool = redis::cmd("SET")
+            .arg(keys::ANCHOR)
+            .arg(number_text(grid.anchor()))
+            .arg("NX")
+            .query::<Option<String>>(&mut self.con)
+            .map_err(|e| self.err(e))?
+            .is_some();
+        if set {
+            redis::cmd("SET")
+                .arg(keys::WIDTH)
+                .arg(number_text(grid.width))
+                .exec(&mut self.con)
+                .map_err(|e| self.err(e))?;
+            return Ok(grid);
+        }
+        self.grid(grid.width)?
+            .ok_or_else(|| StoreError::Conflict(format!("{} vanished", keys::ANCHOR)))
+    }
+
+    /// Remove every key this tool writes. Refuses when the layout keys exist but were not
+    /// written by kalipso-ingest (no anchor): that data belongs to someone else.
+    pub fn reset(&mut self) -> Result<u64, StoreError> {
+        let anchor: Option<String> = redis::cmd("GET")
+            .arg(keys::ANCHOR)
+            .query(&mut self.con)
+            .map_err(|e| self.err(e))?;
+        let mut found = Vec::new();
+        for pattern in keys::OWN_PATTERNS {
+            let iter: redis::Iter<String> = redis::cmd("SCAN")
+                .cursor_arg(0)
+                .arg("MATCH")
+                .arg(*pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .clone()
+                .iter(&mut self.con)
+                .map_err(|source| StoreError::Command {
+                    url: self.url.clone(),
+                    source,
+                })?;
+            for key in iter {
+                found.push(key.map_err(|source| StoreError::Command {
+                    url: self.url.clone(),
+                    source,
+                })?);
+            }
+        }
+        found.sort();
+        found.dedup();
+        if anchor.is_none() && !found.is_empty() {
+            return Err(StoreError::Conflict(format!(
+                "--reset: this database holds {} Slips-layout keys that kalipso-ingest did not write (no {}); not deleting them. Use another database (--redis-url .../N)",
+                found.len(),
+                keys::ANCHOR
+            )));
+        }
+        let mut deleted = 0u64;
+        for chunk in found.chunks(BATCH) {
+            deleted += redis::cmd("UNLINK")
+                .arg(chunk)
+                .query::<u64>(&mut self.con)
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(deleted)
+    }
+
+    /// Read what the profiler must merge before writing.
+    pub fn load(
+        &mut self,
+        req: &LoadRequest,
+        grid: StoredGrid,
+    ) -> Result<Loaded, StoreError> {
+        let mut windows = Vec::with_capacity(req.windows.len());
+        for chunk in req.windows.chunks(BATCH / 3) {
+            let mut pipe = redis::pipe();
+            for (ip, g) in chunk {
+                let w = keys::window(*ip, grid.n(*g));
+                pipe.hgetall(keys::flows(&w))
+                    .hgetall(keys::copies(&w))
+                    .hgetall(keys::alts(&w));
+            }
+            type Map = Vec<(String, String)>;
+            let got: Vec<Map> = pipe.query(&mut self.con).map_err(|e| self.err(e))?;
+            self.stats.round_trips += 1;
+            for (id, parts) in chunk.iter().zip(got.chunks(3)) {
+                let [flows, copies, alts] = parts else {
+                    continue;
+                };
+                windows.push((*id, stored_window(flows, copies, alts)));
+            }
+        }
+        let mut profiles = Vec::with_capacity(req.profiles.len());
+        for chunk in req.profiles.chunks(BATCH) {
+            let mut pipe = redis::pipe();
+            for ip in chunk {
+                pipe.hget(keys::profile(*ip), "Starttime");
+            }
+            let got: Vec<Option<String>> = pipe.query(&mut self.con).map_err(|e| self.err(e))?;
+            self.stats.round_trips += 1;
+            for (ip, start) in chunk.iter().zip(got) {
+                profiles.push((*ip, start.and_then(|s| s.parse::<f64>().ok())));
+            }
+        }
+        Ok((windows, profiles))
+    }
+
+    /// Write one flush.
+    pub fn write(
+        &mut self,
+        writes: &Writes,
+        grid: StoredGrid,
+        label: &str,
+    ) -> Result<(), StoreError> {
+        let mut batch = Batch::default();
+        let width = float_repr(grid.width);
+        for (ip, start) in &writes.profiles {
+            let p = keys::profile(*ip);
+            batch.add(|pipe| {
+                pipe.sadd(keys::PROFILES, &p).ignore();
+            });
+            batch.add(|pipe| {
+                pipe.hset_multiple(
+                    &p,
+                    &[
+                        ("Starttime", float_repr(*start)),
+                        ("duration", width.clone()),
+                    ],
+                )
+                .ignore();
+            });
+        }
+        for ip in &writes.ips {
+            batch.add(|pipe| {
+                pipe.hset_nx(keys::IPS_INFO, ip.to_string(), "{}").ignore();
+            });
+        }
+        let mut new_flows = 0usize;
+        for ((ip, g), w) in &writes.windows {
+            let n = grid.n(*g);
+            let key = keys::window(*ip, n);
+            for (target, pairs) in [
+                (key.clone(), &w.fields),
+                (keys::flows(&key), &w.flows),
+                (keys::copies(&key), &w.copies),
+                (keys::altflows(&key), &w.altflows),
+                (keys::alts(&key), &w.alts),
+            ] {
+                for chunk in pairs.chunks(256) {
+                    batch.add(|pipe| {
+                        pipe.hset_multiple(&target, chunk).ignore();
+                    });
+                }
+            }
+            if w.has_data {
+                batch.add(|pipe| {
+                    pipe.zadd(keys::tws(*ip), keys::tw_name(n), grid.start(*g))
+                        .ignore();
+                });
+            }
+            if w.has_conn && !(w.fields.is_empty() && w.flows.is_empty()) {
+                batch.add(|pipe| {
+                    pipe.sadd(keys::MODIFIED_TW, &key).ignore();
+                });
+            }
+            new_flows += w.new_flow_uids;
+        }
+        if new_flows > 0 {
+            batch.add(|pipe| {
+                pipe.zincr(keys::LABELS, label, new_flows).ignore();
+            });
+        }
+        for pipe in batch.finish() {
+            pipe.exec(&mut self.con).map_err(|e| self.err(e))?;
+            self.stats.round_trips += 1;
+        }
+        self.stats.commands += batch.commands;
+        Ok(())
+    }
+
+    /// The underlying connection (tests and tools).
+    pub fn connection(&mut self) -> &mut Connection {
+        &mut self.con
+    }
+}
+
+/// Pipelines of at most [`BATCH`] commands.
+#[derive(Default)]
+struct Batch {
+    done: Vec<Pipeline>,
+    current: Option<Pipeline>,
+    in_current: usize,
+    commands: u64,
+}
+
+impl Batch {
+    fn add(&mut self, f: impl FnOnce(&mut Pipeline)) {
+        let pipe = self.current.get_or_insert_with(redis::pipe);
+        f(pipe);
+        self.in_current += 1;
+        self.commands += 1;
+        if self.in_current >= BATCH {
+            if let Some(p) = self.current.take() {
+                self.done.push(p);
+            }
+            self.in_current = 0;
+        }
+    }
+
+    fn finish(&mut self) -> Vec<Pipeline> {
+        let mut out = std::mem::take(&mut self.done);
+        if let Some(p) = self.current.take() {
+            out.push(p);
+        }
+        self.in_current = 0;
+        out
+    }
+}
+
+/// Rebuild a window's records from `_flows`, our copies and our alt list. Values this tool
+/// did not write are skipped (logged once per window).
+fn stored_window(
+    flows: &[(String, String)],
+    copies: &[(String, String)],
+    alts: &[(String, String)],
+) -> StoredWindow {
+    let mut out = StoredWindow::default();
+    let mut skipped = 0usize;
+    let copied: std::collections::HashMap<&str, &str> = copies
+        .iter()
+        .map(|(u, v)| (u.as_str(), v.as_str()))
+        .collect();
+    for (uid, json) in flows {
+        match copied.get(uid.as_str()) {
+            Some(list) => {
+                let parsed: Option<Vec<Flow>> = serde_json::from_str::<Vec<String>>(list)
+                    .ok()
+                    .and_then(|l| l.iter().map(|j| Flow::from_flow_json(uid, j)).collect());
+                match parsed {
+                    Some(fs) => out.flows.extend(fs),
+                    None => skipped += 1,
+                }
+            }
+            None => match Flow::from_flow_json(uid, json) {
+                Some(f) => out.flows.push(f),
+                None => skipped += 1,
+            },
+        }
+    }
+    for (uid, json) in alts {
+        match AltRecord::list_from_json(uid, json) {
+            Some(list) => out.alts.extend(list),
+            None => skipped += 1,
+        }
+    }
+    if skipped > 0 {
+        tracing::warn!(
+            skipped,
+            "stored window values not written by kalipso-ingest were left as they are"
+        );
+    }
+    out
+}

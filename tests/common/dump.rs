@@ -1,0 +1,95 @@
+//! A normalized dump of a Redis database: every key (sorted) with its type and value; hash
+//! and list values that are JSON are parsed, so golden files read like data.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::{Map, Value, json};
+
+/// Every key of the database as `{key: {"type": t, "value": v}}`, keys sorted.
+pub fn dump(con: &mut redis::Connection) -> Value {
+    let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(con).unwrap();
+    keys.sort();
+    let mut out = Map::new();
+    for key in keys {
+        let t: String = redis::cmd("TYPE").arg(&key).query(con).unwrap();
+        let value = match t.as_str() {
+            "string" => {
+                let v: String = redis::cmd("GET").arg(&key).query(con).unwrap();
+                Value::String(v)
+            }
+            "hash" => {
+                let m: BTreeMap<String, String> =
+                    redis::cmd("HGETALL").arg(&key).query(con).unwrap();
+                Value::Object(m.into_iter().map(|(k, v)| (k, parse(&v))).collect())
+            }
+            "set" => {
+                let mut m: Vec<String> = redis::cmd("SMEMBERS").arg(&key).query(con).unwrap();
+                m.sort();
+                json!(m)
+            }
+            "zset" => {
+                let m: Vec<(String, f64)> = redis::cmd("ZRANGE")
+                    .arg(&key)
+                    .arg(0)
+                    .arg(-1)
+                    .arg("WITHSCORES")
+                    .query(con)
+                    .unwrap();
+                json!(m)
+            }
+            "list" => {
+                let m: Vec<String> = redis::cmd("LRANGE")
+                    .arg(&key)
+                    .arg(0)
+                    .arg(-1)
+                    .query(con)
+                    .unwrap();
+                json!(m)
+            }
+            other => panic!("unexpected type {other} of {key}"),
+        };
+        out.insert(key, json!({"type": t, "value": value}));
+    }
+    Value::Object(out)
+}
+
+/// A value parsed as JSON when it is a JSON object or list, else the string.
+fn parse(v: &str) -> Value {
+    if v.starts_with('{') || v.starts_with('[') {
+        if let Ok(x) = serde_json::from_str(v) {
+            return x;
+        }
+    }
+    Value::String(v.to_string())
+}
+
+/// Raw hash fields (no parsing), for byte-exact comparisons.
+pub fn hash(con: &mut redis::Connection, key: &str) -> BTreeMap<String, String> {
+    redis::cmd("HGETALL").arg(key).query(con).unwrap()
+}
+
+/// Compare with a golden file; `BLESS=1` (re)writes it instead.
+pub fn assert_golden(got: &Value, path: &Path) {
+    let text = serde_json::to_string_pretty(got).unwrap() + "\n";
+    if std::env::var_os("BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, &text).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(path).unwrap_or_else(|_| {
+        panic!(
+            "missing golden file {} (run the test with BLESS=1 and review it)",
+            path.display()
+        )
+    });
+    if want != text {
+        let fresh = path.with_extension("actual.json");
+        std::fs::write(&fresh, &text).unwrap();
+        panic!(
+            "{} differs from the golden file; the new dump is in {} (diff them; BLESS=1 accepts it)",
+            path.display(),
+            fresh.display()
+        );
+    }
+}

@@ -1,0 +1,358 @@
+//! `--once` ingest into a real Redis: golden dumps for several captures and all four
+//! home-net × direction cases, order independence, and what a second run does.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use common::dump::{assert_golden, dump};
+use common::ingest::{churn, ingest, ingest_width, ingest_with};
+use common::redis_server::RedisServer;
+use common::*;
+use kalipso_ingest::ingest::IngestOptions;
+use kalipso_ingest::profile::routing::Direction;
+use serde_json::Value;
+
+/// Captures with golden dumps, and the home net used for them.
+const CAPTURES: &[(&str, &str)] = &[
+    ("slips/input_zeek1", "192.168.1.0/24"),
+    ("slips/input_zeek2", "192.168.1.0/24"),
+    ("corpus/slips-test10-tsv", "2001:718:2:1663::/64"),
+];
+
+fn golden_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
+}
+
+fn run_dump(dir: &Path, home: &[&str], direction: Direction, opts: &IngestOptions) -> Value {
+    run_dump_width(dir, home, direction, 3600.0, opts)
+}
+
+fn run_dump_width(
+    dir: &Path,
+    home: &[&str],
+    direction: Direction,
+    width: f64,
+    opts: &IngestOptions,
+) -> Value {
+    let server = RedisServer::start();
+    ingest_width(&server, dir, home, direction, width, opts);
+    dump(&mut server.connection())
+}
+
+#[test]
+fn golden_dumps_for_every_capture_and_case() {
+    for (capture, net) in CAPTURES {
+        for (home, direction) in [
+            (None, Direction::Out),
+            (None, Direction::All),
+            (Some(*net), Direction::Out),
+            (Some(*net), Direction::All),
+        ] {
+            let homes: Vec<&str> = home.into_iter().collect();
+            let mut got = run_dump(
+                &fixtures().join(capture),
+                &homes,
+                direction,
+                &IngestOptions::default(),
+            );
+            // Our bookkeeping keys (every alt record, repeated uids) are not part of the
+            // layout Kalipso reads; the reload tests below check them.
+            got.as_object_mut().unwrap().retain(|k, _| {
+                !k.starts_with("kalipso-ingest:alts:") && !k.starts_with("kalipso-ingest:copies:")
+            });
+            let name = format!(
+                "{}-{}-{}.json",
+                capture.replace('/', "_"),
+                if home.is_some() { "home" } else { "nohome" },
+                match direction {
+                    Direction::Out => "out",
+                    Direction::All => "all",
+                }
+            );
+            assert_golden(&got, &golden_dir().join(name));
+        }
+    }
+}
+
+/// How [`reordered_copy`] changes the arrival order.
+#[derive(Clone, Copy, Debug)]
+enum Reorder {
+    /// conn.log fully shuffled (Zeek writes conns when they end, so any order can happen);
+    /// the alt logs in their order.
+    ShuffleConn,
+    /// Every log's lines reordered within 30 s of log time (inside the 60 s join grace).
+    Jitter,
+}
+
+/// The `ts` of a data line (JSON `ts` or the first TSV column).
+fn line_ts(line: &str) -> f64 {
+    if line.starts_with('{') {
+        let v: Value = serde_json::from_str(line).unwrap();
+        v["ts"].as_f64().unwrap()
+    } else {
+        line.split('\t').next().unwrap().parse().unwrap_or(0.0)
+    }
+}
+
+/// Copy `src`'s conn/dns/http/ssl logs into a temp dir with their data lines in another order
+/// (TSV headers stay first), each split into a rotated file and the current one.
+fn reordered_copy(src: &Path, how: Reorder, seed: u64) -> tempfile::TempDir {
+    let out = tempfile::tempdir().unwrap();
+    let mut state = seed;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        state >> 33
+    };
+    for name in ["conn", "dns", "http", "ssl"] {
+        let path = src.join(format!("{name}.log"));
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        let text = String::from_utf8(bytes).unwrap();
+        let (header, mut data): (Vec<&str>, Vec<&str>) = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("#close"))
+            .partition(|l| l.trim_start().starts_with('#'));
+        match how {
+            Reorder::ShuffleConn if name == "conn" => {
+                // Fisher–Yates with a fixed generator: repeatable.
+                for i in (1..data.len()).rev() {
+                    let j = (next() as usize) % (i + 1);
+                    data.swap(i, j);
+                }
+            }
+            Reorder::ShuffleConn => {}
+            Reorder::Jitter => {
+                let mut keyed: Vec<(f64, &str)> = data
+                    .iter()
+                    .map(|l| (line_ts(l) + (next() % 30_000) as f64 / 1000.0, *l))
+                    .collect();
+                keyed.sort_by(|a, b| a.0.total_cmp(&b.0));
+                data = keyed.into_iter().map(|(_, l)| l).collect();
+            }
+        }
+        let half = data.len() / 2;
+        for (file, part) in [
+            (format!("{name}.2020-01-01-00-00-00.log"), &data[..half]),
+            (format!("{name}.log"), &data[half..]),
+        ] {
+            let mut body = header.join("\n");
+            if !body.is_empty() {
+                body.push('\n');
+            }
+            for l in part {
+                body.push_str(l);
+                body.push('\n');
+            }
+            std::fs::write(out.path().join(file), body).unwrap();
+        }
+    }
+    out
+}
+
+/// Equal dumps, or a panic naming the first keys and fields that differ.
+fn assert_same(want: &Value, got: &Value, what: &str) {
+    if want == got {
+        return;
+    }
+    let (w, g) = (want.as_object().unwrap(), got.as_object().unwrap());
+    let mut diffs = Vec::new();
+    for k in w.keys().chain(g.keys()) {
+        if w.get(k) != g.get(k) && !diffs.iter().any(|(d, _): &(String, String)| d == k) {
+            let detail = match (w.get(k).map(|v| &v["value"]), g.get(k).map(|v| &v["value"])) {
+                (Some(Value::Object(a)), Some(Value::Object(b))) => a
+                    .keys()
+                    .chain(b.keys())
+                    .filter(|f| a.get(*f) != b.get(*f))
+                    .take(2)
+                    .map(|f| format!("{f}: {:?} vs {:?}", a.get(f), b.get(f)))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                (a, b) => format!("{a:?} vs {b:?}"),
+            };
+            diffs.push((k.clone(), detail));
+        }
+    }
+    diffs.truncate(5);
+    panic!("{what} changed the result: {diffs:#?}");
+}
+
+#[test]
+fn result_does_not_depend_on_line_order_files_or_eviction() {
+    // Narrow windows (test9 spans 4.5 minutes) so that windows are written, evicted and
+    // reopened from Redis while the run goes on.
+    for (capture, home, width) in [
+        ("slips/test9", None, 30.0),
+        ("slips/test9", Some("10.0.2.0/24"), 60.0),
+        ("corpus/rita-proxy", None, 3600.0),
+    ] {
+        let src = fixtures().join(capture);
+        let homes: Vec<&str> = home.into_iter().collect();
+        for direction in [Direction::Out, Direction::All] {
+            let want = run_dump_width(&src, &homes, direction, width, &IngestOptions::default());
+            let churned = run_dump_width(&src, &homes, direction, width, &churn());
+            assert_same(
+                &want,
+                &churned,
+                &format!("{capture} {direction:?}: eviction and reload"),
+            );
+            for how in [Reorder::ShuffleConn, Reorder::Jitter] {
+                let copy = reordered_copy(&src, how, 7);
+                for opts in [IngestOptions::default(), churn()] {
+                    let got = run_dump_width(copy.path(), &homes, direction, width, &opts);
+                    assert_same(
+                        &want,
+                        &got,
+                        &format!(
+                            "{capture} {direction:?} {how:?} flush_every={}",
+                            opts.flush_every
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Totals of a `…ClientTCPEstablished`-style family field.
+fn family_flows(v: &Value) -> u64 {
+    v.as_object()
+        .unwrap()
+        .values()
+        .map(|t| t["totalflows"].as_u64().unwrap())
+        .sum()
+}
+
+#[test]
+fn a_second_run_over_the_same_directory_counts_every_flow_again() {
+    // Until the daemon's checkpoints make a re-run a no-op, a second `--once` over the same
+    // logs sees every conn uid again: as the spec's repeated-uid rule says, counters grow and
+    // `_flows`, `_altflows`, `labels`, profiles and windows stay the same.
+    let server = RedisServer::start();
+    let dir = fixtures().join("slips/input_zeek1");
+    ingest(&server, &dir, &[], Direction::Out);
+    let first = dump(&mut server.connection());
+    let summary = ingest(&server, &dir, &[], Direction::Out);
+    assert_eq!(summary.stats.flows, 10);
+    let second = dump(&mut server.connection());
+    let (a, b) = (first.as_object().unwrap(), second.as_object().unwrap());
+    let not_copies = |k: &&String| !k.starts_with("kalipso-ingest:copies:");
+    assert_eq!(
+        a.keys().filter(not_copies).collect::<Vec<_>>(),
+        b.keys().filter(not_copies).collect::<Vec<_>>()
+    );
+    for (key, v) in a {
+        let w = &b[key];
+        let is_window = key.starts_with("profile_") && key.matches('_').count() == 2;
+        if is_window {
+            for (field, value) in v["value"].as_object().unwrap() {
+                if field.contains("Client") || field.contains("Server") {
+                    assert_eq!(
+                        family_flows(&w["value"][field]),
+                        2 * family_flows(value),
+                        "{key} {field}"
+                    );
+                }
+            }
+        } else if !key.starts_with("kalipso-ingest:copies:") {
+            assert_eq!(v, w, "{key} changed on the second run");
+        }
+    }
+}
+
+#[test]
+fn nothing_outside_the_tool_is_touched_and_reset_removes_only_its_keys() {
+    let server = RedisServer::start();
+    let mut con = server.connection();
+    let _: () = redis::cmd("SET")
+        .arg("someone-else")
+        .arg("x")
+        .query(&mut con)
+        .unwrap();
+    let dir = fixtures().join("slips/input_zeek1");
+    ingest(&server, &dir, &[], Direction::Out);
+    let opts = IngestOptions {
+        reset: true,
+        ..IngestOptions::default()
+    };
+    // A reset run gives exactly what a run into an empty database gives.
+    let fresh = run_dump(&dir, &[], Direction::Out, &IngestOptions::default());
+    ingest_with(&server, &dir, &[], Direction::Out, &opts);
+    let mut got = dump(&mut con);
+    let other = got.as_object_mut().unwrap().remove("someone-else");
+    assert_eq!(other.unwrap()["value"], "x");
+    assert!(got == fresh);
+}
+
+#[test]
+fn reset_refuses_to_delete_slips_data_it_did_not_write() {
+    let server = RedisServer::start();
+    let mut con = server.connection();
+    let _: () = redis::cmd("SADD")
+        .arg("profiles")
+        .arg("profile_10.0.0.1")
+        .query(&mut con)
+        .unwrap();
+    let settings = common::ingest::settings(
+        &server,
+        &fixtures().join("slips/input_zeek1"),
+        &[],
+        Direction::Out,
+    );
+    let opts = IngestOptions {
+        reset: true,
+        ..IngestOptions::default()
+    };
+    let err = kalipso_ingest::ingest::run_once(&settings, &opts).unwrap_err();
+    assert!(err.to_string().contains("did not write"), "{err}");
+    let n: u64 = redis::cmd("SCARD").arg("profiles").query(&mut con).unwrap();
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn another_width_on_the_same_database_is_refused() {
+    let server = RedisServer::start();
+    let dir = fixtures().join("slips/input_zeek1");
+    ingest(&server, &dir, &[], Direction::Out);
+    let mut settings = common::ingest::settings(&server, &dir, &[], Direction::Out);
+    settings.tw_width = 300.0;
+    let err = kalipso_ingest::ingest::run_once(&settings, &IngestOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("--tw-width 3600"), "{err}");
+}
+
+#[test]
+fn summary_counts_records_malformed_lines_flows_and_windows() {
+    let server = RedisServer::start();
+    let s = ingest(
+        &server,
+        &fixtures().join("corpus/rita-truncated"),
+        &[],
+        Direction::Out,
+    );
+    let counts: BTreeMap<&str, _> = s.logs.iter().map(|(k, c)| (k.as_str(), c)).collect();
+    let conn = counts["conn"];
+    // conn.log: the last line is cut (malformed); conn_top.log is not a conn.* name.
+    assert_eq!(conn.files, 1);
+    assert_eq!(conn.malformed, 1);
+    assert_eq!(
+        conn.records,
+        s.stats.flows + s.stats.flows_unprofiled + conn.dropped
+    );
+    assert!(s.stats.flows > 0);
+    assert!(s.windows > 0);
+    let text = s.to_string();
+    for needle in [
+        "conn",
+        "malformed",
+        "flows profiled",
+        "profiles",
+        "timewindows",
+        "flows/s",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    }
+}

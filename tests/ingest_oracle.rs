@@ -1,0 +1,247 @@
+//! Our Redis layout against real Slips output (`fixtures/slips/oracle/`): where our decisions
+//! agree with Slips the values match byte for byte; where they deviate (spec README: one global
+//! window grid, bugs 14/15 fixed, order-independent "first" and "last"), the test says so and
+//! checks our rule instead.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+
+use common::dump::hash;
+use common::ingest::ingest;
+use common::redis_server::RedisServer;
+use common::*;
+use kalipso_ingest::profile::routing::Direction;
+use serde_json::Value;
+
+/// A Slips dump of `fixtures/slips/oracle/test9/` (key → {"type", "value"}).
+fn slips_dump(name: &str) -> BTreeMap<String, Value> {
+    let path = fixtures().join("slips/oracle/test9").join(name);
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn keys(con: &mut redis::Connection, pattern: &str) -> BTreeSet<String> {
+    redis::cmd("KEYS").arg(pattern).query(con).unwrap()
+}
+
+fn members(con: &mut redis::Connection, key: &str) -> BTreeSet<String> {
+    redis::cmd("SMEMBERS").arg(key).query(con).unwrap()
+}
+
+/// `profile_<ip>` of a window-ish key.
+fn profile_of(key: &str) -> String {
+    key.split("_timewindow").next().unwrap().to_string()
+}
+
+/// uid → value of every `<suffix>` hash of each profile, over all its windows.
+fn per_profile(
+    entries: impl IntoIterator<Item = (String, BTreeMap<String, String>)>,
+) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for (key, fields) in entries {
+        let p = out.entry(profile_of(&key)).or_default();
+        for (uid, v) in fields {
+            assert!(p.insert(uid.clone(), v).is_none(), "{uid} twice in {key}");
+        }
+    }
+    out
+}
+
+fn ours_per_profile(
+    con: &mut redis::Connection,
+    suffix: &str,
+) -> BTreeMap<String, BTreeMap<String, String>> {
+    let ks = keys(con, &format!("profile_*_timewindow*_{suffix}"));
+    per_profile(ks.into_iter().map(|k| {
+        let h = hash(con, &k);
+        (k, h)
+    }))
+}
+
+fn slips_per_profile(
+    dump: &BTreeMap<String, Value>,
+    suffix: &str,
+) -> BTreeMap<String, BTreeMap<String, String>> {
+    per_profile(
+        dump.iter()
+            .filter(|(k, _)| k.starts_with("profile_") && k.ends_with(&format!("_{suffix}")))
+            .map(|(k, v)| {
+                let fields = v["value"]
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .map(|(f, x)| (f.clone(), x.as_str().unwrap().to_string()))
+                    .collect();
+                (k.clone(), fields)
+            }),
+    )
+}
+
+/// uid → (the alt JSON of the uid's last record by time, by file order), from the logs.
+fn alt_last_by_time_and_by_file() -> BTreeMap<String, (f64, f64)> {
+    let mut out: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    for name in ["dns", "http", "ssl"] {
+        let text =
+            std::fs::read_to_string(fixtures().join(format!("slips/test9/{name}.log"))).unwrap();
+        for line in text.lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            let uid = v["uid"].as_str().unwrap().to_string();
+            let ts = v["ts"].as_f64().unwrap();
+            let e = out.entry(uid).or_insert((ts, ts));
+            e.0 = e.0.max(ts);
+            e.1 = ts;
+        }
+    }
+    out
+}
+
+/// `extra_profiles`: profiles we create and Slips did not (see the home-net test).
+fn check_test9(dump_name: &str, home: &[&str], direction: Direction, extra_profiles: &[&str]) {
+    let slips = slips_dump(dump_name);
+    let server = RedisServer::start();
+    ingest(&server, &fixtures().join("slips/test9"), home, direction);
+    let mut con = server.connection();
+
+    // The same profiles, the same IPs registered.
+    let slips_profiles: BTreeSet<String> = slips["profiles"]["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap().to_string())
+        .collect();
+    let mut want = slips_profiles.clone();
+    want.extend(extra_profiles.iter().map(|p| p.to_string()));
+    assert_eq!(members(&mut con, "profiles"), want, "{dump_name}");
+    let ips: BTreeSet<String> = hash(&mut con, "IPsInfo").into_keys().collect();
+    let mut slips_ips: BTreeSet<String> = slips["IPsInfo"]["value"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    slips_ips.extend(
+        extra_profiles
+            .iter()
+            .map(|p| p["profile_".len()..].to_string()),
+    );
+    assert_eq!(ips, slips_ips, "{dump_name}: IPsInfo");
+
+    // Deviation (global grid): Slips' per-profile grids split 10.0.2.15's first minutes into
+    // its timewindow0; our grid puts them in one window. Compare flows per profile and uid:
+    // every value byte for byte.
+    let ours = ours_per_profile(&mut con, "flows");
+    let theirs = slips_per_profile(&slips, "flows");
+    assert_eq!(ours.len(), theirs.len(), "{dump_name}: profiles with flows");
+    for (p, flows) in &theirs {
+        assert_eq!(&ours[p], flows, "{dump_name}: flows of {p}");
+    }
+    let total: usize = ours.values().map(|f| f.len()).sum();
+    let labels: Vec<(String, f64)> = redis::cmd("ZRANGE")
+        .arg("labels")
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(labels, vec![("malicious".to_string(), total as f64)]);
+    let slips_labels = &slips["labels"]["value"][0][1];
+    assert_eq!(slips_labels.as_f64().unwrap(), total as f64, "{dump_name}");
+
+    // Alt flows: Slips kept the last record *in file order*; we keep the last *by time*
+    // (spec README: order independence). They agree wherever the two are the same record.
+    let last = alt_last_by_time_and_by_file();
+    let ours = ours_per_profile(&mut con, "altflows");
+    let theirs = slips_per_profile(&slips, "altflows");
+    let mut compared = 0;
+    for (p, alts) in &theirs {
+        for (uid, value) in alts {
+            let (by_time, by_file) = last[uid];
+            if by_time == by_file {
+                assert_eq!(
+                    ours[p].get(uid),
+                    Some(value),
+                    "{dump_name}: altflow {uid} of {p}"
+                );
+                compared += 1;
+            }
+        }
+    }
+    assert!(
+        compared > 400,
+        "{dump_name}: only {compared} altflows compared"
+    );
+
+    // Window hashes: byte for byte for every profile whose flows Slips did not split.
+    for key in keys(&mut con, "profile_*_timewindow1") {
+        let ours = hash(&mut con, &key);
+        let p = profile_of(&key);
+        let split = slips
+            .keys()
+            .any(|k| k.starts_with(&format!("{p}_timewindow0")));
+        if split {
+            continue;
+        }
+        let Some(want) = slips.get(&key) else {
+            panic!("{dump_name}: {key} not in Slips output");
+        };
+        for (field, value) in want["value"].as_object().unwrap() {
+            let value = value.as_str().unwrap();
+            // Deviations: bug 14 (…PortsServer… `srcips` hold the profile's own IP in Slips)
+            // and bug 15 (InTuples keyed by the source port in Slips).
+            if field == "InTuples"
+                || (field.contains("PortsServer") && value.contains(&p["profile_".len()..]))
+            {
+                continue;
+            }
+            assert_eq!(
+                ours.get(field).map(String::as_str),
+                Some(value),
+                "{dump_name}: {key} {field}"
+            );
+        }
+    }
+
+    // Starttime: the earliest record of the profile (Slips: the first one it happened to
+    // process, never earlier than ours).
+    for p in &slips_profiles {
+        let ours: f64 = hash(&mut con, p)["Starttime"].parse().unwrap();
+        let theirs: f64 = slips[p]["value"]["Starttime"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            ours <= theirs,
+            "{dump_name}: {p} Starttime {ours} > {theirs}"
+        );
+        assert_eq!(hash(&mut con, p)["duration"], "3600.0");
+    }
+}
+
+#[test]
+fn test9_out_without_home_net_matches_slips() {
+    check_test9("dump-out-nohomenet.json.gz", &[], Direction::Out, &[]);
+}
+
+#[test]
+fn test9_out_with_home_net_matches_slips() {
+    // Deviation (docs/decisions.md): every home IP seen gets a profile. Slips created one for
+    // a home destination only when the source was outside the home net, so the broadcast
+    // address 10.0.2.255, reached only from 10.0.2.15, had none there.
+    check_test9(
+        "dump-out-homenet-10.0.2.0_24.json.gz",
+        &["10.0.2.0/24"],
+        Direction::Out,
+        &["profile_10.0.2.255"],
+    );
+}
+
+#[test]
+fn test9_all_without_home_net_matches_slips() {
+    check_test9("dump-all-nohomenet.json.gz", &[], Direction::All, &[]);
+}
