@@ -4,9 +4,10 @@ CARGO ?= cargo
 
 .PHONY: demo test deps build lint bench fuzz
 
-## demo: build, then show what the bundled sample holds.
+## demo: build, ingest the bundled sample into Redis (started on 127.0.0.1:6379 when none
+## answers there; REDIS_URL=... to use another), print the summary and how to open Kalipso.
 demo: deps build
-	./target/release/kalipso-ingest inspect --zeek-dir $(SAMPLE)
+	SAMPLE=$(SAMPLE) ./scripts/demo.sh
 
 ## test: formatting, lints, then every test (unit, integration, doc).
 test: deps

@@ -180,6 +180,30 @@ label = "malicious"
     }
 
     #[test]
+    fn config_example_is_complete() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/kalipso-ingest.toml");
+        let f = FileSettings::load(Path::new(path)).unwrap();
+        // Every key is set in the example (a new key must be documented there too).
+        let FileSettings {
+            zeek_dir,
+            recursive,
+            redis_url,
+            home_net,
+            direction,
+            tw_width,
+            label,
+            log_level,
+        } = f.clone();
+        assert!(zeek_dir.is_some() && recursive.is_some() && redis_url.is_some());
+        assert!(home_net.is_some() && direction.is_some() && tw_width.is_some());
+        assert!(label.is_some() && log_level.is_some());
+        let s = Settings::merge(FileSettings::default(), f).unwrap();
+        assert_eq!(s.redis_url, DEFAULT_REDIS_URL);
+        assert_eq!(s.tw_width, DEFAULT_TW_WIDTH);
+        assert_eq!(s.label, DEFAULT_LABEL);
+    }
+
+    #[test]
     fn bad_values_are_clear_errors() {
         let dir = FileSettings {
             zeek_dir: Some("x".into()),

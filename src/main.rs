@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use kalipso_ingest::config::{FileSettings, Settings};
-use kalipso_ingest::ingest::{IngestOptions, run_once};
+use kalipso_ingest::ingest::{IngestError, IngestOptions, run_once};
+use kalipso_ingest::store::redis_store::StoreError;
 use kalipso_ingest::inspect::{inspect_file, render_text};
 use kalipso_ingest::source::find_logs;
 
@@ -169,7 +170,11 @@ fn run_ingest(args: RunArgs) -> ExitCode {
         }
         Err(e) => {
             eprintln!("kalipso-ingest: {e}");
-            ExitCode::from(1)
+            let usage = matches!(
+                e,
+                IngestError::Store(StoreError::BadUrl { .. })
+            );
+            ExitCode::from(if usage { 2 } else { 1 })
         }
     }
 }

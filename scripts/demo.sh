@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# make demo: ingest the bundled sample into Redis and say how to look at it.
+# Uses $REDIS_URL when given; otherwise the Redis on 127.0.0.1:6379 (the one Kalipso reads),
+# starting a throw-away one there (no persistence) when none answers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SAMPLE=${SAMPLE:-fixtures/slips/test9}
+BIN=./target/release/kalipso-ingest
+
+started=""
+if [ -z "${REDIS_URL:-}" ]; then
+    REDIS_URL=redis://127.0.0.1:6379/0
+    if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+        echo "== using the Redis already running on 127.0.0.1:6379"
+    else
+        echo "== starting a demo Redis on 127.0.0.1:6379 (no persistence)"
+        redis-server --port 6379 --bind 127.0.0.1 --save '' --appendonly no --daemonize yes >/dev/null
+        for _ in $(seq 50); do
+            redis-cli -p 6379 ping >/dev/null 2>&1 && break
+            sleep 0.1
+        done
+        started=yes
+    fi
+fi
+
+echo "== kalipso-ingest --zeek-dir $SAMPLE --once --reset --redis-url $REDIS_URL"
+"$BIN" --zeek-dir "$SAMPLE" --once --reset --redis-url "$REDIS_URL" --no-progress --log-level warn
+
+cli() { redis-cli -u "$REDIS_URL" "$@"; }
+echo
+echo "== what Redis holds now"
+echo "profiles:            $(cli scard profiles)"
+echo "timewindow hashes:   $(cli --scan --pattern 'profile_*_timewindow*' | grep -vc '_flows\|_altflows\|_timeline' || true)"
+busiest=$(for k in $(cli --scan --pattern 'profile_*_timewindow*_flows'); do
+    echo "$(cli hlen "$k") ${k%_flows}"; done | sort -rn | head -1)
+echo "busiest window:      ${busiest#* } (${busiest%% *} flows)"
+echo "its DstIPs:          $(cli hget "${busiest#* }" DstIPs | cut -c1-150)..."
+echo "its OutTuples:       $(cli hget "${busiest#* }" OutTuples | cut -c1-150)..."
+echo
+echo "== open it in Kalipso"
+echo "Kalipso (Slips early 2020, modules/blessed) reads 127.0.0.1:6379 database 0:"
+echo "    git clone https://github.com/stratosphereips/StratosphereLinuxIPS && cd StratosphereLinuxIPS"
+echo "    git checkout e82568be8 && cd modules/blessed && npm install && node ips_timewindows.js"
+echo "Press 'o' to load the profile tree. Kalipso lists a window once its _timeline list exists."
+if [ -n "$started" ]; then
+    echo "Stop the demo Redis afterwards with: redis-cli -p 6379 shutdown nosave"
+fi

@@ -1,0 +1,130 @@
+//! `kalipso-ingest --zeek-dir DIR --once` end to end: the real binary, a real Redis.
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::Command;
+
+use common::redis_server::RedisServer;
+use common::*;
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_kalipso-ingest"))
+        .args(args)
+        .env_remove("KALIPSO_REDIS_URL")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run kalipso-ingest");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn sample() -> String {
+    fixtures().join("slips/test9").to_string_lossy().into_owned()
+}
+
+#[test]
+fn once_ingests_and_prints_the_summary() {
+    let server = RedisServer::start();
+    let (code, stdout, stderr) = run(&[
+        "--zeek-dir",
+        &sample(),
+        "--once",
+        "--redis-url",
+        &server.url(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    for needle in [
+        "conn         576 records",
+        "flows profiled: 576",
+        "profiles: 125",
+        "flows/s",
+    ] {
+        assert!(stdout.contains(needle), "{needle:?} missing in:\n{stdout}");
+    }
+    let mut con = server.connection();
+    let n: u64 = redis::cmd("SCARD").arg("profiles").query(&mut con).unwrap();
+    assert_eq!(n, 125);
+    let label: String = redis::cmd("HGET")
+        .arg("profile_10.0.2.15_timewindow1_flows")
+        .arg("CE0FkN2oz9LWuUEXk5")
+        .query(&mut con)
+        .unwrap();
+    assert!(label.ends_with(r#""label": "unknown"}"#), "{label}");
+}
+
+#[test]
+fn unreachable_redis_is_one_clear_line_and_exit_1() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://127.0.0.1:{port}/0");
+    let (code, stdout, stderr) = run(&["--zeek-dir", &sample(), "--once", "--redis-url", &url]);
+    assert_eq!(code, 1);
+    assert!(stdout.is_empty());
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].contains(&url), "{stderr}");
+    assert!(lines[0].contains("cannot reach Redis"), "{stderr}");
+    assert!(lines[0].contains("redis-server"), "{stderr}");
+}
+
+#[test]
+fn config_file_supplies_every_setting_and_flags_override_it() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "zeek-dir = {:?}\nredis-url = {:?}\nhome-net = [\"10.0.2.0/24\"]\ndirection = \"all\"\ntw-width = 60\nlabel = \"from-file\"\n",
+            sample(),
+            server.url()
+        ),
+    )
+    .unwrap();
+    let (code, stdout, stderr) = run(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--once",
+        "--label",
+        "from-flag",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("profiles: 3"), "{stdout}");
+    let mut con = server.connection();
+    let width: String = redis::cmd("GET")
+        .arg("kalipso-ingest:tw-width")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(width, "60");
+    let flows: Vec<String> = redis::cmd("HVALS")
+        .arg("profile_10.0.2.15_timewindow1_flows")
+        .query(&mut con)
+        .unwrap();
+    assert!(!flows.is_empty());
+    assert!(flows.iter().all(|f| f.contains(r#""label": "from-flag""#)));
+}
+
+#[test]
+fn usage_errors_exit_2_with_a_reason() {
+    let (code, _, stderr) = run(&["--zeek-dir", &sample()]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--once"), "{stderr}");
+    let (code, _, stderr) = run(&["--zeek-dir", &sample(), "--once", "--direction", "both"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("`out` or `all`"), "{stderr}");
+    let (code, _, stderr) = run(&["--once"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--zeek-dir"), "{stderr}");
+    let bad = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(bad.path(), "colour = \"red\"\n").unwrap();
+    let (code, _, stderr) = run(&["--config", bad.path().to_str().unwrap(), "--once"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("colour"), "{stderr}");
+}
