@@ -8,9 +8,9 @@ use clap::{Args, Parser, Subcommand};
 
 use kalipso_ingest::config::{FileSettings, Settings};
 use kalipso_ingest::ingest::{IngestError, IngestOptions, run_once};
-use kalipso_ingest::store::redis_store::StoreError;
 use kalipso_ingest::inspect::{inspect_file, render_text};
 use kalipso_ingest::source::find_logs;
+use kalipso_ingest::store::redis_store::StoreError;
 
 /// kalipso-ingest: reads Zeek logs (conn, dns, http, ssl; TSV or JSON; plain or gzip) and feeds
 /// the Redis layout that the Kalipso viewer of Slips reads.
@@ -170,10 +170,7 @@ fn run_ingest(args: RunArgs) -> ExitCode {
         }
         Err(e) => {
             eprintln!("kalipso-ingest: {e}");
-            let usage = matches!(
-                e,
-                IngestError::Store(StoreError::BadUrl { .. })
-            );
+            let usage = matches!(e, IngestError::Store(StoreError::BadUrl { .. }));
             ExitCode::from(if usage { 2 } else { 1 })
         }
     }

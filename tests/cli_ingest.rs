@@ -23,7 +23,10 @@ fn run(args: &[&str]) -> (i32, String, String) {
 }
 
 fn sample() -> String {
-    fixtures().join("slips/test9").to_string_lossy().into_owned()
+    fixtures()
+        .join("slips/test9")
+        .to_string_lossy()
+        .into_owned()
 }
 
 #[test]

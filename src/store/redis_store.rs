@@ -244,11 +244,7 @@ impl RedisStore {
     }
 
     /// Read what the profiler must merge before writing.
-    pub fn load(
-        &mut self,
-        req: &LoadRequest,
-        grid: StoredGrid,
-    ) -> Result<Loaded, StoreError> {
+    pub fn load(&mut self, req: &LoadRequest, grid: StoredGrid) -> Result<Loaded, StoreError> {
         let mut windows = Vec::with_capacity(req.windows.len());
         for chunk in req.windows.chunks(BATCH / 3) {
             let mut pipe = redis::pipe();
