@@ -25,6 +25,9 @@ struct Line {
     daddr: IpAddr,
 }
 
+/// A field lookup on one line.
+type Getter = Box<dyn Fn(&str) -> Option<String>>;
+
 /// The records of a log: JSON lines, or TSV found by `#fields` (no escapes in these fields).
 fn lines(path: &Path) -> Vec<Line> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -38,7 +41,7 @@ fn lines(path: &Path) -> Vec<Line> {
         if l.starts_with('#') || l.is_empty() {
             continue;
         }
-        let get: Box<dyn Fn(&str) -> Option<String>> = if l.starts_with('{') {
+        let get: Getter = if l.starts_with('{') {
             let v: Value = serde_json::from_str(l).unwrap();
             Box::new(move |k: &str| match &v[k] {
                 Value::String(s) => Some(s.clone()),
