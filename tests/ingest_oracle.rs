@@ -246,13 +246,14 @@ fn test9_all_without_home_net_matches_slips() {
     check_test9("dump-all-nohomenet.json.gz", &[], Direction::All, &[]);
 }
 
-/// `HASH <key>` blocks and `SET <key> = [...]` lines of a text dump of `fixtures/slips/oracle/`.
-fn text_dump(
-    name: &str,
-) -> (
+/// Hashes (key → field → value) and sets (key → members) of a text dump.
+type TextDump = (
     BTreeMap<String, BTreeMap<String, String>>,
     BTreeMap<String, BTreeSet<String>>,
-) {
+);
+
+/// `HASH <key>` blocks and `SET <key> = [...]` lines of a text dump of `fixtures/slips/oracle/`.
+fn text_dump(name: &str) -> TextDump {
     let text = std::fs::read_to_string(fixtures().join("slips/oracle").join(name)).unwrap();
     let mut hashes: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     let mut sets = BTreeMap::new();

@@ -106,12 +106,25 @@ fn earliest_profiled_conn(settings: &Settings, files: &[(PathBuf, LogKind)]) -> 
 }
 
 /// Write what changed, after merging what Redis holds for windows and profiles that need it.
+/// Where the time of a run went (logged at debug level).
+#[derive(Debug, Default)]
+struct Timings {
+    anchor_scan: Duration,
+    read: Duration,
+    profile: Duration,
+    load: Duration,
+    render: Duration,
+    write: Duration,
+}
+
 fn flush(
     profiler: &mut Profiler,
     store: &mut RedisStore,
     grid: StoredGrid,
     written: &mut HashSet<WinId>,
+    t: &mut Timings,
 ) -> Result<(), StoreError> {
+    let start = Instant::now();
     let req = profiler.load_request();
     if !req.is_empty() {
         let (windows, profiles) = store.load(&req, grid)?;
@@ -122,11 +135,16 @@ fn flush(
             profiler.merge_profile(ip, start);
         }
     }
+    let loaded = Instant::now();
+    t.load += loaded - start;
     let writes = profiler.take_writes();
     written.extend(writes.windows.iter().map(|(id, _)| *id));
     let label = profiler.config().label.clone();
+    let rendered = Instant::now();
+    t.render += rendered - loaded;
     store.write(&writes, grid, &label)?;
     profiler.evict();
+    t.write += rendered.elapsed();
     Ok(())
 }
 
@@ -152,6 +170,8 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
         .map(|m| m.len())
         .sum();
 
+    let mut t = Timings::default();
+    let scan_start = Instant::now();
     let stored = store.grid(settings.tw_width)?;
     let has_history = stored.is_some();
     let grid = match stored {
@@ -162,6 +182,7 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
         },
     };
 
+    t.anchor_scan = scan_start.elapsed();
     let mut cfg = ProfilerConfig::new(settings.routing.clone(), settings.tw_width);
     cfg.label = settings.label.clone();
     if let Some(h) = opts.hold {
@@ -176,7 +197,11 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
     let mut since_flush = 0u64;
     // Without a grid (no profiled conn at all) orphan alt records still need one.
     let mut grid = grid;
+    let mut clock = Instant::now();
     while let Some((_, event)) = merged.next(&mut finished) {
+        let now = Instant::now();
+        t.read += now - clock;
+        clock = now;
         for kind in finished.drain(..) {
             profiler.finish_log(kind);
         }
@@ -188,12 +213,16 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
             Event::Alt(alt, line) => profiler.add_alt(alt, line),
         }
         since_flush += 1;
+        let now = Instant::now();
+        t.profile += now - clock;
+        clock = now;
         if since_flush >= opts.flush_every {
             since_flush = 0;
             if let Some(g) = grid {
-                flush(&mut profiler, &mut store, g, &mut written)?;
+                flush(&mut profiler, &mut store, g, &mut written, &mut t)?;
             }
             progress.update(&bytes, &profiler);
+            clock = Instant::now();
         }
     }
     for kind in finished.drain(..) {
@@ -204,9 +233,10 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
     }
     profiler.finish();
     if let Some(g) = grid {
-        flush(&mut profiler, &mut store, g, &mut written)?;
+        flush(&mut profiler, &mut store, g, &mut written, &mut t)?;
     }
     progress.done();
+    tracing::debug!(timings = ?t, "where the time went");
     Ok(Summary {
         logs: merged.counts(),
         stats: profiler.stats.clone(),

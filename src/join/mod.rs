@@ -94,7 +94,6 @@ impl UidJoin {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::pyjson::PyValue;
     use crate::zeek::LogKind;
 
     fn alt(uid: &str, ts: f64) -> AltRecord {
@@ -104,7 +103,7 @@ mod tests {
             uid: uid.into(),
             saddr: "10.0.0.1".parse().unwrap(),
             daddr: "8.8.8.8".parse().unwrap(),
-            value: PyValue::Null,
+            json: String::new(),
         }
     }
 

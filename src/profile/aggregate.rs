@@ -11,7 +11,7 @@ use indexmap::IndexMap;
 
 use super::letters::{TupleClock, add_symbol};
 use super::state::ConnSummary;
-use crate::store::pyjson::{PyValue, write_json_float};
+use crate::store::pyjson::{ObjectWriter, PyValue, write_json_float};
 use crate::zeek::ConnRecord;
 
 /// Which side of a flow the profile is on.
@@ -133,27 +133,26 @@ impl Flow {
 
     /// The `_flows` value (reference §5.1 key order).
     pub fn to_flow_json(&self, label: &str) -> String {
-        PyValue::Object(vec![
-            ("ts".into(), PyValue::Float(self.ts)),
-            (
-                "dur".into(),
-                self.dur.map_or(PyValue::Int(0), PyValue::Float),
-            ),
-            ("saddr".into(), PyValue::Str(self.saddr.to_string())),
-            ("sport".into(), PyValue::Int(self.sport.into())),
-            ("daddr".into(), PyValue::Str(self.daddr.to_string())),
-            ("dport".into(), PyValue::Int(self.dport.into())),
-            ("proto".into(), PyValue::Str(self.proto.clone())),
-            ("origstate".into(), PyValue::Str(self.origstate.clone())),
-            ("state".into(), PyValue::Str(self.state().as_str().into())),
-            ("pkts".into(), PyValue::Int(self.pkts() as i64)),
-            ("allbytes".into(), PyValue::Int(self.allbytes() as i64)),
-            ("spkts".into(), PyValue::Int(self.spkts as i64)),
-            ("sbytes".into(), PyValue::Int(self.sbytes as i64)),
-            ("appproto".into(), PyValue::Str(self.appproto.clone())),
-            ("label".into(), PyValue::Str(label.into())),
-        ])
-        .to_json()
+        let mut w = ObjectWriter::new();
+        w.float("ts", self.ts);
+        match self.dur {
+            Some(d) => w.float("dur", d),
+            None => w.int("dur", 0),
+        };
+        w.str("saddr", &self.saddr.to_string())
+            .int("sport", self.sport.into())
+            .str("daddr", &self.daddr.to_string())
+            .int("dport", self.dport.into())
+            .str("proto", &self.proto)
+            .str("origstate", &self.origstate)
+            .str("state", self.state().as_str())
+            .int("pkts", self.pkts() as i64)
+            .int("allbytes", self.allbytes() as i64)
+            .int("spkts", self.spkts as i64)
+            .int("sbytes", self.sbytes as i64)
+            .str("appproto", &self.appproto)
+            .str("label", label);
+        w.finish()
     }
 }
 

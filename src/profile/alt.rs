@@ -3,7 +3,9 @@
 
 use std::net::IpAddr;
 
-use crate::store::pyjson::PyValue;
+use std::borrow::Cow;
+
+use crate::store::pyjson::{ObjectWriter, PyValue};
 use crate::zeek::{DnsRecord, HttpRecord, LogKind, SslRecord};
 
 /// One dns, http or ssl record.
@@ -19,27 +21,20 @@ pub struct AltRecord {
     pub saddr: IpAddr,
     /// Responder address.
     pub daddr: IpAddr,
-    /// The `_altflows` value as an ordered object (`uid`, `type`, then the kind's fields).
-    pub value: PyValue,
+    /// The `_altflows` value (Python-JSON: `uid`, `type`, then the kind's fields, §5.2).
+    pub json: String,
 }
 
-fn s(v: &Option<std::borrow::Cow<'_, str>>) -> PyValue {
-    PyValue::Str(v.as_deref().unwrap_or("").to_string())
+fn s<'a>(v: &'a Option<Cow<'_, str>>) -> &'a str {
+    v.as_deref().unwrap_or("")
 }
 
-fn list(v: &Option<Vec<std::borrow::Cow<'_, str>>>) -> PyValue {
+/// A list field: the list, or `""` when Zeek left it unset.
+fn list(w: &mut ObjectWriter, k: &str, v: &Option<Vec<Cow<'_, str>>>) {
     match v {
-        Some(items) => PyValue::List(items.iter().map(|i| PyValue::Str(i.to_string())).collect()),
-        None => PyValue::Str(String::new()),
-    }
-}
-
-fn int_or_empty(v: Option<u64>) -> PyValue {
-    v.map_or(PyValue::Str(String::new()), |n| PyValue::Int(n as i64))
-}
-
-fn bool_or_empty(v: Option<bool>) -> PyValue {
-    v.map_or(PyValue::Str(String::new()), PyValue::Bool)
+        Some(items) => w.strs(k, items),
+        None => w.str(k, ""),
+    };
 }
 
 /// The common checks: a finite `ts` and two addresses of one family (spec README "Fine points").
@@ -53,128 +48,128 @@ fn header(
     (saddr.is_ipv4() == daddr.is_ipv4()).then_some((ts, saddr, daddr))
 }
 
-fn object(uid: &str, kind: LogKind, fields: Vec<(&str, PyValue)>) -> PyValue {
-    let mut entries = Vec::with_capacity(fields.len() + 2);
-    entries.push(("uid".to_string(), PyValue::Str(uid.to_string())));
-    entries.push(("type".to_string(), PyValue::Str(kind.as_str().to_string())));
-    entries.extend(fields.into_iter().map(|(k, v)| (k.to_string(), v)));
-    PyValue::Object(entries)
+fn start(uid: &str, kind: LogKind) -> ObjectWriter {
+    let mut w = ObjectWriter::new();
+    w.str("uid", uid).str("type", kind.as_str());
+    w
 }
 
 impl AltRecord {
     /// A dns record, or `None` when it must be dropped (bad ts or addresses).
     pub fn from_dns(r: &DnsRecord<'_>) -> Option<AltRecord> {
         let (ts, saddr, daddr) = header(r.ts, r.id.orig_h, r.id.resp_h)?;
-        let uid = r.uid.as_deref().unwrap_or("").to_string();
-        let ttls = match &r.ttls {
-            Some(t) => PyValue::List(t.iter().map(|f| PyValue::Float(*f)).collect()),
-            None => PyValue::Str(String::new()),
+        let uid = s(&r.uid).to_string();
+        let mut w = start(&uid, LogKind::Dns);
+        w.str("query", s(&r.query))
+            .str("qclass_name", s(&r.qclass_name))
+            .str("qtype_name", s(&r.qtype_name))
+            .str("rcode_name", s(&r.rcode_name));
+        list(&mut w, "answers", &r.answers);
+        match &r.ttls {
+            Some(t) => w.floats("ttls", t),
+            None => w.str("ttls", ""),
         };
-        let value = object(
-            &uid,
-            LogKind::Dns,
-            vec![
-                ("query", s(&r.query)),
-                ("qclass_name", s(&r.qclass_name)),
-                ("qtype_name", s(&r.qtype_name)),
-                ("rcode_name", s(&r.rcode_name)),
-                ("answers", list(&r.answers)),
-                ("ttls", ttls),
-            ],
-        );
         Some(AltRecord {
             ts,
             kind: LogKind::Dns,
             uid,
             saddr,
             daddr,
-            value,
+            json: w.finish(),
         })
     }
 
     /// An http record, or `None` when it must be dropped.
     pub fn from_http(r: &HttpRecord<'_>) -> Option<AltRecord> {
         let (ts, saddr, daddr) = header(r.ts, r.id.orig_h, r.id.resp_h)?;
-        let uid = r.uid.as_deref().unwrap_or("").to_string();
-        let value = object(
-            &uid,
-            LogKind::Http,
-            vec![
-                ("method", s(&r.method)),
-                ("host", s(&r.host)),
-                ("uri", s(&r.uri)),
-                ("version", s(&r.version)),
-                ("user_agent", s(&r.user_agent)),
-                (
-                    "request_body_len",
-                    PyValue::Int(r.request_body_len.unwrap_or(0) as i64),
-                ),
-                (
-                    "response_body_len",
-                    PyValue::Int(r.response_body_len.unwrap_or(0) as i64),
-                ),
-                ("status_code", int_or_empty(r.status_code)),
-                ("status_msg", s(&r.status_msg)),
-                ("resp_mime_types", list(&r.resp_mime_types)),
-                ("resp_fuids", list(&r.resp_fuids)),
-            ],
-        );
+        let uid = s(&r.uid).to_string();
+        let mut w = start(&uid, LogKind::Http);
+        w.str("method", s(&r.method))
+            .str("host", s(&r.host))
+            .str("uri", s(&r.uri))
+            .str("version", s(&r.version))
+            .str("user_agent", s(&r.user_agent))
+            .int("request_body_len", r.request_body_len.unwrap_or(0) as i64)
+            .int("response_body_len", r.response_body_len.unwrap_or(0) as i64);
+        match r.status_code {
+            Some(c) => w.int("status_code", c as i64),
+            None => w.str("status_code", ""),
+        };
+        w.str("status_msg", s(&r.status_msg));
+        list(&mut w, "resp_mime_types", &r.resp_mime_types);
+        list(&mut w, "resp_fuids", &r.resp_fuids);
         Some(AltRecord {
             ts,
             kind: LogKind::Http,
             uid,
             saddr,
             daddr,
-            value,
+            json: w.finish(),
         })
     }
 
     /// An ssl record, or `None` when it must be dropped.
     pub fn from_ssl(r: &SslRecord<'_>) -> Option<AltRecord> {
         let (ts, saddr, daddr) = header(r.ts, r.id.orig_h, r.id.resp_h)?;
-        let uid = r.uid.as_deref().unwrap_or("").to_string();
-        let value = object(
-            &uid,
-            LogKind::Ssl,
-            vec![
-                ("version", s(&r.version)),
-                ("cipher", s(&r.cipher)),
-                ("resumed", bool_or_empty(r.resumed)),
-                ("established", bool_or_empty(r.established)),
-                ("cert_chain_fuids", list(&r.cert_chain_fuids)),
-                ("client_cert_chain_fuids", list(&r.client_cert_chain_fuids)),
-                ("subject", s(&r.subject)),
-                ("issuer", s(&r.issuer)),
-                ("validation_status", s(&r.validation_status)),
-                ("curve", s(&r.curve)),
-                ("server_name", s(&r.server_name)),
-            ],
+        let uid = s(&r.uid).to_string();
+        let mut w = start(&uid, LogKind::Ssl);
+        w.str("version", s(&r.version)).str("cipher", s(&r.cipher));
+        for (k, v) in [("resumed", r.resumed), ("established", r.established)] {
+            match v {
+                Some(b) => w.bool(k, b),
+                None => w.str(k, ""),
+            };
+        }
+        list(&mut w, "cert_chain_fuids", &r.cert_chain_fuids);
+        list(
+            &mut w,
+            "client_cert_chain_fuids",
+            &r.client_cert_chain_fuids,
         );
+        w.str("subject", s(&r.subject))
+            .str("issuer", s(&r.issuer))
+            .str("validation_status", s(&r.validation_status))
+            .str("curve", s(&r.curve))
+            .str("server_name", s(&r.server_name));
         Some(AltRecord {
             ts,
             kind: LogKind::Ssl,
             uid,
             saddr,
             daddr,
-            value,
+            json: w.finish(),
         })
     }
 
     /// The `_altflows` value (Python-JSON).
-    pub fn to_json(&self) -> String {
-        self.value.to_json()
+    pub fn to_json(&self) -> &str {
+        &self.json
     }
 
-    /// A field of the value (`None` when the kind has no such field).
-    pub fn field(&self, name: &str) -> Option<&PyValue> {
-        match &self.value {
-            PyValue::Object(entries) => entries.iter().find(|(k, _)| k == name).map(|(_, v)| v),
-            _ => None,
-        }
+    /// The value parsed (key order kept), for reading its fields.
+    pub fn value(&self) -> PyValue {
+        serde_json::from_str::<serde_json::Value>(&self.json)
+            .map(|v| PyValue::from_serde(&v))
+            .unwrap_or(PyValue::Null)
     }
-}
 
-impl AltRecord {
+    /// Our own list entry for this record: `[ts, kind, saddr, daddr, value]`.
+    pub fn list_entry(&self) -> String {
+        let mut out = String::with_capacity(self.json.len() + 64);
+        out.push('[');
+        crate::store::pyjson::write_json_float(&mut out, self.ts);
+        out.push_str(", ");
+        crate::store::pyjson::write_json_str(&mut out, self.kind.as_str());
+        out.push_str(", ");
+        crate::store::pyjson::write_json_str(&mut out, &self.saddr.to_string());
+        out.push_str(", ");
+        crate::store::pyjson::write_json_str(&mut out, &self.daddr.to_string());
+        out.push_str(", ");
+        out.push_str(&self.json);
+        out.push(']');
+        out
+    }
+
     /// The alt records of one uid back from our own `kalipso-ingest:alts:` list
     /// (`[[ts, kind, saddr, daddr, value], …]`); `None` when the text is not such a list.
     pub fn list_from_json(uid: &str, json: &str) -> Option<Vec<AltRecord>> {
@@ -194,7 +189,7 @@ impl AltRecord {
                     uid: uid.to_string(),
                     saddr: saddr.as_str()?.parse().ok()?,
                     daddr: daddr.as_str()?.parse().ok()?,
-                    value: PyValue::from_serde(value),
+                    json: PyValue::from_serde(value).to_json(),
                 })
             })
             .collect()
@@ -237,20 +232,8 @@ mod tests {
             alts[1].to_json(),
             r#"{"uid": "C4", "type": "dns", "query": "nx.example", "qclass_name": "C_INTERNET", "qtype_name": "A", "rcode_name": "NXDOMAIN", "answers": "", "ttls": ""}"#
         );
-        let list = PyValue::List(
-            alts.iter()
-                .map(|a| {
-                    PyValue::List(vec![
-                        PyValue::Float(a.ts),
-                        PyValue::Str("dns".into()),
-                        PyValue::Str(a.saddr.to_string()),
-                        PyValue::Str(a.daddr.to_string()),
-                        a.value.clone(),
-                    ])
-                })
-                .collect(),
-        );
-        let back = AltRecord::list_from_json("C1", &list.to_json()).unwrap();
+        let list = format!("[{}, {}]", alts[0].list_entry(), alts[1].list_entry());
+        let back = AltRecord::list_from_json("C1", &list).unwrap();
         assert_eq!(back[0], alts[0]);
         assert_eq!(back[1].to_json(), alts[1].to_json());
     }

@@ -267,22 +267,16 @@ impl WindowState {
             let Some(last) = records.values().next_back() else {
                 continue;
             };
-            w.altflows.push((uid.clone(), last.to_json()));
-            let list = PyValue::List(
-                records
-                    .values()
-                    .map(|a| {
-                        PyValue::List(vec![
-                            PyValue::Float(a.ts),
-                            PyValue::Str(a.kind.as_str().to_string()),
-                            PyValue::Str(a.saddr.to_string()),
-                            PyValue::Str(a.daddr.to_string()),
-                            a.value.clone(),
-                        ])
-                    })
-                    .collect(),
-            );
-            w.alts.push((uid, list.to_json()));
+            w.altflows.push((uid.clone(), last.to_json().to_string()));
+            let mut list = String::from("[");
+            for (i, a) in records.values().enumerate() {
+                if i > 0 {
+                    list.push_str(", ");
+                }
+                list.push_str(&a.list_entry());
+            }
+            list.push(']');
+            w.alts.push((uid, list));
         }
         self.dirty = false;
         w

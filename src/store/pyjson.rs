@@ -94,6 +94,105 @@ impl PyValue {
     }
 }
 
+/// Writes one Python-JSON object straight into a string, key by key, without building a
+/// [`PyValue`] first (the hot path: one per stored flow and alt record).
+#[derive(Debug)]
+pub struct ObjectWriter {
+    out: String,
+    first: bool,
+}
+
+impl Default for ObjectWriter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ObjectWriter {
+    /// An empty object.
+    pub fn new() -> ObjectWriter {
+        let mut out = String::with_capacity(256);
+        out.push('{');
+        ObjectWriter { out, first: true }
+    }
+
+    fn key(&mut self, k: &str) -> &mut String {
+        if !self.first {
+            self.out.push_str(", ");
+        }
+        self.first = false;
+        write_json_str(&mut self.out, k);
+        self.out.push_str(": ");
+        &mut self.out
+    }
+
+    /// `"k": "v"`.
+    pub fn str(&mut self, k: &str, v: &str) -> &mut Self {
+        write_json_str(self.key(k), v);
+        self
+    }
+
+    /// `"k": n`.
+    pub fn int(&mut self, k: &str, v: i64) -> &mut Self {
+        let out = self.key(k);
+        let _ = write!(out, "{v}");
+        self
+    }
+
+    /// `"k": <repr(v)>`.
+    pub fn float(&mut self, k: &str, v: f64) -> &mut Self {
+        write_json_float(self.key(k), v);
+        self
+    }
+
+    /// `"k": true|false`.
+    pub fn bool(&mut self, k: &str, v: bool) -> &mut Self {
+        self.key(k).push_str(if v { "true" } else { "false" });
+        self
+    }
+
+    /// `"k": ["a", "b"]`.
+    pub fn strs<S: AsRef<str>>(&mut self, k: &str, items: &[S]) -> &mut Self {
+        let out = self.key(k);
+        out.push('[');
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            write_json_str(out, item.as_ref());
+        }
+        out.push(']');
+        self
+    }
+
+    /// `"k": [1.0, 2.5]`.
+    pub fn floats(&mut self, k: &str, items: &[f64]) -> &mut Self {
+        let out = self.key(k);
+        out.push('[');
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            write_json_float(out, *item);
+        }
+        out.push(']');
+        self
+    }
+
+    /// `"k": <json>`, `json` being already-encoded JSON.
+    pub fn raw(&mut self, k: &str, json: &str) -> &mut Self {
+        self.key(k).push_str(json);
+        self
+    }
+
+    /// The object's text.
+    pub fn finish(&mut self) -> String {
+        let mut out = std::mem::take(&mut self.out);
+        out.push('}');
+        out
+    }
+}
+
 /// Append a JSON string literal as Python's `json.dumps` writes it (`ensure_ascii=True`).
 pub fn write_json_str(out: &mut String, s: &str) {
     out.push('"');

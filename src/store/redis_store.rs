@@ -286,70 +286,13 @@ impl RedisStore {
         grid: StoredGrid,
         label: &str,
     ) -> Result<(), StoreError> {
-        let mut batch = Batch::default();
-        let width = float_repr(grid.width);
-        for (ip, start) in &writes.profiles {
-            let p = keys::profile(*ip);
-            batch.add(|pipe| {
-                pipe.sadd(keys::PROFILES, &p).ignore();
-            });
-            batch.add(|pipe| {
-                pipe.hset_multiple(
-                    &p,
-                    &[
-                        ("Starttime", float_repr(*start)),
-                        ("duration", width.clone()),
-                    ],
-                )
-                .ignore();
-            });
-        }
-        for ip in &writes.ips {
-            batch.add(|pipe| {
-                pipe.hset_nx(keys::IPS_INFO, ip.to_string(), "{}").ignore();
-            });
-        }
-        let mut new_flows = 0usize;
-        for ((ip, g), w) in &writes.windows {
-            let n = grid.n(*g);
-            let key = keys::window(*ip, n);
-            for (target, pairs) in [
-                (key.clone(), &w.fields),
-                (keys::flows(&key), &w.flows),
-                (keys::copies(&key), &w.copies),
-                (keys::altflows(&key), &w.altflows),
-                (keys::alts(&key), &w.alts),
-            ] {
-                for chunk in pairs.chunks(256) {
-                    batch.add(|pipe| {
-                        pipe.hset_multiple(&target, chunk).ignore();
-                    });
-                }
-            }
-            if w.has_data {
-                batch.add(|pipe| {
-                    pipe.zadd(keys::tws(*ip), keys::tw_name(n), grid.start(*g))
-                        .ignore();
-                });
-            }
-            if w.has_conn && !(w.fields.is_empty() && w.flows.is_empty()) {
-                batch.add(|pipe| {
-                    pipe.sadd(keys::MODIFIED_TW, &key).ignore();
-                });
-            }
-            new_flows += w.new_flow_uids;
-        }
-        if new_flows > 0 {
-            batch.add(|pipe| {
-                pipe.zincr(keys::LABELS, label, new_flows).ignore();
-            });
-        }
-        for pipe in batch.finish() {
-            pipe.exec(&mut self.con).map_err(|e| self.err(e))?;
-            self.stats.round_trips += 1;
-        }
+        let url = self.url.clone();
+        let mut batch = Batch::new(&mut self.con);
+        let result = write_all(&mut batch, writes, grid, label);
+        let sent = result.and_then(|()| batch.send());
         self.stats.commands += batch.commands;
-        Ok(())
+        self.stats.round_trips += batch.round_trips;
+        sent.map_err(|source| StoreError::Command { url, source })
     }
 
     /// The underlying connection (tests and tools).
@@ -358,37 +301,113 @@ impl RedisStore {
     }
 }
 
-/// Pipelines of at most [`BATCH`] commands.
-#[derive(Default)]
-struct Batch {
-    done: Vec<Pipeline>,
-    current: Option<Pipeline>,
-    in_current: usize,
+/// A pipeline sent as soon as it holds [`BATCH`] commands, so memory stays bounded by one
+/// batch whatever the size of the flush.
+struct Batch<'a> {
+    con: &'a mut Connection,
+    pipe: Pipeline,
+    in_pipe: usize,
     commands: u64,
+    round_trips: u64,
 }
 
-impl Batch {
-    fn add(&mut self, f: impl FnOnce(&mut Pipeline)) {
-        let pipe = self.current.get_or_insert_with(redis::pipe);
-        f(pipe);
-        self.in_current += 1;
-        self.commands += 1;
-        if self.in_current >= BATCH {
-            if let Some(p) = self.current.take() {
-                self.done.push(p);
-            }
-            self.in_current = 0;
+impl<'a> Batch<'a> {
+    fn new(con: &'a mut Connection) -> Batch<'a> {
+        Batch {
+            con,
+            pipe: redis::pipe(),
+            in_pipe: 0,
+            commands: 0,
+            round_trips: 0,
         }
     }
 
-    fn finish(&mut self) -> Vec<Pipeline> {
-        let mut out = std::mem::take(&mut self.done);
-        if let Some(p) = self.current.take() {
-            out.push(p);
+    fn add(&mut self, f: impl FnOnce(&mut Pipeline)) -> redis::RedisResult<()> {
+        f(&mut self.pipe);
+        self.in_pipe += 1;
+        self.commands += 1;
+        if self.in_pipe >= BATCH {
+            self.send()?;
         }
-        self.in_current = 0;
-        out
+        Ok(())
     }
+
+    fn send(&mut self) -> redis::RedisResult<()> {
+        if self.in_pipe > 0 {
+            let pipe = std::mem::replace(&mut self.pipe, redis::pipe());
+            self.in_pipe = 0;
+            pipe.exec(self.con)?;
+            self.round_trips += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Queue every command of one flush.
+fn write_all(
+    batch: &mut Batch<'_>,
+    writes: &Writes,
+    grid: StoredGrid,
+    label: &str,
+) -> redis::RedisResult<()> {
+    let width = float_repr(grid.width);
+    for (ip, start) in &writes.profiles {
+        let p = keys::profile(*ip);
+        batch.add(|pipe| {
+            pipe.sadd(keys::PROFILES, &p).ignore();
+        })?;
+        batch.add(|pipe| {
+            pipe.hset_multiple(
+                &p,
+                &[
+                    ("Starttime", float_repr(*start)),
+                    ("duration", width.clone()),
+                ],
+            )
+            .ignore();
+        })?;
+    }
+    for ip in &writes.ips {
+        batch.add(|pipe| {
+            pipe.hset_nx(keys::IPS_INFO, ip.to_string(), "{}").ignore();
+        })?;
+    }
+    let mut new_flows = 0usize;
+    for ((ip, g), w) in &writes.windows {
+        let n = grid.n(*g);
+        let key = keys::window(*ip, n);
+        for (target, pairs) in [
+            (key.clone(), &w.fields),
+            (keys::flows(&key), &w.flows),
+            (keys::copies(&key), &w.copies),
+            (keys::altflows(&key), &w.altflows),
+            (keys::alts(&key), &w.alts),
+        ] {
+            for chunk in pairs.chunks(256) {
+                batch.add(|pipe| {
+                    pipe.hset_multiple(&target, chunk).ignore();
+                })?;
+            }
+        }
+        if w.has_data {
+            batch.add(|pipe| {
+                pipe.zadd(keys::tws(*ip), keys::tw_name(n), grid.start(*g))
+                    .ignore();
+            })?;
+        }
+        if w.has_conn && !(w.fields.is_empty() && w.flows.is_empty()) {
+            batch.add(|pipe| {
+                pipe.sadd(keys::MODIFIED_TW, &key).ignore();
+            })?;
+        }
+        new_flows += w.new_flow_uids;
+    }
+    if new_flows > 0 {
+        batch.add(|pipe| {
+            pipe.zincr(keys::LABELS, label, new_flows).ignore();
+        })?;
+    }
+    Ok(())
 }
 
 /// Rebuild a window's records from `_flows`, our copies and our alt list. Values this tool
