@@ -7,6 +7,7 @@ use ipnetwork::IpNetwork;
 use serde::Deserialize;
 
 use crate::profile::routing::{Direction, Routing};
+use crate::timeline::Clock;
 
 /// The file's keys (kebab-case, as the flags).
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -28,6 +29,8 @@ pub struct FileSettings {
     pub label: Option<String>,
     /// tracing filter (`info`, `debug`, `kalipso_ingest=debug`, ...).
     pub log_level: Option<String>,
+    /// Zone of the timeline timestamps: `UTC`, `local` or an IANA name.
+    pub timezone: Option<String>,
 }
 
 /// A settings error, worded for the operator.
@@ -92,6 +95,8 @@ pub struct Settings {
     pub label: String,
     /// tracing filter.
     pub log_level: String,
+    /// Zone of the timeline timestamps.
+    pub clock: Clock,
 }
 
 /// Parse a home-net entry: a CIDR, or a single IP (a /32 or /128).
@@ -129,7 +134,12 @@ impl Settings {
                 "--tw-width must be a positive number of seconds, not {tw_width}"
             )));
         }
+        let clock = match flags.timezone.or(file.timezone) {
+            Some(z) => z.parse::<Clock>().map_err(ConfigError::Invalid)?,
+            None => Clock::Local,
+        };
         Ok(Settings {
+            clock,
             zeek_dir,
             recursive: flags.recursive.or(file.recursive).unwrap_or(false),
             redis_url: flags
@@ -193,10 +203,11 @@ label = "malicious"
             tw_width,
             label,
             log_level,
+            timezone,
         } = f.clone();
         assert!(zeek_dir.is_some() && recursive.is_some() && redis_url.is_some());
         assert!(home_net.is_some() && direction.is_some() && tw_width.is_some());
-        assert!(label.is_some() && log_level.is_some());
+        assert!(label.is_some() && log_level.is_some() && timezone.is_some());
         let s = Settings::merge(FileSettings::default(), f).unwrap();
         assert_eq!(s.redis_url, DEFAULT_REDIS_URL);
         assert_eq!(s.tw_width, DEFAULT_TW_WIDTH);

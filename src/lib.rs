@@ -11,4 +11,5 @@ pub mod join;
 pub mod profile;
 pub mod source;
 pub mod store;
+pub mod timeline;
 pub mod zeek;

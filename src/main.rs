@@ -69,6 +69,10 @@ struct RunArgs {
     /// TOML settings file (see config/kalipso-ingest.toml); flags override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Zone of the timeline timestamps: `local`, `UTC` or an IANA name (`Europe/Prague`)
+    /// [default: local].
+    #[arg(long, value_name = "ZONE")]
+    timezone: Option<String>,
     /// Log filter (`info`, `debug`, `warn`, ...) [default: info]; RUST_LOG overrides it.
     #[arg(long, value_name = "FILTER")]
     log_level: Option<String>,
@@ -142,6 +146,7 @@ fn run_ingest(args: RunArgs) -> ExitCode {
         tw_width: args.tw_width,
         label: args.label,
         log_level: args.log_level,
+        timezone: args.timezone,
     };
     let settings = match Settings::merge(flags, file) {
         Ok(s) => s,

@@ -246,19 +246,58 @@ fn test9_all_without_home_net_matches_slips() {
     check_test9("dump-all-nohomenet.json.gz", &[], Direction::All, &[]);
 }
 
-/// Hashes (key → field → value) and sets (key → members) of a text dump.
+/// Hashes (key → field → value), sets (key → members) and lists (key → items) of a text dump.
 type TextDump = (
     BTreeMap<String, BTreeMap<String, String>>,
     BTreeMap<String, BTreeSet<String>>,
+    BTreeMap<String, Vec<String>>,
 );
+
+/// The text of a Python string literal (`'…'` or `"…"`, as `repr` writes them).
+fn py_unrepr(lit: &str) -> String {
+    let inner = &lit[1..lit.len() - 1];
+    let mut out = String::new();
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('r') => out.push('\r'),
+            Some('x') => {
+                let hex: String = chars.by_ref().take(2).collect();
+                out.push(char::from_u32(u32::from_str_radix(&hex, 16).unwrap()).unwrap());
+            }
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    out
+}
 
 /// `HASH <key>` blocks and `SET <key> = [...]` lines of a text dump of `fixtures/slips/oracle/`.
 fn text_dump(name: &str) -> TextDump {
     let text = std::fs::read_to_string(fixtures().join("slips/oracle").join(name)).unwrap();
     let mut hashes: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     let mut sets = BTreeMap::new();
+    let mut lists: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut current: Option<String> = None;
+    let mut current_list: Option<String> = None;
     for line in text.lines() {
+        if let Some(key) = line.strip_prefix("LIST ") {
+            current = None;
+            current_list = Some(key.to_string());
+            lists.entry(key.to_string()).or_default();
+            continue;
+        }
+        if let (Some(key), Some(item)) = (&current_list, line.strip_prefix("    ")) {
+            lists.get_mut(key).unwrap().push(py_unrepr(item));
+            continue;
+        }
+        current_list = None;
         if let Some(key) = line.strip_prefix("HASH ") {
             current = Some(key.to_string());
             hashes.entry(key.to_string()).or_default();
@@ -282,7 +321,7 @@ fn text_dump(name: &str) -> TextDump {
             }
         }
     }
-    (hashes, sets)
+    (hashes, sets, lists)
 }
 
 /// The spec's own example (`input_zeek1`, direction `out`, the timeline computed after all
@@ -292,7 +331,7 @@ fn text_dump(name: &str) -> TextDump {
 /// Slips happened to read.
 #[test]
 fn input_zeek1_layout_matches_slips_out_eventual() {
-    let (slips, sets) = text_dump("dump_out_eventual.txt");
+    let (slips, sets, lists) = text_dump("dump_out_eventual.txt");
     let server = RedisServer::start();
     ingest(
         &server,
@@ -347,4 +386,24 @@ fn input_zeek1_layout_matches_slips_out_eventual() {
         })
         .collect();
     assert_eq!(modified, want);
+
+    // Timelines, byte for byte (TZ=UTC as the oracle run), except bug 12: Slips printed the
+    // 1024-byte flow C7 as `Tot: 0.0`, we print `1.00Kb`.
+    assert_eq!(lists.len(), 3);
+    for (key, want) in &lists {
+        let (p, rest) = key.split_once("_timewindow").unwrap();
+        let n = rest.trim_end_matches("_timeline");
+        let ours_key = format!("{p}_{}_timeline", ours_name(&format!("timewindow{n}")));
+        let got: Vec<String> = redis::cmd("LRANGE")
+            .arg(&ours_key)
+            .arg(0)
+            .arg(-1)
+            .query(&mut con)
+            .unwrap();
+        let want: Vec<String> = want
+            .iter()
+            .map(|l| l.replace("Tot: 0.0 |", "Tot: 1.00Kb |"))
+            .collect();
+        assert_eq!(got, want, "{ours_key}");
+    }
 }

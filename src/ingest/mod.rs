@@ -185,10 +185,17 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
     t.anchor_scan = scan_start.elapsed();
     let mut cfg = ProfilerConfig::new(settings.routing.clone(), settings.tw_width);
     cfg.label = settings.label.clone();
+    cfg.style.clock = settings.clock.clone();
     if let Some(h) = opts.hold {
         cfg.hold = h;
     }
     let mut profiler = Profiler::new(cfg, has_history);
+    // A log with no file at all sends nothing: it must not hold back joins and eviction.
+    for kind in [LogKind::Conn, LogKind::Dns, LogKind::Http, LogKind::Ssl] {
+        if !files.iter().any(|(_, k)| *k == kind) {
+            profiler.finish_log(kind);
+        }
+    }
     let bytes = Arc::new(AtomicU64::new(0));
     let mut merged = Merged::new(streams(&files, &bytes, None));
     let mut finished = Vec::new();

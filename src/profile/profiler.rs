@@ -15,6 +15,7 @@ use super::alt::AltRecord;
 use super::routing::Routing;
 use super::window_state::{Position, WindowState, WindowWrite};
 use crate::join::{UidJoin, WinId};
+use crate::timeline::TimelineStyle;
 use crate::zeek::LogKind;
 
 /// The settings the profiler works with.
@@ -31,6 +32,8 @@ pub struct ProfilerConfig {
     pub hold: f64,
     /// How long after a conn's end (log time) an alt record can still join it.
     pub join_grace: f64,
+    /// Port names and clock of the timeline.
+    pub style: TimelineStyle,
 }
 
 impl ProfilerConfig {
@@ -42,6 +45,7 @@ impl ProfilerConfig {
             label: "unknown".into(),
             hold: width,
             join_grace: 60.0,
+            style: TimelineStyle::default(),
         }
     }
 }
@@ -107,6 +111,8 @@ pub struct Writes {
     pub ips: Vec<IpAddr>,
     /// Changed windows.
     pub windows: Vec<(WinId, WindowWrite)>,
+    /// `portinfo` fields (the first flush of a run only).
+    pub portinfo: Vec<(String, String)>,
 }
 
 /// The profiler.
@@ -125,6 +131,7 @@ pub struct Profiler {
     watermarks: HashMap<LogKind, f64>,
     finished: HashSet<LogKind>,
     seq: u64,
+    portinfo_written: bool,
     /// What happened so far.
     pub stats: ProfilerStats,
 }
@@ -144,6 +151,7 @@ impl Profiler {
             watermarks: HashMap::new(),
             finished: HashSet::new(),
             seq: 0,
+            portinfo_written: false,
             stats: ProfilerStats::default(),
         }
     }
@@ -194,9 +202,7 @@ impl Profiler {
             if reopened {
                 stats.reopened += 1;
             }
-            let mut w = WindowState::default();
-            w.loaded = !(store_has_history || reopened);
-            w
+            WindowState::new(!(store_has_history || reopened))
         })
     }
 
@@ -278,6 +284,22 @@ impl Profiler {
             }
         }
         low
+    }
+
+    /// The time before which every conn's join is complete: every dns/http/ssl log still being
+    /// read is `join_grace` past it.
+    fn join_horizon(&self) -> f64 {
+        let mut low = f64::INFINITY;
+        for kind in [LogKind::Dns, LogKind::Http, LogKind::Ssl] {
+            if self.finished.contains(&kind) {
+                continue;
+            }
+            match self.watermarks.get(&kind) {
+                Some(w) => low = low.min(*w),
+                None => return f64::NEG_INFINITY,
+            }
+        }
+        low - self.cfg.join_grace
     }
 
     /// End of input: every alt record still waiting is stored under its own source profile,
@@ -388,6 +410,10 @@ impl Profiler {
             ips: std::mem::take(&mut self.ips_new),
             ..Writes::default()
         };
+        if !self.portinfo_written {
+            self.portinfo_written = true;
+            out.portinfo = self.cfg.style.names.fields();
+        }
         for (ip, p) in &mut self.profiles {
             if p.loaded && p.stored.is_none_or(|s| p.starttime < s) {
                 p.stored = Some(p.starttime);
@@ -396,10 +422,13 @@ impl Profiler {
         }
         out.profiles.sort_by_key(|p| p.0);
         let label = self.cfg.label.clone();
+        let horizon = self.join_horizon();
         for (id, w) in &mut self.windows {
-            if w.dirty && w.loaded {
-                let write = w.take_write(&label);
-                out.windows.push((*id, write));
+            if (w.dirty || w.timeline_pending) && w.loaded {
+                let write = w.take_write(&label, &self.cfg.style, horizon);
+                if !write.is_empty() {
+                    out.windows.push((*id, write));
+                }
             }
         }
         out.windows.sort_by_key(|w| w.0);
@@ -416,7 +445,7 @@ impl Profiler {
         let mut gone = Vec::new();
         self.windows.retain(|id, w| {
             let end = (id.1 + 1) as f64 * width;
-            let keep = w.dirty || !w.loaded || end + hold > low;
+            let keep = w.dirty || w.timeline_pending || !w.loaded || end + hold > low;
             if !keep {
                 gone.push(*id);
             }

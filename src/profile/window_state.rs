@@ -12,6 +12,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use super::aggregate::{Flow, Role, WindowAggregate};
 use super::alt::AltRecord;
 use crate::store::pyjson::PyValue;
+use crate::timeline::{TimelineStyle, lines};
 use crate::zeek::LogKind;
 
 /// An `f64` ordered by `total_cmp`, for sort keys.
@@ -68,6 +69,15 @@ struct FlowEntry {
     roles: Vec<Role>,
 }
 
+/// How the `_timeline` list changes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TimelineWrite {
+    /// Push these lines at the end (the list so far is a prefix of the new one).
+    Append(Vec<String>),
+    /// Replace the whole list (a line landed before lines already written).
+    Replace(Vec<String>),
+}
+
 /// What a flush must write for one window. Every value is complete (an overwrite).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct WindowWrite {
@@ -85,6 +95,8 @@ pub struct WindowWrite {
     pub alts: Vec<(String, String)>,
     /// Uids whose flows are new in Redis (for the `labels` counter).
     pub new_flow_uids: usize,
+    /// Change of the `_timeline` list, if any.
+    pub timeline: Option<TimelineWrite>,
     /// Whether the window holds conn data (listed in `ModifiedTWForLogs`).
     pub has_conn: bool,
     /// Whether the window holds any data (listed in `twsprofile_<ip>`).
@@ -99,6 +111,7 @@ impl WindowWrite {
             && self.copies.is_empty()
             && self.altflows.is_empty()
             && self.alts.is_empty()
+            && self.timeline.is_none()
     }
 }
 
@@ -117,6 +130,10 @@ pub struct WindowState {
     stored_uids: HashSet<String>,
     /// Field → hash of the value last written.
     written: HashMap<String, u64>,
+    /// Hashes of the timeline lines last written, in order (`None`: unknown, rewrite whole).
+    timeline_written: Option<Vec<u64>>,
+    /// Whether some conn's timeline entry still waits for its join to complete.
+    pub timeline_pending: bool,
     /// Whether this window's Redis content has been merged in (or is known not to exist).
     pub loaded: bool,
     /// Whether the window has records not yet written.
@@ -130,6 +147,15 @@ fn digest(s: &str) -> u64 {
 }
 
 impl WindowState {
+    /// An empty window; `loaded`: Redis is known to hold nothing for it (or it was merged).
+    pub fn new(loaded: bool) -> WindowState {
+        WindowState {
+            loaded,
+            timeline_written: loaded.then(Vec::new),
+            ..WindowState::default()
+        }
+    }
+
     /// Add a conn flow on the given sides of this window's profile.
     pub fn add_flow(&mut self, flow: Flow, roles: Vec<Role>, pos: Position) {
         let key = FlowKey {
@@ -179,6 +205,7 @@ impl WindowState {
     /// Forget what was written, so the next write sends every field (after a reload).
     pub fn mark_all_dirty(&mut self) {
         self.written.clear();
+        self.timeline_written = None;
         self.dirty_flows.extend(self.by_uid.keys().cloned());
         self.dirty_alts.extend(self.alts.keys().cloned());
         self.dirty = true;
@@ -220,9 +247,64 @@ impl WindowState {
         self.agg.fields()
     }
 
-    /// What changed since the last call, with complete values; marks it written.
-    pub fn take_write(&mut self, label: &str) -> WindowWrite {
+    /// The timeline lines of every conn whose join is complete (`ts + duration < horizon`),
+    /// in flow order, stopping at the first conn that is not (a line is never written before
+    /// one that precedes it). Returns the lines and whether some conn had to wait.
+    pub fn timeline(&self, style: &TimelineStyle, horizon: f64) -> (Vec<String>, bool) {
+        let mut out = Vec::new();
+        let mut seen: HashSet<&str> = HashSet::new();
+        for e in self.flows.values() {
+            if !seen.insert(e.flow.uid.as_str()) {
+                continue; // a repeated uid adds no second line
+            }
+            let f = &e.flow;
+            if f.ts + f.dur.unwrap_or(0.0) >= horizon {
+                return (out, true);
+            }
+            let prefix = style.clock.format(f.ts);
+            let mut roles = e.roles.clone();
+            roles.sort_by_key(|r| matches!(r, Role::Server));
+            for role in roles {
+                let Some(main) = lines::main_line(f, role, &style.names) else {
+                    continue;
+                };
+                out.push(format!("{prefix} {main}"));
+                let mut any = false;
+                for alt in self.alts_of(&f.uid) {
+                    any = true;
+                    out.push(format!("{prefix} {}", lines::sub_line(alt)));
+                }
+                if !any {
+                    if let Some(line) = lines::attention_line(f, &style.names) {
+                        out.push(format!("{prefix} {line}"));
+                    }
+                }
+            }
+        }
+        (out, false)
+    }
+
+    /// What changed since the last call, with complete values; marks it written. Timeline
+    /// entries are included up to `horizon` (see [`WindowState::timeline`]).
+    pub fn take_write(&mut self, label: &str, style: &TimelineStyle, horizon: f64) -> WindowWrite {
+        let (timeline, pending) = self.timeline(style, horizon);
+        self.timeline_pending = pending;
+        let hashes: Vec<u64> = timeline.iter().map(|l| digest(l)).collect();
+        // Lines already written are never taken back: when a late conn lands before them, the
+        // list is rewritten only once that conn's own entry is complete.
+        let change = match &self.timeline_written {
+            Some(old) if *old == hashes => None,
+            Some(old) if hashes.starts_with(old) => {
+                Some(TimelineWrite::Append(timeline[old.len()..].to_vec()))
+            }
+            _ if pending => None,
+            _ => Some(TimelineWrite::Replace(timeline)),
+        };
+        if change.is_some() {
+            self.timeline_written = Some(hashes);
+        }
         let mut w = WindowWrite {
+            timeline: change,
             has_conn: self.has_conn(),
             has_data: self.has_conn() || !self.alts.is_empty(),
             ..WindowWrite::default()

@@ -10,6 +10,8 @@ pub const IPS_INFO: &str = "IPsInfo";
 pub const MODIFIED_TW: &str = "ModifiedTWForLogs";
 /// ZSET label → number of stored flow entries.
 pub const LABELS: &str = "labels";
+/// HASH `<port>/<proto>` → service name (the timeline's port names, as Slips wrote them).
+pub const PORTINFO: &str = "portinfo";
 /// Our own keys' prefix; Kalipso only reads keys containing `timeline`.
 pub const OWN_PREFIX: &str = "kalipso-ingest:";
 /// The start of `timewindow1` (epoch seconds, a multiple of the width).
@@ -42,6 +44,11 @@ pub fn flows(window: &str) -> String {
     format!("{window}_flows")
 }
 
+/// `…_timeline`: the window's timeline lines (LIST).
+pub fn timeline(window: &str) -> String {
+    format!("{window}_timeline")
+}
+
 /// `…_altflows`: uid → last dns/http/ssl JSON.
 pub fn altflows(window: &str) -> String {
     format!("{window}_altflows")
@@ -66,4 +73,5 @@ pub const OWN_PATTERNS: &[&str] = &[
     IPS_INFO,
     MODIFIED_TW,
     LABELS,
+    PORTINFO,
 ];

@@ -193,6 +193,48 @@ impl ObjectWriter {
     }
 }
 
+impl PyValue {
+    /// Python's `str(value)` (what `'{}'.format(value)` prints): strings as they are, lists
+    /// as their `repr`, `True`/`False`/`None`, floats as `repr`.
+    pub fn py_str(&self) -> String {
+        match self {
+            PyValue::Str(s) => s.clone(),
+            other => other.py_repr(),
+        }
+    }
+
+    /// Python's `repr(value)`.
+    pub fn py_repr(&self) -> String {
+        match self {
+            PyValue::Null => "None".into(),
+            PyValue::Bool(true) => "True".into(),
+            PyValue::Bool(false) => "False".into(),
+            PyValue::Int(n) => n.to_string(),
+            PyValue::Float(f) => float_repr(*f),
+            PyValue::Str(s) => py_str_repr(s),
+            PyValue::List(items) => {
+                let parts: Vec<String> = items.iter().map(PyValue::py_repr).collect();
+                format!("[{}]", parts.join(", "))
+            }
+            PyValue::Object(entries) => {
+                let parts: Vec<String> = entries
+                    .iter()
+                    .map(|(k, v)| format!("{}: {}", py_str_repr(k), v.py_repr()))
+                    .collect();
+                format!("{{{}}}", parts.join(", "))
+            }
+        }
+    }
+
+    /// A field of an object (`None` for other values or a missing key).
+    pub fn get(&self, key: &str) -> Option<&PyValue> {
+        match self {
+            PyValue::Object(entries) => entries.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+}
+
 /// Append a JSON string literal as Python's `json.dumps` writes it (`ensure_ascii=True`).
 pub fn write_json_str(out: &mut String, s: &str) {
     out.push('"');

@@ -13,6 +13,7 @@ use crate::join::WinId;
 use crate::profile::aggregate::Flow;
 use crate::profile::alt::AltRecord;
 use crate::profile::profiler::{LoadRequest, StoredWindow, Writes};
+use crate::profile::window_state::TimelineWrite;
 
 /// Commands per pipeline round trip.
 const BATCH: usize = 2000;
@@ -351,6 +352,12 @@ fn write_all(
     label: &str,
 ) -> redis::RedisResult<()> {
     let width = float_repr(grid.width);
+    if !writes.portinfo.is_empty() {
+        batch.add(|pipe| {
+            pipe.hset_multiple(keys::PORTINFO, &writes.portinfo)
+                .ignore();
+        })?;
+    }
     for (ip, start) in &writes.profiles {
         let p = keys::profile(*ip);
         batch.add(|pipe| {
@@ -389,13 +396,42 @@ fn write_all(
                 })?;
             }
         }
+        match &w.timeline {
+            Some(TimelineWrite::Append(lines)) => {
+                let k = keys::timeline(&key);
+                for chunk in lines.chunks(1000) {
+                    batch.add(|pipe| {
+                        pipe.rpush(&k, chunk).ignore();
+                    })?;
+                }
+            }
+            Some(TimelineWrite::Replace(lines)) => {
+                // One transaction, so a viewer never sees a half-written list.
+                let k = keys::timeline(&key);
+                batch.add(|pipe| {
+                    pipe.cmd("MULTI").ignore();
+                })?;
+                batch.add(|pipe| {
+                    pipe.del(&k).ignore();
+                })?;
+                for chunk in lines.chunks(1000) {
+                    batch.add(|pipe| {
+                        pipe.rpush(&k, chunk).ignore();
+                    })?;
+                }
+                batch.add(|pipe| {
+                    pipe.cmd("EXEC").ignore();
+                })?;
+            }
+            None => {}
+        }
         if w.has_data {
             batch.add(|pipe| {
                 pipe.zadd(keys::tws(*ip), keys::tw_name(n), grid.start(*g))
                     .ignore();
             })?;
         }
-        if w.has_conn && !(w.fields.is_empty() && w.flows.is_empty()) {
+        if w.has_conn && !(w.fields.is_empty() && w.flows.is_empty() && w.timeline.is_none()) {
             batch.add(|pipe| {
                 pipe.sadd(keys::MODIFIED_TW, &key).ignore();
             })?;

@@ -22,6 +22,7 @@ pub fn settings(server: &RedisServer, dir: &Path, home: &[&str], direction: Dire
         tw_width: 3600.0,
         label: "malicious".into(),
         log_level: "warn".into(),
+        clock: kalipso_ingest::timeline::Clock::Utc,
     }
 }
 

@@ -1,0 +1,214 @@
+//! The texts of timeline lines (reference §6.2, §6.4, §6.5), without the timestamp prefix.
+//!
+//! Outbound lines (the profile is the Client) use the FEB wording, `asked to <daddr>`, with the
+//! `| <ipinfo>` suffix (empty: no enrichment); inbound copies in `all` mode use the MAR wording,
+//! `asked from <saddr>`, with Sent/Recv seen from the profile. Deviations from Slips: sizes are
+//! right at the exact unit boundaries (1024 bytes is `1.00Kb`, bug 12), and the MAR "unknown
+//! ICMP type" inbound line ends with a newline like every other line.
+
+use super::services::PortNames;
+use crate::profile::aggregate::{Flow, Role};
+use crate::profile::alt::AltRecord;
+use crate::store::pyjson::PyValue;
+use crate::zeek::LogKind;
+
+/// `Tot`/`Size`: bytes with two decimals and the unit, as Slips printed them.
+pub fn human_size(bytes: u64) -> String {
+    let x = bytes as f64;
+    if x < 1024.0 {
+        format!("{x:.2}b")
+    } else if x < 1_048_576.0 {
+        format!("{:.2}Kb", x / 1024.0)
+    } else if x < 1_073_741_824.0 {
+        format!("{:.2}Mb", x / 1_048_576.0)
+    } else {
+        format!("{:.2}Gb", x / 1_073_741_824.0)
+    }
+}
+
+fn is_icmp(proto: &str) -> bool {
+    proto.contains("icmp")
+}
+
+fn is_tcp_or_udp(proto: &str) -> bool {
+    proto.contains("tcp") || proto.contains("udp")
+}
+
+/// The main line of a flow seen from the profile on side `role`; `None` for protocols the
+/// timeline does not show (neither tcp, udp nor icmp).
+pub fn main_line(flow: &Flow, role: Role, names: &PortNames) -> Option<String> {
+    let proto = flow.proto.as_str();
+    let tot = flow.allbytes();
+    let snt = flow.sbytes;
+    let rcv = tot.saturating_sub(snt);
+    let size = human_size(tot);
+    let (saddr, daddr, dport) = (flow.saddr, flow.daddr, flow.dport);
+    if is_icmp(proto) {
+        let sport = flow.sport;
+        let what = match sport {
+            8 => "PING echo".to_string(),
+            11 => "ICMP Time Excedded in Transit".to_string(),
+            3 => "ICMP Destination Net Unreachable".to_string(),
+            _ => String::new(),
+        };
+        return Some(match (role, what.is_empty()) {
+            (Role::Client, false) => format!("- {what} sent to {daddr}, Size: {size} | \n"),
+            (Role::Client, true) => {
+                format!("- ICMP Unknown type sent to {daddr}, Type: 0x{sport}, Size: {size} | \n")
+            }
+            (Role::Server, false) if sport == 11 => {
+                format!("- {what} sent from {saddr}, Size: {size} \n")
+            }
+            (Role::Server, false) => format!("- {what} sent from {saddr}, Size: {size}\n"),
+            (Role::Server, true) => {
+                format!("- ICMP Unknown type sent from {saddr}, Type: 0x{sport}, Size: {size}\n")
+            }
+        });
+    }
+    if !is_tcp_or_udp(proto) {
+        return None;
+    }
+    let established = flow.state().as_str() == "Established";
+    let name = names.name(dport, proto);
+    Some(match role {
+        Role::Client => {
+            let tail = format!("Sent: {snt}, Recv: {rcv}, Tot: {size} |");
+            match name {
+                Some(n) if established && tot != 0 => {
+                    format!("- {n} asked to {daddr} {dport}/{proto}, {tail} \n")
+                }
+                Some(n) if established => format!(
+                    "- {n} asked to {daddr} {dport}/{proto}, Be careful! Established but empty! {tail} \n"
+                ),
+                Some(n) if proto == "udp" && tot == snt => {
+                    format!("- Not answered {n} asked to {daddr} {dport}/{proto}, {tail}  \n")
+                }
+                Some(n) => {
+                    format!("- NOT Established {n} asked to {daddr} {dport}/{proto}, {tail} \n")
+                }
+                None => format!(
+                    "[!] - Not recognized {} flow from {saddr} to {daddr} dport {dport}/{proto}, {tail} \n",
+                    state_word(established)
+                ),
+            }
+        }
+        Role::Server => {
+            // Seen from the receiving profile: it sent what the originator received.
+            let tail = format!("Sent: {rcv}, Recv: {snt}, Tot: {size}\n");
+            match name {
+                Some(n) if established && tot != 0 => {
+                    format!("- {n}/{proto} asked from {saddr}, {tail}")
+                }
+                Some(n) if established => format!(
+                    "- {n}/{proto} asked from {saddr}, Be careful! Established but empty! {tail}"
+                ),
+                Some(n) if proto == "udp" && tot == snt => {
+                    format!("- Not answered {n}/{proto} asked from {saddr}, {tail}")
+                }
+                Some(n) => format!("- NOT Established {n}/{proto} asked from {saddr}, {tail}"),
+                None => format!(
+                    "[!] - Not recognized {} flow from {saddr} to {dport}/{proto}, {tail}",
+                    state_word(established)
+                ),
+            }
+        }
+    })
+}
+
+fn state_word(established: bool) -> &'static str {
+    if established {
+        "established"
+    } else {
+        "notestablished"
+    }
+}
+
+/// The `[!] Attention` sub-line for a flow that no dns/ssl/http record joined, when Slips
+/// printed it: tcp/udp, established, a known port, some bytes, and not udp 67, udp 123, tcp 23
+/// or tcp 5222.
+pub fn attention_line(flow: &Flow, names: &PortNames) -> Option<String> {
+    let proto = flow.proto.as_str();
+    let exempt = matches!(
+        (proto, flow.dport),
+        ("udp", 67) | ("udp", 123) | ("tcp", 23) | ("tcp", 5222)
+    );
+    let shown = is_tcp_or_udp(proto)
+        && !is_icmp(proto)
+        && flow.state().as_str() == "Established"
+        && names.name(flow.dport, proto).is_some()
+        && flow.allbytes() != 0
+        && !exempt;
+    shown.then(|| {
+        format!(
+            "\t[!] Attention. We know this port number, but we couldn't identify the protocol. Check UID {}\n",
+            flow.uid
+        )
+    })
+}
+
+/// The sub-line of a dns, http or ssl record.
+pub fn sub_line(alt: &AltRecord) -> String {
+    let v = alt.value();
+    let f = |k: &str| v.get(k).map(PyValue::py_str).unwrap_or_default();
+    match alt.kind {
+        LogKind::Dns => format!(
+            "\t- Query: {}, Query Class: {}, Type: {}, Response Code: {}, Answers: {}\n",
+            f("query"),
+            f("qclass_name"),
+            f("qtype_name"),
+            f("rcode_name"),
+            f("answers")
+        ),
+        LogKind::Http => format!(
+            "\t- {} http://{}{} HTTP/{} {}/{}  MIME:{} Sent:{}b, Recv:{}b UA:{} \n",
+            f("method"),
+            f("host"),
+            f("uri"),
+            f("version"),
+            f("status_code"),
+            f("status_msg"),
+            f("resp_mime_types"),
+            f("request_body_len"),
+            f("response_body_len"),
+            f("user_agent")
+        ),
+        _ => {
+            let status = f("validation_status");
+            let resumed = v.get("resumed") == Some(&PyValue::Bool(true));
+            let trust = if status == "ok" {
+                "Yes"
+            } else if status.is_empty() && resumed {
+                "?? (Resumed)"
+            } else {
+                "No"
+            };
+            format!(
+                "\t- {}. Issuer: {}. Trust Cert: {trust}. Subject: {}. Version: {}. Resumed: {} \n",
+                f("server_name"),
+                f("issuer"),
+                f("subject"),
+                f("version"),
+                f("resumed")
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_with_the_boundaries_fixed() {
+        assert_eq!(human_size(0), "0.00b");
+        assert_eq!(human_size(124), "124.00b");
+        assert_eq!(human_size(1023), "1023.00b");
+        assert_eq!(human_size(1024), "1.00Kb");
+        assert_eq!(human_size(1600), "1.56Kb");
+        assert_eq!(human_size(6000), "5.86Kb");
+        assert_eq!(human_size(1_048_576), "1.00Mb");
+        assert_eq!(human_size(1_073_741_824), "1.00Gb");
+        // '{:.2f}' rounds half-to-even on the binary value (reference §0.4).
+        assert_eq!(human_size(1152), "1.12Kb");
+    }
+}
