@@ -1,0 +1,70 @@
+//! The seed lines quoted in the timeline issue, verbatim, from `fixtures/seeds/` (TZ pinned to
+//! UTC), with Unicode, quotes, backslashes and tabs rendered as Python `str()` in the timeline
+//! and as Python-JSON in `_altflows`.
+
+mod common;
+
+use common::dump::hash;
+use common::ingest::ingest;
+use common::redis_server::RedisServer;
+use common::*;
+use kalipso_ingest::profile::routing::Direction;
+
+fn timeline(con: &mut redis::Connection, key: &str) -> Vec<String> {
+    redis::cmd("LRANGE")
+        .arg(key)
+        .arg(0)
+        .arg(-1)
+        .query(con)
+        .unwrap()
+}
+
+#[test]
+fn seed_lines_come_out_exactly() {
+    let server = RedisServer::start();
+    ingest(&server, &fixtures().join("seeds"), &[], Direction::Out);
+    let mut con = server.connection();
+    let got = timeline(&mut con, "profile_10.0.2.15_timewindow1_timeline");
+    let want = [
+        "2019/10/22 22:43:03.512034 - DNS asked to 8.8.8.8 53/udp, Sent: 48, Recv: 64, Tot: 112.00b | \n",
+        "2019/10/22 22:43:03.512034 \t- Query: mtalk.google.com, Query Class: C_INTERNET, Type: A, Response Code: NOERROR, Answers: ['mobile-gtalk.l.google.com', '74.125.71.188']\n",
+        "2019/10/22 22:43:03.571442 - Google Playstore or Google Talk or Google Chrome Sync asked to 74.125.71.188 5228/tcp, Sent: 2143, Recv: 4310, Tot: 6.30Kb | \n",
+        "2019/10/22 22:43:03.571442 \t[!] Attention. We know this port number, but we couldn't identify the protocol. Check UID CSeedGtalk1\n",
+        "2019/10/22 22:43:10.000000 - http asked to 93.184.216.34 80/tcp, Sent: 300, Recv: 900, Tot: 1.17Kb | \n",
+        "2019/10/22 22:43:10.000000 \t- GET http://example.com/café?q=\"x\" HTTP/1.1 200/OK  MIME:['text/html'] Sent:0b, Recv:648b UA:Mozilla/5.0 (Ünicode; 😀) \n",
+        "2019/10/22 22:43:10.000000 \t- GET http://example.com/favicon.ico HTTP/1.1 404/Not Found  MIME: Sent:0b, Recv:0b UA:Mozilla/5.0 (Ünicode; 😀) \n",
+        "2019/10/22 22:43:11.000000 - https asked to 93.184.216.35 443/tcp, Sent: 700, Recv: 3000, Tot: 3.61Kb | \n",
+        "2019/10/22 22:43:11.000000 \t- bücher.example. Issuer: . Trust Cert: ?? (Resumed). Subject: . Version: TLSv13. Resumed: True \n",
+        "2019/10/22 22:43:12.000000 - DNS asked to 8.8.8.8 53/udp, Sent: 40, Recv: 90, Tot: 130.00b | \n",
+        "2019/10/22 22:43:12.000000 \t- Query: xn--bcher-kva.example, Query Class: C_INTERNET, Type: TXT, Response Code: NOERROR, Answers: [\"café 'quoted' \\\\ back\", 'tab\\there']\n",
+    ];
+    assert_eq!(got, want);
+
+    // `_altflows`: the last record of each uid, Python-JSON (ensure_ascii, lowercase \u).
+    let alt = hash(&mut con, "profile_10.0.2.15_timewindow1_altflows");
+    assert_eq!(
+        alt["CSeedUni1"],
+        r#"{"uid": "CSeedUni1", "type": "http", "method": "GET", "host": "example.com", "uri": "/favicon.ico", "version": "1.1", "user_agent": "Mozilla/5.0 (\u00dcnicode; \ud83d\ude00)", "request_body_len": 0, "response_body_len": 0, "status_code": 404, "status_msg": "Not Found", "resp_mime_types": "", "resp_fuids": ""}"#
+    );
+    assert_eq!(
+        alt["CSeedUni3"],
+        r#"{"uid": "CSeedUni3", "type": "dns", "query": "xn--bcher-kva.example", "qclass_name": "C_INTERNET", "qtype_name": "TXT", "rcode_name": "NOERROR", "answers": ["caf\u00e9 'quoted' \\ back", "tab\there"], "ttls": [60.0, 60.0]}"#
+    );
+}
+
+#[test]
+fn inbound_copies_get_the_same_sub_lines_with_the_asked_from_wording() {
+    let server = RedisServer::start();
+    ingest(&server, &fixtures().join("seeds"), &[], Direction::All);
+    let mut con = server.connection();
+    let got = timeline(&mut con, "profile_8.8.8.8_timewindow1_timeline");
+    assert_eq!(
+        got,
+        [
+            "2019/10/22 22:43:03.512034 - DNS/udp asked from 10.0.2.15, Sent: 64, Recv: 48, Tot: 112.00b\n",
+            "2019/10/22 22:43:03.512034 \t- Query: mtalk.google.com, Query Class: C_INTERNET, Type: A, Response Code: NOERROR, Answers: ['mobile-gtalk.l.google.com', '74.125.71.188']\n",
+            "2019/10/22 22:43:12.000000 - DNS/udp asked from 10.0.2.15, Sent: 90, Recv: 40, Tot: 130.00b\n",
+            "2019/10/22 22:43:12.000000 \t- Query: xn--bcher-kva.example, Query Class: C_INTERNET, Type: TXT, Response Code: NOERROR, Answers: [\"café 'quoted' \\\\ back\", 'tab\\there']\n",
+        ]
+    );
+}
