@@ -82,3 +82,56 @@ pub fn files_below(dir: &Path) -> Vec<PathBuf> {
 pub mod dump;
 pub mod ingest;
 pub mod redis_server;
+
+/// The records of a log as field → text maps, with a minimal parser of its own (JSON lines, or
+/// TSV by `#fields`; plain or gzip): independent of the crate's reader, for cross-checks.
+pub fn simple_records(path: &Path) -> Vec<std::collections::BTreeMap<String, String>> {
+    use std::collections::BTreeMap;
+    let text = String::from_utf8_lossy(&file_bytes(path)).into_owned();
+    let mut fields: Vec<String> = Vec::new();
+    let mut sep = '\t';
+    let mut out = Vec::new();
+    for l in text.lines() {
+        let t = l.trim_start();
+        if let Some(s) = t.strip_prefix("#separator ") {
+            if s == "\\x2c" {
+                sep = ',';
+            }
+            continue;
+        }
+        if let Some(f) = t.strip_prefix("#fields") {
+            fields = f
+                .trim_start_matches(sep)
+                .split(sep)
+                .map(str::to_string)
+                .collect();
+            continue;
+        }
+        if t.starts_with('#') || t.is_empty() {
+            continue;
+        }
+        let mut rec = BTreeMap::new();
+        if t.starts_with('{') {
+            let Ok(serde_json::Value::Object(m)) = serde_json::from_str::<serde_json::Value>(t)
+            else {
+                continue;
+            };
+            for (k, v) in m {
+                let text = match v {
+                    serde_json::Value::String(s) => s,
+                    serde_json::Value::Null => continue,
+                    other => other.to_string(),
+                };
+                rec.insert(k, text);
+            }
+        } else {
+            for (k, v) in fields.iter().zip(t.split(sep)) {
+                if v != "-" && v != "(empty)" {
+                    rec.insert(k.clone(), v.to_string());
+                }
+            }
+        }
+        out.push(rec);
+    }
+    out
+}
