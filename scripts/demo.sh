@@ -37,6 +37,9 @@ echo "busiest window:      ${busiest#* } (${busiest%% *} flows)"
 echo "its DstIPs:          $(cli hget "${busiest#* }" DstIPs | cut -c1-150)..."
 echo "its OutTuples:       $(cli hget "${busiest#* }" OutTuples | cut -c1-150)..."
 echo
+echo "== the first 20 timeline lines of ${busiest#* } (what Kalipso shows for it)"
+cli --raw lrange "${busiest#* }_timeline" 0 19 | sed -e '/^$/d' 
+echo
 echo "== open it in Kalipso"
 echo "Kalipso (Slips early 2020, modules/blessed) reads 127.0.0.1:6379 database 0:"
 echo "    git clone https://github.com/stratosphereips/StratosphereLinuxIPS && cd StratosphereLinuxIPS"

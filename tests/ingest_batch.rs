@@ -369,3 +369,29 @@ fn summary_counts_records_malformed_lines_flows_and_windows() {
         assert!(text.contains(needle), "{needle} missing from:\n{text}");
     }
 }
+
+#[test]
+fn the_join_cap_bounds_waiting_records_without_losing_data() {
+    // test9's dns/http/ssl records mostly arrive before their conn (Zeek writes conns last).
+    // With room for only 5 waiting records the rest stop waiting and are stored under their
+    // own source; no flow is lost and the run says so.
+    let server = RedisServer::start();
+    let opts = IngestOptions {
+        join_cap: Some(5),
+        ..IngestOptions::default()
+    };
+    let s = ingest_with(
+        &server,
+        &fixtures().join("slips/test9"),
+        &[],
+        Direction::Out,
+        &opts,
+    );
+    assert_eq!(s.stats.flows, 576);
+    assert!(s.stats.alts_gave_up > 0);
+    assert_eq!(
+        s.stats.alts_joined + s.stats.alts_orphaned + s.stats.alts_unplaced,
+        960
+    );
+    assert!(s.to_string().contains("stopped waiting"));
+}

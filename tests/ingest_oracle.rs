@@ -253,7 +253,10 @@ fn check_test9(dump_name: &str, home: &[&str], direction: Direction, extra_profi
             let mut rest = want.clone();
             for l in &mine {
                 let i = rest.iter().position(|w| w == l);
-                assert!(i.is_some(), "{dump_name}: {p}: {l:?} not in Slips' timeline");
+                assert!(
+                    i.is_some(),
+                    "{dump_name}: {p}: {l:?} not in Slips' timeline"
+                );
                 rest.remove(i.unwrap_or(0));
             }
         } else {
@@ -262,7 +265,10 @@ fn check_test9(dump_name: &str, home: &[&str], direction: Direction, extra_profi
         }
         lines_compared += mine.len();
     }
-    assert!(lines_compared > 500, "{dump_name}: {lines_compared} lines compared");
+    assert!(
+        lines_compared > 500,
+        "{dump_name}: {lines_compared} lines compared"
+    );
 
     // Starttime: the earliest record of the profile (Slips: the first one it happened to
     // process, never earlier than ours).

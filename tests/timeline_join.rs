@@ -15,6 +15,8 @@ use kalipso_ingest::source::find_logs;
 use kalipso_ingest::zeek::LogKind;
 
 type Rec = BTreeMap<String, String>;
+/// An alt record as its kind and the values of [`ALT_FIELDS`].
+type AltKey = (LogKind, Vec<Option<String>>);
 
 /// The fields of each alt kind that make up its `_altflows` value (duplicates of all of them
 /// are one record).
@@ -84,8 +86,8 @@ fn check(dir: &Path) -> usize {
 
     let files = find_logs(dir, false).unwrap();
     let mut conns: Vec<Rec> = Vec::new();
-    let mut alts: BTreeMap<String, BTreeSet<(LogKind, Vec<Option<String>>)>> = BTreeMap::new();
-    let mut markers: BTreeMap<(LogKind, Vec<Option<String>>), Option<String>> = BTreeMap::new();
+    let mut alts: BTreeMap<String, BTreeSet<AltKey>> = BTreeMap::new();
+    let mut markers: BTreeMap<AltKey, Option<String>> = BTreeMap::new();
     for (path, kind) in &files {
         for r in simple_records(path) {
             if *kind == LogKind::Conn {

@@ -52,6 +52,9 @@ pub struct IngestOptions {
     pub reset: bool,
     /// Show a progress bar (when stderr is a terminal).
     pub progress: bool,
+    /// Most dns/http/ssl records waiting for their conn at once (default
+    /// [`crate::join::DEFAULT_PENDING_CAP`]).
+    pub join_cap: Option<usize>,
 }
 
 impl Default for IngestOptions {
@@ -61,6 +64,7 @@ impl Default for IngestOptions {
             hold: None,
             reset: false,
             progress: false,
+            join_cap: None,
         }
     }
 }
@@ -190,6 +194,9 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
         cfg.hold = h;
     }
     let mut profiler = Profiler::new(cfg, has_history);
+    if let Some(cap) = opts.join_cap {
+        profiler.set_join_cap(cap);
+    }
     // A log with no file at all sends nothing: it must not hold back joins and eviction.
     for kind in [LogKind::Conn, LogKind::Dns, LogKind::Http, LogKind::Ssl] {
         if !files.iter().any(|(_, k)| *k == kind) {

@@ -72,8 +72,15 @@ impl fmt::Display for Summary {
         )?;
         writeln!(
             f,
-            "  dns/http/ssl: {} joined to their conn, {} stored without one, {} without a profile",
-            s.alts_joined, s.alts_orphaned, s.alts_unplaced
+            "  dns/http/ssl: {} joined to their conn, {} stored without one, {} without a profile{}",
+            s.alts_joined,
+            s.alts_orphaned,
+            s.alts_unplaced,
+            if s.alts_gave_up > 0 {
+                format!(" ({} stopped waiting: too many pending)", s.alts_gave_up)
+            } else {
+                String::new()
+            }
         )?;
         writeln!(
             f,

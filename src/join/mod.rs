@@ -6,7 +6,7 @@
 //! the end of input in `--once` mode, when the rest become orphans).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 
 use crate::profile::alt::AltRecord;
 use crate::profile::window_state::{Position, TotalF64};
@@ -17,16 +17,45 @@ pub type WinId = (std::net::IpAddr, i64);
 /// An alt record waiting for its conn, with its position in its log.
 pub type PendingAlt = (AltRecord, Position);
 
+/// Alt records that may wait for their conn at once, by default. Beyond it the longest-waiting
+/// ones give up (become orphans early, counted and logged): memory stays bounded whatever the
+/// input.
+pub const DEFAULT_PENDING_CAP: usize = 2_000_000;
+
 /// The join state.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct UidJoin {
     conns: HashMap<String, Vec<WinId>>,
     expiry: BinaryHeap<Reverse<(TotalF64, String)>>,
     pending: HashMap<String, Vec<PendingAlt>>,
+    /// Uids in the order their first pending record arrived (may hold uids already joined).
+    waiting_order: VecDeque<String>,
     pending_count: usize,
+    cap: usize,
+    /// Alt records that gave up waiting because of the cap.
+    pub gave_up: u64,
+}
+
+impl Default for UidJoin {
+    fn default() -> Self {
+        UidJoin::with_cap(DEFAULT_PENDING_CAP)
+    }
 }
 
 impl UidJoin {
+    /// A join holding at most `cap` waiting alt records.
+    pub fn with_cap(cap: usize) -> UidJoin {
+        UidJoin {
+            conns: HashMap::new(),
+            expiry: BinaryHeap::new(),
+            pending: HashMap::new(),
+            waiting_order: VecDeque::new(),
+            pending_count: 0,
+            cap: cap.max(1),
+            gave_up: 0,
+        }
+    }
+
     /// A conn with `uid` is stored in `windows` and can receive alt records until the alt logs
     /// pass `expires` (log time). Returns the alt records that were waiting for it.
     pub fn on_conn(&mut self, uid: &str, windows: &[WinId], expires: f64) -> Vec<PendingAlt> {
@@ -48,14 +77,36 @@ impl UidJoin {
         match self.conns.get(&alt.uid) {
             Some(places) => Some((alt, places.clone())),
             None => {
-                self.pending
-                    .entry(alt.uid.clone())
-                    .or_default()
-                    .push((alt, pos));
+                let waiting = self.pending.entry(alt.uid.clone()).or_default();
+                if waiting.is_empty() {
+                    self.waiting_order.push_back(alt.uid.clone());
+                }
+                waiting.push((alt, pos));
                 self.pending_count += 1;
                 None
             }
         }
+    }
+
+    /// Alt records that must stop waiting because more than the cap wait: the longest-waiting
+    /// uids first. The caller stores them as orphans.
+    pub fn over_cap(&mut self) -> Vec<PendingAlt> {
+        let mut out = Vec::new();
+        while self.pending_count > self.cap {
+            let Some(uid) = self.waiting_order.pop_front() else {
+                break;
+            };
+            if let Some(records) = self.pending.remove(&uid) {
+                self.pending_count -= records.len();
+                self.gave_up += records.len() as u64;
+                out.extend(records);
+            }
+        }
+        if self.waiting_order.len() > 2 * self.pending.len() + 1024 {
+            let pending = &self.pending;
+            self.waiting_order.retain(|u| pending.contains_key(u));
+        }
+        out
     }
 
     /// Forget conns whose expiry is before `watermark` (no alt record can come for them any more).
@@ -85,6 +136,7 @@ impl UidJoin {
         let mut uids: Vec<String> = self.pending.keys().cloned().collect();
         uids.sort();
         self.pending_count = 0;
+        self.waiting_order.clear();
         uids.into_iter()
             .flat_map(|u| self.pending.remove(&u).unwrap_or_default())
             .collect()
@@ -126,5 +178,21 @@ mod tests {
         assert!(j.on_alt(alt("C1", 30.0), Position::default()).is_none());
         assert_eq!(j.drain_orphans().len(), 1);
         assert_eq!(j.pending_count(), 0);
+    }
+
+    #[test]
+    fn the_cap_releases_the_longest_waiting_first() {
+        let mut j = UidJoin::with_cap(2);
+        for (uid, ts) in [("A", 1.0), ("B", 2.0), ("A", 3.0), ("C", 4.0)] {
+            assert!(j.on_alt(alt(uid, ts), Position::default()).is_none());
+        }
+        let released = j.over_cap();
+        let uids: Vec<&str> = released.iter().map(|(a, _)| a.uid.as_str()).collect();
+        assert_eq!(uids, ["A", "A"]);
+        assert_eq!(j.pending_count(), 2);
+        assert_eq!(j.gave_up, 2);
+        // B joins normally afterwards.
+        let w: WinId = ("10.0.0.1".parse().unwrap(), 0);
+        assert_eq!(j.on_conn("B", &[w], 10.0).len(), 1);
     }
 }

@@ -63,6 +63,9 @@ pub struct ProfilerStats {
     pub alts_orphaned: u64,
     /// Alt records neither joined nor storable (no conn, source outside the home net).
     pub alts_unplaced: u64,
+    /// Alt records that stopped waiting for their conn because too many were waiting
+    /// (included in `alts_orphaned`/`alts_unplaced`).
+    pub alts_gave_up: u64,
     /// Windows reopened after eviction.
     pub reopened: u64,
 }
@@ -262,7 +265,15 @@ impl Profiler {
             for id in ids {
                 self.window(id).add_alt(alt.clone(), pos);
             }
+        } else {
+            self.enforce_join_cap();
         }
+    }
+
+    /// Limit the alt records waiting for their conn to `cap` (default
+    /// [`crate::join::DEFAULT_PENDING_CAP`]).
+    pub fn set_join_cap(&mut self, cap: usize) {
+        self.join = UidJoin::with_cap(cap);
     }
 
     /// No more records of `kind` will come (its files are read to the end).
@@ -305,7 +316,26 @@ impl Profiler {
     /// End of input: every alt record still waiting is stored under its own source profile,
     /// in the window of its own time.
     pub fn finish(&mut self) {
-        for (alt, pos) in self.join.drain_orphans() {
+        let orphans = self.join.drain_orphans();
+        self.store_orphans(orphans);
+    }
+
+    /// Alt records beyond the join's cap stop waiting now (stored as orphans, counted).
+    fn enforce_join_cap(&mut self) {
+        let released = self.join.over_cap();
+        if !released.is_empty() {
+            tracing::warn!(
+                records = released.len(),
+                total = self.join.gave_up,
+                "too many dns/http/ssl records waiting for their conn: the oldest are stored without one"
+            );
+            self.stats.alts_gave_up += released.len() as u64;
+            self.store_orphans(released);
+        }
+    }
+
+    fn store_orphans(&mut self, orphans: Vec<crate::join::PendingAlt>) {
+        for (alt, pos) in orphans {
             let src = self
                 .cfg
                 .routing

@@ -198,6 +198,116 @@ pub fn sub_line(alt: &AltRecord) -> String {
 mod tests {
     use super::*;
 
+    fn flow(proto: &str, sport: u16, dport: u16, state: &str, sent: u64, recv: u64) -> Flow {
+        Flow {
+            ts: 1582810000.0,
+            uid: "CX".into(),
+            saddr: "192.168.1.10".parse().unwrap(),
+            sport,
+            daddr: "8.8.8.8".parse().unwrap(),
+            dport,
+            proto: proto.into(),
+            appproto: String::new(),
+            dur: Some(1.0),
+            origstate: state.into(),
+            spkts: 1,
+            dpkts: u64::from(recv > 0),
+            sbytes: sent,
+            dbytes: recv,
+        }
+    }
+
+    #[test]
+    fn every_main_line_variant_in_both_directions() {
+        let n = PortNames::builtin();
+        let cases: [(Flow, &str, &str); 10] = [
+            (
+                flow("tcp", 40000, 443, "SF", 100, 200),
+                "- https asked to 8.8.8.8 443/tcp, Sent: 100, Recv: 200, Tot: 300.00b | \n",
+                "- https/tcp asked from 192.168.1.10, Sent: 200, Recv: 100, Tot: 300.00b\n",
+            ),
+            (
+                flow("tcp", 40000, 443, "SF", 0, 0),
+                "- https asked to 8.8.8.8 443/tcp, Be careful! Established but empty! Sent: 0, Recv: 0, Tot: 0.00b | \n",
+                "- https/tcp asked from 192.168.1.10, Be careful! Established but empty! Sent: 0, Recv: 0, Tot: 0.00b\n",
+            ),
+            (
+                flow("udp", 40000, 53, "S0", 40, 0),
+                "- Not answered DNS asked to 8.8.8.8 53/udp, Sent: 40, Recv: 0, Tot: 40.00b |  \n",
+                "- Not answered DNS/udp asked from 192.168.1.10, Sent: 0, Recv: 40, Tot: 40.00b\n",
+            ),
+            (
+                flow("tcp", 40000, 22, "REJ", 0, 0),
+                "- NOT Established ssh asked to 8.8.8.8 22/tcp, Sent: 0, Recv: 0, Tot: 0.00b | \n",
+                "- NOT Established ssh/tcp asked from 192.168.1.10, Sent: 0, Recv: 0, Tot: 0.00b\n",
+            ),
+            (
+                flow("tcp", 40000, 4444, "SF", 10, 20),
+                "[!] - Not recognized established flow from 192.168.1.10 to 8.8.8.8 dport 4444/tcp, Sent: 10, Recv: 20, Tot: 30.00b | \n",
+                "[!] - Not recognized established flow from 192.168.1.10 to 4444/tcp, Sent: 20, Recv: 10, Tot: 30.00b\n",
+            ),
+            (
+                flow("udp", 40000, 4444, "S0", 10, 0),
+                "[!] - Not recognized notestablished flow from 192.168.1.10 to 8.8.8.8 dport 4444/udp, Sent: 10, Recv: 0, Tot: 10.00b | \n",
+                "[!] - Not recognized notestablished flow from 192.168.1.10 to 4444/udp, Sent: 0, Recv: 10, Tot: 10.00b\n",
+            ),
+            (
+                flow("icmp", 8, 0, "OTH", 64, 64),
+                "- PING echo sent to 8.8.8.8, Size: 128.00b | \n",
+                "- PING echo sent from 192.168.1.10, Size: 128.00b\n",
+            ),
+            (
+                flow("icmp", 11, 0, "OTH", 56, 0),
+                "- ICMP Time Excedded in Transit sent to 8.8.8.8, Size: 56.00b | \n",
+                "- ICMP Time Excedded in Transit sent from 192.168.1.10, Size: 56.00b \n",
+            ),
+            (
+                flow("icmp", 3, 1, "OTH", 56, 0),
+                "- ICMP Destination Net Unreachable sent to 8.8.8.8, Size: 56.00b | \n",
+                "- ICMP Destination Net Unreachable sent from 192.168.1.10, Size: 56.00b\n",
+            ),
+            (
+                flow("icmp", 135, 136, "OTH", 0, 0),
+                "- ICMP Unknown type sent to 8.8.8.8, Type: 0x135, Size: 0.00b | \n",
+                "- ICMP Unknown type sent from 192.168.1.10, Type: 0x135, Size: 0.00b\n",
+            ),
+        ];
+        for (f, out, inbound) in &cases {
+            assert_eq!(main_line(f, Role::Client, &n).as_deref(), Some(*out));
+            assert_eq!(main_line(f, Role::Server, &n).as_deref(), Some(*inbound));
+        }
+        assert_eq!(
+            main_line(
+                &flow("unknown_transport", 0, 0, "OTH", 1, 1),
+                Role::Client,
+                &n
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn attention_only_where_slips_printed_it() {
+        let n = PortNames::builtin();
+        let line = "\t[!] Attention. We know this port number, but we couldn't identify the protocol. Check UID CX\n";
+        assert_eq!(
+            attention_line(&flow("tcp", 1, 443, "SF", 1, 1), &n).as_deref(),
+            Some(line)
+        );
+        for f in [
+            flow("udp", 68, 67, "SF", 300, 300), // dhcp
+            flow("udp", 123, 123, "SF", 48, 48), // ntp
+            flow("tcp", 1, 23, "SF", 10, 10),    // telnet
+            flow("tcp", 1, 5222, "SF", 10, 10),  // xmpp
+            flow("tcp", 1, 4444, "SF", 10, 10),  // unknown port
+            flow("tcp", 1, 443, "REJ", 0, 0),    // not established
+            flow("tcp", 1, 443, "SF", 0, 0),     // empty
+            flow("icmp", 8, 0, "OTH", 64, 64),   // icmp
+        ] {
+            assert_eq!(attention_line(&f, &n), None, "{f:?}");
+        }
+    }
+
     #[test]
     fn sizes_with_the_boundaries_fixed() {
         assert_eq!(human_size(0), "0.00b");
