@@ -12,13 +12,25 @@ use crate::profile::aggregate::Flow;
 use crate::profile::alt::AltRecord;
 use crate::zeek::{self, FileReader, LogKind, ReadError, Record};
 
-/// A record converted for the profiler, with its line number.
+/// Where a record came from: the file (its index in the run's file list), its line number,
+/// and the byte offset just after its line (where to resume once it is stored).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Source {
+    /// Index of the file in the run's list.
+    pub file: usize,
+    /// 1-based line number.
+    pub line: u64,
+    /// Offset after the line.
+    pub end: u64,
+}
+
+/// A record converted for the profiler, with where it came from.
 #[derive(Debug)]
 pub enum Event {
     /// A conn flow.
-    Conn(Flow, u64),
+    Conn(Flow, Source),
     /// A dns/http/ssl record.
-    Alt(AltRecord, u64),
+    Alt(AltRecord, Source),
 }
 
 impl Event {
@@ -29,6 +41,24 @@ impl Event {
             Event::Alt(a, _) => a.ts,
         }
     }
+
+    /// Where it came from.
+    pub fn source(&self) -> Source {
+        match self {
+            Event::Conn(_, s) | Event::Alt(_, s) => *s,
+        }
+    }
+}
+
+/// A file to read: its index in the run's list, its path, and the offset to resume at.
+#[derive(Clone, Debug)]
+pub struct FileToRead {
+    /// Index in the run's file list.
+    pub index: usize,
+    /// Path.
+    pub path: PathBuf,
+    /// Offset to resume at (0: from the start).
+    pub resume: u64,
 }
 
 /// Counters of one log kind.
@@ -54,8 +84,11 @@ const LOG_PER_FILE: u64 = 5;
 /// The records of one log kind, file after file.
 pub struct KindStream {
     kind: LogKind,
-    files: VecDeque<PathBuf>,
+    files: VecDeque<FileToRead>,
     reader: Option<FileReader>,
+    current: usize,
+    /// Files read to their end: (index, end offset, lines).
+    pub ended: Vec<(usize, u64, u64)>,
     errors_logged: u64,
     bytes: Arc<AtomicU64>,
     /// Counters so far.
@@ -65,11 +98,13 @@ pub struct KindStream {
 impl KindStream {
     /// A stream over `files` (read in the given order) of `kind`; `bytes` counts the file
     /// bytes consumed, for progress reports.
-    pub fn new(kind: LogKind, files: Vec<PathBuf>, bytes: Arc<AtomicU64>) -> KindStream {
+    pub fn new(kind: LogKind, files: Vec<FileToRead>, bytes: Arc<AtomicU64>) -> KindStream {
         KindStream {
             kind,
             files: files.into(),
             reader: None,
+            current: 0,
+            ended: Vec::new(),
             errors_logged: 0,
             bytes,
             counts: KindCounts::default(),
@@ -85,16 +120,26 @@ impl KindStream {
     pub fn next_event(&mut self) -> Option<Event> {
         loop {
             if self.reader.is_none() {
-                let path = self.files.pop_front()?;
-                match zeek::reader::open_counted(&path, self.bytes.clone()) {
-                    Ok(r) => {
+                let f = self.files.pop_front()?;
+                let opened = zeek::reader::open_counted(&f.path, self.bytes.clone())
+                    .and_then(|mut r| r.skip_to(f.resume).map(|reached| (r, reached)));
+                match opened {
+                    Ok((r, reached)) => {
+                        if !reached {
+                            tracing::warn!(
+                                file = %f.path.display(),
+                                offset = f.resume,
+                                "file is shorter than its checkpoint (truncated?): its new content is skipped"
+                            );
+                        }
                         self.counts.files += 1;
                         self.errors_logged = 0;
+                        self.current = f.index;
                         self.reader = Some(r);
                     }
                     Err(e) => {
                         self.counts.read_errors += 1;
-                        tracing::warn!(file = %path.display(), error = %e, "cannot open log");
+                        tracing::warn!(file = %f.path.display(), error = %e, "cannot open log");
                         continue;
                     }
                 }
@@ -103,6 +148,8 @@ impl KindStream {
             let item = reader.next();
             let got = match item {
                 None => {
+                    self.ended
+                        .push((self.current, reader.offset(), reader.line_no()));
                     self.reader = None;
                     continue;
                 }
@@ -127,12 +174,16 @@ impl KindStream {
                 }
                 Some(Ok(rec)) => to_event(&rec),
             };
-            let line = reader.line_no();
+            let src = Source {
+                file: self.current,
+                line: reader.line_no(),
+                end: reader.offset(),
+            };
             match got {
                 Converted::Event(mut event) => {
                     self.counts.records += 1;
                     match &mut event {
-                        Event::Conn(_, l) | Event::Alt(_, l) => *l = line,
+                        Event::Conn(_, s) | Event::Alt(_, s) => *s = src,
                     }
                     return Some(event);
                 }
@@ -146,6 +197,8 @@ impl KindStream {
     }
 }
 
+// The record is moved out right away; boxing it would cost an allocation per record.
+#[allow(clippy::large_enum_variant)]
 enum Converted {
     Event(Event),
     Dropped,
@@ -154,10 +207,10 @@ enum Converted {
 
 fn to_event(rec: &Record<'_>) -> Converted {
     let event = match rec {
-        Record::Conn(c) => Flow::from_conn(c).map(|f| Event::Conn(f, 0)),
-        Record::Dns(d) => AltRecord::from_dns(d).map(|a| Event::Alt(a, 0)),
-        Record::Http(h) => AltRecord::from_http(h).map(|a| Event::Alt(a, 0)),
-        Record::Ssl(s) => AltRecord::from_ssl(s).map(|a| Event::Alt(a, 0)),
+        Record::Conn(c) => Flow::from_conn(c).map(|f| Event::Conn(f, Source::default())),
+        Record::Dns(d) => AltRecord::from_dns(d).map(|a| Event::Alt(a, Source::default())),
+        Record::Http(h) => AltRecord::from_http(h).map(|a| Event::Alt(a, Source::default())),
+        Record::Ssl(s) => AltRecord::from_ssl(s).map(|a| Event::Alt(a, Source::default())),
         Record::Other { .. } => return Converted::Ignored,
     };
     event.map_or(Converted::Dropped, Converted::Event)
@@ -203,6 +256,24 @@ impl Merged {
         }
         let event = std::mem::replace(head, next)?;
         Some((stream.kind(), event))
+    }
+
+    /// Files read to their end since the last call, whose records have all been taken (none
+    /// is waiting as a stream's next record): (index, end offset, lines).
+    pub fn take_ended(&mut self) -> Vec<(usize, u64, u64)> {
+        let mut out = Vec::new();
+        let heads: Vec<usize> = self
+            .streams
+            .iter()
+            .filter_map(|(_, h)| h.as_ref().map(|e| e.source().file))
+            .collect();
+        for (s, _) in &mut self.streams {
+            let (ready, waiting): (Vec<_>, Vec<_>) =
+                s.ended.drain(..).partition(|(i, _, _)| !heads.contains(i));
+            out.extend(ready);
+            s.ended = waiting;
+        }
+        out
     }
 
     /// Per-kind counters.

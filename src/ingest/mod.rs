@@ -19,10 +19,11 @@ use std::time::{Duration, Instant};
 use crate::config::Settings;
 use crate::join::WinId;
 use crate::profile::profiler::{Profiler, ProfilerConfig};
+use crate::source::checkpoint::{Checkpoint, FileId};
 use crate::source::find_logs;
 use crate::store::redis_store::{RedisStore, StoreError, StoredGrid};
 use crate::zeek::LogKind;
-use merge::{Event, KindStream, Merged};
+use merge::{Event, FileToRead, KindStream, Merged};
 pub use summary::Summary;
 
 /// A failure that ends the run.
@@ -69,27 +70,99 @@ impl Default for IngestOptions {
     }
 }
 
-fn streams(
-    files: &[(PathBuf, LogKind)],
-    bytes: &Arc<AtomicU64>,
-    only: Option<LogKind>,
-) -> Vec<KindStream> {
+/// One file of the run: where it is, what it is, and how far it is stored.
+#[derive(Clone, Debug)]
+pub struct RunFile {
+    /// Path.
+    pub path: PathBuf,
+    /// Log kind (from its name).
+    pub kind: LogKind,
+    /// Identity (device, inode, header fingerprint).
+    pub id: FileId,
+    /// Offset and line stored so far (from the checkpoint, then advanced by the run).
+    pub offset: u64,
+    /// Lines stored so far.
+    pub line: u64,
+    /// Whether the checkpoint must be written at the next flush.
+    pub changed: bool,
+}
+
+/// The files of the directory with their checkpoints; files already read to their end are
+/// left out (nothing new in them).
+fn run_files(found: Vec<(PathBuf, LogKind)>, stored: &[(String, String)]) -> Vec<RunFile> {
+    let stored: std::collections::HashMap<&str, &str> = stored
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let mut out = Vec::new();
+    for (path, kind) in found {
+        let id = match FileId::of(&path) {
+            Ok(Some(id)) => id,
+            Ok(None) => {
+                tracing::warn!(file = %path.display(), "no complete header yet: skipped");
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "cannot open log");
+                continue;
+            }
+        };
+        let cp = stored
+            .get(id.key().as_str())
+            .and_then(|j| Checkpoint::from_json(j));
+        let (offset, line) = cp.as_ref().map_or((0, 0), |c| (c.offset, c.line));
+        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let plain = !path.to_string_lossy().ends_with(".gz");
+        if cp.is_some() && plain && offset == size {
+            continue; // read to its end already
+        }
+        out.push(RunFile {
+            path,
+            kind,
+            id,
+            offset,
+            line,
+            changed: false,
+        });
+    }
+    out
+}
+
+fn streams(files: &[RunFile], bytes: &Arc<AtomicU64>, only: Option<LogKind>) -> Vec<KindStream> {
     [LogKind::Conn, LogKind::Dns, LogKind::Http, LogKind::Ssl]
         .into_iter()
         .filter(|k| only.is_none_or(|o| o == *k))
         .map(|k| {
             let of_kind = files
                 .iter()
-                .filter(|(_, fk)| *fk == k)
-                .map(|(p, _)| p.clone())
+                .enumerate()
+                .filter(|(_, f)| f.kind == k)
+                .map(|(index, f)| FileToRead {
+                    index,
+                    path: f.path.clone(),
+                    resume: f.offset,
+                })
                 .collect();
             KindStream::new(k, of_kind, bytes.clone())
         })
         .collect()
 }
 
+/// The checkpoints to write: every file that advanced since the last flush.
+fn checkpoints(files: &mut [RunFile]) -> Vec<(String, String)> {
+    files
+        .iter_mut()
+        .filter(|f| f.changed)
+        .map(|f| {
+            f.changed = false;
+            let cp = Checkpoint::new(&f.path, f.kind, f.offset, f.line, false);
+            (f.id.key(), cp.to_json())
+        })
+        .collect()
+}
+
 /// The earliest conn that lands in a profile window (`None`: no such conn).
-fn earliest_profiled_conn(settings: &Settings, files: &[(PathBuf, LogKind)]) -> Option<f64> {
+fn earliest_profiled_conn(settings: &Settings, files: &[RunFile]) -> Option<f64> {
     let bytes = Arc::new(AtomicU64::new(0));
     let mut earliest: Option<f64> = None;
     for mut s in streams(files, &bytes, Some(LogKind::Conn)) {
@@ -121,13 +194,22 @@ struct Timings {
     write: Duration,
 }
 
+/// What a flush needs besides the profiler and the store.
+struct FlushState<'a> {
+    grid: StoredGrid,
+    written: &'a mut HashSet<WinId>,
+    files: &'a mut [RunFile],
+    seq: &'a mut u64,
+    t: &'a mut Timings,
+}
+
 fn flush(
     profiler: &mut Profiler,
     store: &mut RedisStore,
-    grid: StoredGrid,
-    written: &mut HashSet<WinId>,
-    t: &mut Timings,
+    st: &mut FlushState<'_>,
 ) -> Result<(), StoreError> {
+    let grid = st.grid;
+    let t = &mut *st.t;
     let start = Instant::now();
     let req = profiler.load_request();
     if !req.is_empty() {
@@ -141,12 +223,15 @@ fn flush(
     }
     let loaded = Instant::now();
     t.load += loaded - start;
+    profiler.expire_joins();
     let writes = profiler.take_writes();
-    written.extend(writes.windows.iter().map(|(id, _)| *id));
+    st.written.extend(writes.windows.iter().map(|(id, _)| *id));
     let label = profiler.config().label.clone();
     let rendered = Instant::now();
     t.render += rendered - loaded;
-    store.write(&writes, grid, &label)?;
+    let cps = checkpoints(st.files);
+    *st.seq += 1;
+    store.write(&writes, grid, &label, &cps, *st.seq)?;
     profiler.evict();
     t.write += rendered.elapsed();
     Ok(())
@@ -160,17 +245,19 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
         let n = store.reset()?;
         tracing::info!(keys = n, "--reset: removed this tool's keys");
     }
-    let files =
+    let found =
         find_logs(&settings.zeek_dir, settings.recursive).map_err(|source| IngestError::Dir {
             dir: settings.zeek_dir.clone(),
             source,
         })?;
-    if files.is_empty() {
+    if found.is_empty() {
         tracing::warn!(dir = %settings.zeek_dir.display(), "no conn/dns/http/ssl logs found");
     }
+    let stored_checkpoints = store.checkpoints()?;
+    let mut files = run_files(found, &stored_checkpoints);
     let total_bytes: u64 = files
         .iter()
-        .filter_map(|(p, _)| std::fs::metadata(p).ok())
+        .filter_map(|f| std::fs::metadata(&f.path).ok())
         .map(|m| m.len())
         .sum();
 
@@ -197,9 +284,13 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
     if let Some(cap) = opts.join_cap {
         profiler.set_join_cap(cap);
     }
-    // A log with no file at all sends nothing: it must not hold back joins and eviction.
+    if has_history {
+        profiler.restore(store.persisted_state()?);
+    }
+    let mut seq = store.flush_seq()?;
+    // A log with no file to read sends nothing: it must not hold back joins and eviction.
     for kind in [LogKind::Conn, LogKind::Dns, LogKind::Http, LogKind::Ssl] {
-        if !files.iter().any(|(_, k)| *k == kind) {
+        if !files.iter().any(|f| f.kind == kind) {
             profiler.finish_log(kind);
         }
     }
@@ -209,6 +300,7 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
     let mut written: HashSet<WinId> = HashSet::new();
     let progress = Progress::new(opts.progress, total_bytes);
     let mut since_flush = 0u64;
+    let mut consumed = 0u64;
     // Without a grid (no profiled conn at all) orphan alt records still need one.
     let mut grid = grid;
     let mut clock = Instant::now();
@@ -222,18 +314,33 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
         if grid.is_none() {
             grid = Some(store.init_grid(StoredGrid::anchored_at(event.ts(), settings.tw_width))?);
         }
+        let src = event.source();
         match event {
-            Event::Conn(flow, line) => profiler.add_conn(flow, line),
-            Event::Alt(alt, line) => profiler.add_alt(alt, line),
+            Event::Conn(flow, s) => profiler.add_conn(flow, s.line),
+            Event::Alt(alt, s) => profiler.add_alt(alt, s.line),
         }
+        if let Some(f) = files.get_mut(src.file) {
+            f.offset = src.end;
+            f.line = src.line;
+            f.changed = true;
+        }
+        consumed += 1;
         since_flush += 1;
         let now = Instant::now();
         t.profile += now - clock;
         clock = now;
         if since_flush >= opts.flush_every {
             since_flush = 0;
+            mark_ended(&mut merged, &mut files);
             if let Some(g) = grid {
-                flush(&mut profiler, &mut store, g, &mut written, &mut t)?;
+                let mut st = FlushState {
+                    grid: g,
+                    written: &mut written,
+                    files: &mut files,
+                    seq: &mut seq,
+                    t: &mut t,
+                };
+                flush(&mut profiler, &mut store, &mut st)?;
             }
             progress.update(&bytes, &profiler);
             clock = Instant::now();
@@ -246,8 +353,17 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
         profiler.finish_log(kind);
     }
     profiler.finish();
-    if let Some(g) = grid {
-        flush(&mut profiler, &mut store, g, &mut written, &mut t)?;
+    mark_ended(&mut merged, &mut files);
+    let anything = consumed > 0 || files.iter().any(|f| f.changed);
+    if let (Some(g), true) = (grid, anything) {
+        let mut st = FlushState {
+            grid: g,
+            written: &mut written,
+            files: &mut files,
+            seq: &mut seq,
+            t: &mut t,
+        };
+        flush(&mut profiler, &mut store, &mut st)?;
     }
     progress.done();
     tracing::debug!(timings = ?t, "where the time went");
@@ -261,6 +377,18 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
         elapsed: started.elapsed(),
         anchor: grid.map(|g| g.anchor()),
     })
+}
+
+/// Files read to their end (all their records taken) are checkpointed at their end, which
+/// covers trailing lines that gave no record.
+fn mark_ended(merged: &mut Merged, files: &mut [RunFile]) {
+    for (index, offset, line) in merged.take_ended() {
+        if let Some(f) = files.get_mut(index) {
+            f.offset = offset;
+            f.line = line;
+            f.changed = true;
+        }
+    }
 }
 
 /// A progress bar on a terminal, or a log line every few seconds otherwise.

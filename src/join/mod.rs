@@ -6,7 +6,7 @@
 //! the end of input in `--once` mode, when the rest become orphans).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 
 use crate::profile::alt::AltRecord;
 use crate::profile::window_state::{Position, TotalF64};
@@ -26,6 +26,12 @@ pub const DEFAULT_PENDING_CAP: usize = 2_000_000;
 #[derive(Debug)]
 pub struct UidJoin {
     conns: HashMap<String, Vec<WinId>>,
+    /// Latest expiry of each joinable conn.
+    conn_expiry: HashMap<String, f64>,
+    /// Uids whose joinable entry or waiting records changed since the last
+    /// [`UidJoin::take_changes`] (what must be persisted).
+    changed_conns: HashSet<String>,
+    changed_pending: HashSet<String>,
     expiry: BinaryHeap<Reverse<(TotalF64, String)>>,
     pending: HashMap<String, Vec<PendingAlt>>,
     /// Uids in the order their first pending record arrived (may hold uids already joined).
@@ -47,6 +53,9 @@ impl UidJoin {
     pub fn with_cap(cap: usize) -> UidJoin {
         UidJoin {
             conns: HashMap::new(),
+            conn_expiry: HashMap::new(),
+            changed_conns: HashSet::new(),
+            changed_pending: HashSet::new(),
             expiry: BinaryHeap::new(),
             pending: HashMap::new(),
             waiting_order: VecDeque::new(),
@@ -65,9 +74,15 @@ impl UidJoin {
                 places.push(*w);
             }
         }
+        let e = self.conn_expiry.entry(uid.to_string()).or_insert(expires);
+        *e = e.max(expires);
         self.expiry
             .push(Reverse((TotalF64(expires), uid.to_string())));
+        self.changed_conns.insert(uid.to_string());
         let waiting = self.pending.remove(uid).unwrap_or_default();
+        if !waiting.is_empty() {
+            self.changed_pending.insert(uid.to_string());
+        }
         self.pending_count -= waiting.len();
         waiting
     }
@@ -77,6 +92,7 @@ impl UidJoin {
         match self.conns.get(&alt.uid) {
             Some(places) => Some((alt, places.clone())),
             None => {
+                self.changed_pending.insert(alt.uid.clone());
                 let waiting = self.pending.entry(alt.uid.clone()).or_default();
                 if waiting.is_empty() {
                     self.waiting_order.push_back(alt.uid.clone());
@@ -97,6 +113,7 @@ impl UidJoin {
                 break;
             };
             if let Some(records) = self.pending.remove(&uid) {
+                self.changed_pending.insert(uid.clone());
                 self.pending_count -= records.len();
                 self.gave_up += records.len() as u64;
                 out.extend(records);
@@ -116,7 +133,12 @@ impl UidJoin {
                 break;
             }
             if let Some(Reverse((_, uid))) = self.expiry.pop() {
-                self.conns.remove(&uid);
+                // A later copy of the conn may have pushed its expiry further.
+                if self.conn_expiry.get(&uid).is_some_and(|e| *e < watermark) {
+                    self.conns.remove(&uid);
+                    self.conn_expiry.remove(&uid);
+                    self.changed_conns.insert(uid);
+                }
             }
         }
     }
@@ -137,9 +159,94 @@ impl UidJoin {
         uids.sort();
         self.pending_count = 0;
         self.waiting_order.clear();
+        self.changed_pending.extend(uids.iter().cloned());
         uids.into_iter()
             .flat_map(|u| self.pending.remove(&u).unwrap_or_default())
             .collect()
+    }
+}
+
+/// What changed in the join since the last call, as the values to persist (`None`: delete).
+#[derive(Debug, Default, PartialEq)]
+pub struct JoinChanges {
+    /// uid → `{"w": [[ip, window], …], "e": expiry}` of conns that can still be joined.
+    pub conns: Vec<(String, Option<String>)>,
+    /// uid → `[[ts, kind, saddr, daddr, value], …]` of alt records waiting for their conn.
+    pub pending: Vec<(String, Option<String>)>,
+}
+
+impl UidJoin {
+    /// The changes to persist since the last call.
+    pub fn take_changes(&mut self) -> JoinChanges {
+        let mut out = JoinChanges::default();
+        let mut conns: Vec<String> = self.changed_conns.drain().collect();
+        conns.sort();
+        for uid in conns {
+            let value = match (self.conns.get(&uid), self.conn_expiry.get(&uid)) {
+                (Some(places), Some(e)) => {
+                    let w: Vec<serde_json::Value> = places
+                        .iter()
+                        .map(|(ip, g)| serde_json::json!([ip.to_string(), g]))
+                        .collect();
+                    Some(serde_json::json!({"w": w, "e": e}).to_string())
+                }
+                _ => None,
+            };
+            out.conns.push((uid, value));
+        }
+        let mut pending: Vec<String> = self.changed_pending.drain().collect();
+        pending.sort();
+        for uid in pending {
+            let value = self
+                .pending
+                .get(&uid)
+                .filter(|r| !r.is_empty())
+                .map(|records| {
+                    let items: Vec<String> = records.iter().map(|(a, _)| a.list_entry()).collect();
+                    format!("[{}]", items.join(", "))
+                });
+            out.pending.push((uid, value));
+        }
+        out
+    }
+
+    /// Put back a persisted joinable conn (after a restart).
+    pub fn restore_conn(&mut self, uid: &str, json: &str) -> bool {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(json) else {
+            return false;
+        };
+        let Some(e) = v["e"].as_f64() else {
+            return false;
+        };
+        let places: Option<Vec<WinId>> = v["w"].as_array().map(|ws| {
+            ws.iter()
+                .filter_map(|w| Some((w[0].as_str()?.parse().ok()?, w[1].as_i64()?)))
+                .collect()
+        });
+        let Some(places) = places else {
+            return false;
+        };
+        self.conns.insert(uid.to_string(), places);
+        self.conn_expiry.insert(uid.to_string(), e);
+        self.expiry.push(Reverse((TotalF64(e), uid.to_string())));
+        true
+    }
+
+    /// Put back persisted waiting alt records (after a restart).
+    pub fn restore_pending(&mut self, uid: &str, json: &str) -> bool {
+        let Some(records) = AltRecord::list_from_json(uid, json) else {
+            return false;
+        };
+        if records.is_empty() {
+            return true;
+        }
+        self.waiting_order.push_back(uid.to_string());
+        self.pending_count += records.len();
+        self.pending
+            .entry(uid.to_string())
+            .or_default()
+            .extend(records.into_iter().map(|a| (a, Position::default())));
+        true
     }
 }
 
@@ -192,7 +299,37 @@ mod tests {
         assert_eq!(j.pending_count(), 2);
         assert_eq!(j.gave_up, 2);
         // B joins normally afterwards.
+        let _ = j.take_changes();
         let w: WinId = ("10.0.0.1".parse().unwrap(), 0);
         assert_eq!(j.on_conn("B", &[w], 10.0).len(), 1);
+        let changes = j.take_changes();
+        assert_eq!(changes.pending, vec![("B".to_string(), None)]);
+        assert_eq!(changes.conns.len(), 1);
+    }
+
+    #[test]
+    fn persisted_state_restores_the_same_join() {
+        let mut j = UidJoin::default();
+        let w: WinId = ("10.0.0.1".parse().unwrap(), 7);
+        j.on_conn("C1", &[w], 100.0);
+        let mut a = alt("C2", 5.0);
+        a.json = r#"{"uid": "C2", "type": "dns"}"#.into();
+        assert!(j.on_alt(a, Position::default()).is_none());
+        let changes = j.take_changes();
+        let mut k = UidJoin::default();
+        for (uid, v) in &changes.conns {
+            assert!(k.restore_conn(uid, v.as_deref().unwrap()));
+        }
+        for (uid, v) in &changes.pending {
+            assert!(k.restore_pending(uid, v.as_deref().unwrap()));
+        }
+        assert_eq!(k.pending_count(), 1);
+        let (_, places) = k.on_alt(alt("C1", 50.0), Position::default()).unwrap();
+        assert_eq!(places, vec![w]);
+        assert_eq!(k.on_conn("C2", &[w], 9.0).len(), 1);
+        // Expiry is persisted as a deletion.
+        j.expire(1000.0);
+        let changes = j.take_changes();
+        assert_eq!(changes.conns, vec![("C1".to_string(), None)]);
     }
 }

@@ -14,7 +14,7 @@ use super::aggregate::{Flow, Role};
 use super::alt::AltRecord;
 use super::routing::Routing;
 use super::window_state::{Position, WindowState, WindowWrite};
-use crate::join::{UidJoin, WinId};
+use crate::join::{JoinChanges, UidJoin, WinId};
 use crate::timeline::TimelineStyle;
 use crate::zeek::LogKind;
 
@@ -105,6 +105,19 @@ pub struct StoredWindow {
     pub alts: Vec<AltRecord>,
 }
 
+/// What a previous run left in Redis besides the layout (see [`Profiler::restore`]).
+#[derive(Clone, Debug, Default)]
+pub struct PersistedState {
+    /// uid → joinable conn JSON.
+    pub joinable: Vec<(String, String)>,
+    /// uid → waiting alt records JSON.
+    pub pending: Vec<(String, String)>,
+    /// Windows whose timeline waited for a join.
+    pub timeline_waiting: Vec<WinId>,
+    /// Each log's latest record time.
+    pub watermarks: Vec<(LogKind, f64)>,
+}
+
 /// Everything one flush writes.
 #[derive(Debug, Default)]
 pub struct Writes {
@@ -116,6 +129,12 @@ pub struct Writes {
     pub windows: Vec<(WinId, WindowWrite)>,
     /// `portinfo` fields (the first flush of a run only).
     pub portinfo: Vec<(String, String)>,
+    /// Join state to persist (so a restart joins exactly as an uninterrupted run).
+    pub join: JoinChanges,
+    /// Windows whose timeline waits for a join (`true`) or no longer does (`false`).
+    pub timeline_waiting: Vec<(WinId, bool)>,
+    /// Each log's latest record time.
+    pub watermarks: Vec<(LogKind, f64)>,
 }
 
 /// The profiler.
@@ -135,6 +154,8 @@ pub struct Profiler {
     finished: HashSet<LogKind>,
     seq: u64,
     portinfo_written: bool,
+    /// Windows whose timeline was waiting at the last write (persisted).
+    timeline_waiting: HashSet<WinId>,
     /// What happened so far.
     pub stats: ProfilerStats,
 }
@@ -155,6 +176,7 @@ impl Profiler {
             finished: HashSet::new(),
             seq: 0,
             portinfo_written: false,
+            timeline_waiting: HashSet::new(),
             stats: ProfilerStats::default(),
         }
     }
@@ -459,17 +481,56 @@ impl Profiler {
                 if !write.is_empty() {
                     out.windows.push((*id, write));
                 }
+                if w.timeline_pending != self.timeline_waiting.contains(id) {
+                    out.timeline_waiting.push((*id, w.timeline_pending));
+                    if w.timeline_pending {
+                        self.timeline_waiting.insert(*id);
+                    } else {
+                        self.timeline_waiting.remove(id);
+                    }
+                }
             }
         }
+        out.timeline_waiting.sort_by_key(|w| w.0);
+        out.join = self.join.take_changes();
+        let mut marks: Vec<(LogKind, f64)> =
+            self.watermarks.iter().map(|(k, v)| (*k, *v)).collect();
+        marks.sort_by_key(|m| m.0);
+        out.watermarks = marks;
         out.windows.sort_by_key(|w| w.0);
         out
+    }
+
+    /// Put back what a previous run persisted: join state, windows whose timeline waits (they
+    /// are reopened so their lines get written), and each log's latest time.
+    pub fn restore(&mut self, state: PersistedState) {
+        for (uid, json) in &state.joinable {
+            self.join.restore_conn(uid, json);
+        }
+        for (uid, json) in &state.pending {
+            self.join.restore_pending(uid, json);
+        }
+        for (kind, ts) in state.watermarks {
+            self.see(kind, ts);
+        }
+        for id in state.timeline_waiting {
+            self.timeline_waiting.insert(id);
+            let w = self.window(id);
+            w.timeline_pending = true;
+        }
+    }
+
+    /// Forget conns no alt record can join any more (every alt log is past their end plus the
+    /// grace).
+    pub fn expire_joins(&mut self) {
+        self.join.expire(self.join_horizon() + self.cfg.join_grace);
     }
 
     /// Drop written windows that ended more than `hold` before every log's current time, and
     /// conns no alt record can join any more.
     pub fn evict(&mut self) {
+        self.expire_joins();
         let low = self.low_watermark();
-        self.join.expire(low);
         let width = self.cfg.width;
         let hold = self.cfg.hold;
         let mut gone = Vec::new();

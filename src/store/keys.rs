@@ -64,6 +64,24 @@ pub fn alts(window: &str) -> String {
     format!("{OWN_PREFIX}alts:{window}")
 }
 
+/// HASH file identity → checkpoint JSON (how far each file is read).
+pub const CHECKPOINTS: &str = "kalipso-ingest:checkpoints";
+/// HASH uid → conn that alt records can still join (`{"w": [[ip, window], …], "e": expiry}`).
+pub const JOINABLE: &str = "kalipso-ingest:joinable";
+/// HASH uid → alt records waiting for their conn (`[[ts, kind, saddr, daddr, value], …]`).
+pub const PENDING: &str = "kalipso-ingest:pending";
+/// SET of `<ip>|<absolute window>` whose timeline waits for a join.
+pub const TIMELINE_WAITING: &str = "kalipso-ingest:timeline-waiting";
+/// HASH log kind → its latest record time.
+pub const WATERMARKS: &str = "kalipso-ingest:watermarks";
+/// STRING: number of flushes committed (detects a Redis that lost writes, and replies lost).
+pub const FLUSH_SEQ: &str = "kalipso-ingest:flush-seq";
+
+/// `<ip>|<absolute window>`: a window in our own sets.
+pub fn win_member(ip: IpAddr, g: i64) -> String {
+    format!("{ip}|{g}")
+}
+
 /// Patterns of every key this tool writes (what `--reset` removes).
 pub const OWN_PATTERNS: &[&str] = &[
     "profile_*",

@@ -12,8 +12,9 @@ use super::pyjson::float_repr;
 use crate::join::WinId;
 use crate::profile::aggregate::Flow;
 use crate::profile::alt::AltRecord;
-use crate::profile::profiler::{LoadRequest, StoredWindow, Writes};
+use crate::profile::profiler::{LoadRequest, PersistedState, StoredWindow, Writes};
 use crate::profile::window_state::TimelineWrite;
+use crate::zeek::LogKind;
 
 /// Commands per pipeline round trip.
 const BATCH: usize = 2000;
@@ -280,20 +281,86 @@ impl RedisStore {
         Ok((windows, profiles))
     }
 
-    /// Write one flush.
+    /// Write one flush as one transaction (`MULTI`/`EXEC`): the data, our join state, the
+    /// checkpoints of the lines it covers, and the flush counter `seq` — all or nothing.
     pub fn write(
         &mut self,
         writes: &Writes,
         grid: StoredGrid,
         label: &str,
+        checkpoints: &[(String, String)],
+        seq: u64,
     ) -> Result<(), StoreError> {
         let url = self.url.clone();
         let mut batch = Batch::new(&mut self.con);
-        let result = write_all(&mut batch, writes, grid, label);
-        let sent = result.and_then(|()| batch.send());
+        let result = (|| {
+            batch.add(|pipe| {
+                pipe.cmd("MULTI").ignore();
+            })?;
+            write_all(&mut batch, writes, grid, label)?;
+            for chunk in checkpoints.chunks(256) {
+                batch.add(|pipe| {
+                    pipe.hset_multiple(keys::CHECKPOINTS, chunk).ignore();
+                })?;
+            }
+            batch.add(|pipe| {
+                pipe.set(keys::FLUSH_SEQ, seq).ignore();
+            })?;
+            batch.add(|pipe| {
+                pipe.cmd("EXEC").ignore();
+            })?;
+            batch.send()
+        })();
         self.stats.commands += batch.commands;
         self.stats.round_trips += batch.round_trips;
-        sent.map_err(|source| StoreError::Command { url, source })
+        result.map_err(|source| StoreError::Command { url, source })
+    }
+
+    /// The number of flushes committed so far (0 for a new database).
+    pub fn flush_seq(&mut self) -> Result<u64, StoreError> {
+        let v: Option<u64> = redis::cmd("GET")
+            .arg(keys::FLUSH_SEQ)
+            .query(&mut self.con)
+            .map_err(|e| self.err(e))?;
+        Ok(v.unwrap_or(0))
+    }
+
+    /// Every stored checkpoint: file identity key → checkpoint JSON.
+    pub fn checkpoints(&mut self) -> Result<Vec<(String, String)>, StoreError> {
+        redis::cmd("HGETALL")
+            .arg(keys::CHECKPOINTS)
+            .query(&mut self.con)
+            .map_err(|e| self.err(e))
+    }
+
+    /// What a previous run persisted besides the layout (join state, waiting timelines,
+    /// watermarks).
+    pub fn persisted_state(&mut self) -> Result<PersistedState, StoreError> {
+        type Pairs = Vec<(String, String)>;
+        let (joinable, pending, waiting, marks): (Pairs, Pairs, Vec<String>, Pairs) = redis::pipe()
+            .hgetall(keys::JOINABLE)
+            .hgetall(keys::PENDING)
+            .smembers(keys::TIMELINE_WAITING)
+            .hgetall(keys::WATERMARKS)
+            .query(&mut self.con)
+            .map_err(|e| self.err(e))?;
+        let timeline_waiting = waiting
+            .iter()
+            .filter_map(|m| {
+                let (ip, g) = m.rsplit_once('|')?;
+                Some((ip.parse().ok()?, g.parse().ok()?))
+            })
+            .collect();
+        let watermarks = marks
+            .iter()
+            .filter_map(|(k, v)| Some((LogKind::from_path(k)?, v.parse().ok()?)))
+            .collect();
+        Ok(PersistedState {
+            joinable,
+            pending,
+            timeline_waiting,
+            watermarks,
+        })
     }
 
     /// The underlying connection (tests and tools).
@@ -406,11 +473,8 @@ fn write_all(
                 }
             }
             Some(TimelineWrite::Replace(lines)) => {
-                // One transaction, so a viewer never sees a half-written list.
+                // Inside the flush's transaction: a viewer never sees a half-written list.
                 let k = keys::timeline(&key);
-                batch.add(|pipe| {
-                    pipe.cmd("MULTI").ignore();
-                })?;
                 batch.add(|pipe| {
                     pipe.del(&k).ignore();
                 })?;
@@ -419,9 +483,6 @@ fn write_all(
                         pipe.rpush(&k, chunk).ignore();
                     })?;
                 }
-                batch.add(|pipe| {
-                    pipe.cmd("EXEC").ignore();
-                })?;
             }
             None => {}
         }
@@ -441,6 +502,48 @@ fn write_all(
     if new_flows > 0 {
         batch.add(|pipe| {
             pipe.zincr(keys::LABELS, label, new_flows).ignore();
+        })?;
+    }
+    // Our own state, in the same transaction as the data it describes.
+    for (target, changes) in [
+        (keys::JOINABLE, &writes.join.conns),
+        (keys::PENDING, &writes.join.pending),
+    ] {
+        let (set, del): (Vec<_>, Vec<_>) = changes.iter().partition(|(_, v)| v.is_some());
+        let set: Vec<(&str, &str)> = set
+            .iter()
+            .filter_map(|(u, v)| Some((u.as_str(), v.as_deref()?)))
+            .collect();
+        for chunk in set.chunks(256) {
+            batch.add(|pipe| {
+                pipe.hset_multiple(target, chunk).ignore();
+            })?;
+        }
+        let del: Vec<&str> = del.iter().map(|(u, _)| u.as_str()).collect();
+        for chunk in del.chunks(256) {
+            batch.add(|pipe| {
+                pipe.hdel(target, chunk).ignore();
+            })?;
+        }
+    }
+    for ((ip, g), waiting) in &writes.timeline_waiting {
+        let m = keys::win_member(*ip, *g);
+        batch.add(|pipe| {
+            if *waiting {
+                pipe.sadd(keys::TIMELINE_WAITING, &m).ignore();
+            } else {
+                pipe.srem(keys::TIMELINE_WAITING, &m).ignore();
+            }
+        })?;
+    }
+    if !writes.watermarks.is_empty() {
+        let marks: Vec<(&str, String)> = writes
+            .watermarks
+            .iter()
+            .map(|(k, t)| (k.as_str(), float_repr(*t)))
+            .collect();
+        batch.add(|pipe| {
+            pipe.hset_multiple(keys::WATERMARKS, &marks).ignore();
         })?;
     }
     Ok(())

@@ -46,6 +46,7 @@ pub struct LineReader<R> {
     line_no: u64,
     terminated: bool,
     too_long: Option<usize>,
+    consumed: u64,
 }
 
 impl<R: BufRead> LineReader<R> {
@@ -58,7 +59,14 @@ impl<R: BufRead> LineReader<R> {
             line_no: 0,
             terminated: false,
             too_long: None,
+            consumed: 0,
         }
+    }
+
+    /// Bytes of the stream consumed so far: the end of the last line returned, newline
+    /// included (decompressed bytes for gzip).
+    pub fn offset(&self) -> u64 {
+        self.consumed
     }
 
     /// Number of lines returned so far (the 1-based number of the last one).
@@ -104,6 +112,7 @@ impl<R: BufRead> LineReader<R> {
             }
             len += take;
             self.inner.consume(take + usize::from(found));
+            self.consumed += (take + usize::from(found)) as u64;
             if found {
                 self.finish(len, too_long, true);
                 return Ok(true);
@@ -231,6 +240,27 @@ impl<R: BufRead> LogReader<R> {
     /// Lines read so far.
     pub fn line_no(&self) -> u64 {
         self.lines.line_no()
+    }
+
+    /// Bytes consumed so far (the end of the last line read, newline included; decompressed
+    /// bytes for gzip): where to resume after it.
+    pub fn offset(&self) -> u64 {
+        self.lines.offset()
+    }
+
+    /// Resume at `offset` (a line boundary returned by [`LogReader::offset`] earlier): the lines
+    /// before it are read again but only their header lines are parsed, so the schema in force
+    /// at `offset` is known. Returns `false` when the stream ends before `offset`.
+    pub fn skip_to(&mut self, offset: u64) -> io::Result<bool> {
+        while self.lines.offset() < offset {
+            if !self.lines.advance()? {
+                return Ok(false);
+            }
+            if let RawLine::Line { bytes, .. } = self.lines.current() {
+                self.parser.meta_line(bytes);
+            }
+        }
+        Ok(self.lines.offset() == offset)
     }
 
     /// The next record or error; `None` at the end of the file (or after an I/O error).

@@ -54,6 +54,16 @@ pub fn dump(con: &mut redis::Connection) -> Value {
     Value::Object(out)
 }
 
+/// The dump without the keys that depend on how a run went rather than on the data: file
+/// checkpoints (paths, inodes) and the flush counter.
+pub fn without_run_state(mut dump: Value) -> Value {
+    if let Some(m) = dump.as_object_mut() {
+        m.shift_remove("kalipso-ingest:checkpoints");
+        m.shift_remove("kalipso-ingest:flush-seq");
+    }
+    dump
+}
+
 /// A value parsed as JSON when it is a JSON object or list, else the string.
 fn parse(v: &str) -> Value {
     if v.starts_with('{') || v.starts_with('[') {
