@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use kalipso_ingest::config::{FileSettings, Settings};
+use kalipso_ingest::ingest::follow::{Control, FollowOptions, run_follow};
 use kalipso_ingest::ingest::{IngestError, IngestOptions, run_once};
 use kalipso_ingest::inspect::{inspect_file, render_text};
 use kalipso_ingest::source::find_logs;
@@ -43,7 +44,8 @@ struct RunArgs {
     /// Also read subdirectories of --zeek-dir (zeekctl's dated archive folders).
     #[arg(long, short = 'r')]
     recursive: bool,
-    /// Read the directory to its end, write everything, print a summary and exit.
+    /// Read the directory to its end, write everything, print a summary and exit. Without
+    /// it the directory is followed until SIGTERM/SIGINT (SIGHUP reloads --config).
     #[arg(long)]
     once: bool,
     /// Redis to write to [default: redis://127.0.0.1:6379/0].
@@ -89,6 +91,26 @@ enum Command {
     /// in --zeek-dir, and any FILE given explicitly (whatever its name). Malformed lines are
     /// counted and shown, never fatal.
     Inspect(InspectArgs),
+    /// Write a captured log directory into another one the way Zeek does: headers first, lines
+    /// appended in time order (at --speed times real time, or as fast as possible) in chunks
+    /// that may split a line, rotated by rename with a #close footer and a fresh file.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+struct ReplayArgs {
+    /// The captured logs (conn/dns/http/ssl, any rotation name, plain or .gz).
+    #[arg(long, value_name = "DIR")]
+    from: PathBuf,
+    /// Where to write them (created if missing).
+    #[arg(long, value_name = "DIR")]
+    to: PathBuf,
+    /// Times real speed (e.g. 10); without it, as fast as possible.
+    #[arg(long)]
+    speed: Option<f64>,
+    /// Rotate every this many seconds of wall time.
+    #[arg(long, value_name = "SECONDS")]
+    rotate_every: Option<f64>,
 }
 
 #[derive(Debug, Args)]
@@ -112,6 +134,24 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Inspect(args)) => run_inspect(args),
+        Some(Command::Replay(args)) => {
+            let opts = kalipso_ingest::replay::ReplayOptions {
+                from: args.from,
+                to: args.to,
+                speed: args.speed.filter(|s| *s > 0.0),
+                rotate_every: args.rotate_every.filter(|s| *s > 0.0),
+            };
+            match kalipso_ingest::replay::replay(&opts) {
+                Ok(s) => {
+                    println!("replayed {} lines, {} rotations", s.lines, s.rotations);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("kalipso-ingest: replay: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         None => run_ingest(cli.run),
     }
 }
@@ -148,6 +188,7 @@ fn run_ingest(args: RunArgs) -> ExitCode {
         log_level: args.log_level,
         timezone: args.timezone,
     };
+    let flags_for_reload = flags.clone();
     let settings = match Settings::merge(flags, file) {
         Ok(s) => s,
         Err(e) => {
@@ -157,11 +198,7 @@ fn run_ingest(args: RunArgs) -> ExitCode {
     };
     init_logging(&settings.log_level);
     if !args.once {
-        eprintln!(
-            "kalipso-ingest: following a live directory is not available yet; pass --once to read {} to its end",
-            settings.zeek_dir.display()
-        );
-        return ExitCode::from(2);
+        return run_follow_mode(&settings, args.config.clone(), flags_for_reload);
     }
     let opts = IngestOptions {
         reset: args.reset,
@@ -177,6 +214,48 @@ fn run_ingest(args: RunArgs) -> ExitCode {
             eprintln!("kalipso-ingest: {e}");
             let usage = matches!(e, IngestError::Store(StoreError::BadUrl { .. }));
             ExitCode::from(if usage { 2 } else { 1 })
+        }
+    }
+}
+
+/// Follow the directory until SIGTERM/SIGINT; SIGHUP re-reads the config file.
+fn run_follow_mode(settings: &Settings, config: Option<PathBuf>, flags: FileSettings) -> ExitCode {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let control = Control::default();
+    for sig in [SIGTERM, SIGINT] {
+        if let Err(e) = signal_hook::flag::register(sig, control.stop.clone()) {
+            eprintln!("kalipso-ingest: cannot handle signal {sig}: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    if let Err(e) = signal_hook::flag::register(SIGHUP, control.reload.clone()) {
+        eprintln!("kalipso-ingest: cannot handle SIGHUP: {e}");
+        return ExitCode::from(1);
+    }
+    let reload = move || -> Option<Settings> {
+        let file = match &config {
+            Some(path) => match FileSettings::load(path) {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::warn!("reload: {e}; keeping the current settings");
+                    return None;
+                }
+            },
+            None => FileSettings::default(),
+        };
+        match Settings::merge(flags.clone(), file) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!("reload: {e}; keeping the current settings");
+                None
+            }
+        }
+    };
+    match run_follow(settings, &FollowOptions::default(), &control, &reload) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kalipso-ingest: {e}");
+            ExitCode::from(1)
         }
     }
 }

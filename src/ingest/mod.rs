@@ -6,6 +6,7 @@
 //! [`IngestOptions::flush_every`] records, merge what Redis holds for reopened windows, write
 //! what changed, and drop windows that are done; at the end store the orphans and write the rest.
 
+pub mod follow;
 pub mod merge;
 pub mod summary;
 
@@ -99,7 +100,9 @@ fn run_files(found: Vec<(PathBuf, LogKind)>, stored: &[(String, String)]) -> Vec
         let id = match FileId::of(&path) {
             Ok(Some(id)) => id,
             Ok(None) => {
-                tracing::warn!(file = %path.display(), "no complete header yet: skipped");
+                if std::fs::metadata(&path).is_ok_and(|m| m.len() > 0) {
+                    tracing::warn!(file = %path.display(), "no complete header yet: skipped");
+                }
                 continue;
             }
             Err(e) => {
@@ -185,7 +188,7 @@ fn earliest_profiled_conn(settings: &Settings, files: &[RunFile]) -> Option<f64>
 /// Write what changed, after merging what Redis holds for windows and profiles that need it.
 /// Where the time of a run went (logged at debug level).
 #[derive(Debug, Default)]
-struct Timings {
+pub struct Timings {
     anchor_scan: Duration,
     read: Duration,
     profile: Duration,
@@ -208,8 +211,29 @@ fn flush(
     store: &mut RedisStore,
     st: &mut FlushState<'_>,
 ) -> Result<(), StoreError> {
-    let grid = st.grid;
-    let t = &mut *st.t;
+    let writes = prepare(profiler, store, st.grid, st.t)?;
+    st.written.extend(writes.windows.iter().map(|(id, _)| *id));
+    let label = profiler.config().label.clone();
+    let cps = checkpoints(st.files);
+    if writes.is_empty() && cps.is_empty() {
+        return Ok(()); // nothing changed: a re-run leaves the database as it is
+    }
+    *st.seq += 1;
+    let start = Instant::now();
+    store.write(&writes, st.grid, &label, &cps, *st.seq)?;
+    profiler.evict();
+    st.t.write += start.elapsed();
+    Ok(())
+}
+
+/// The first half of a flush: merge what Redis holds for windows and profiles that need it,
+/// then take every change as complete values. The second half is [`RedisStore::write`].
+pub fn prepare(
+    profiler: &mut Profiler,
+    store: &mut RedisStore,
+    grid: StoredGrid,
+    t: &mut Timings,
+) -> Result<crate::profile::profiler::Writes, StoreError> {
     let start = Instant::now();
     let req = profiler.load_request();
     if !req.is_empty() {
@@ -225,16 +249,8 @@ fn flush(
     t.load += loaded - start;
     profiler.expire_joins();
     let writes = profiler.take_writes();
-    st.written.extend(writes.windows.iter().map(|(id, _)| *id));
-    let label = profiler.config().label.clone();
-    let rendered = Instant::now();
-    t.render += rendered - loaded;
-    let cps = checkpoints(st.files);
-    *st.seq += 1;
-    store.write(&writes, grid, &label, &cps, *st.seq)?;
-    profiler.evict();
-    t.write += rendered.elapsed();
-    Ok(())
+    t.render += loaded.elapsed();
+    Ok(writes)
 }
 
 /// Run `--once` over `settings.zeek_dir`.
@@ -300,7 +316,6 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
     let mut written: HashSet<WinId> = HashSet::new();
     let progress = Progress::new(opts.progress, total_bytes);
     let mut since_flush = 0u64;
-    let mut consumed = 0u64;
     // Without a grid (no profiled conn at all) orphan alt records still need one.
     let mut grid = grid;
     let mut clock = Instant::now();
@@ -324,7 +339,6 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
             f.line = src.line;
             f.changed = true;
         }
-        consumed += 1;
         since_flush += 1;
         let now = Instant::now();
         t.profile += now - clock;
@@ -354,8 +368,7 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
     }
     profiler.finish();
     mark_ended(&mut merged, &mut files);
-    let anything = consumed > 0 || files.iter().any(|f| f.changed);
-    if let (Some(g), true) = (grid, anything) {
+    if let Some(g) = grid {
         let mut st = FlushState {
             grid: g,
             written: &mut written,

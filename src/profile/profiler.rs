@@ -137,6 +137,19 @@ pub struct Writes {
     pub watermarks: Vec<(LogKind, f64)>,
 }
 
+impl Writes {
+    /// Whether the flush changes nothing in the layout or our state (the port table and the
+    /// watermarks are rewritten with anything else).
+    pub fn is_empty(&self) -> bool {
+        self.profiles.is_empty()
+            && self.ips.is_empty()
+            && self.windows.is_empty()
+            && self.join.conns.is_empty()
+            && self.join.pending.is_empty()
+            && self.timeline_waiting.is_empty()
+    }
+}
+
 /// The profiler.
 #[derive(Debug)]
 pub struct Profiler {
@@ -301,6 +314,28 @@ impl Profiler {
     /// No more records of `kind` will come (its files are read to the end).
     pub fn finish_log(&mut self, kind: LogKind) {
         self.finished.insert(kind);
+    }
+
+    /// Follow mode: whether `kind` may hold back joins and eviction. A log with no file, or
+    /// whose files have been idle for a while, does not: records of an idle log are not
+    /// delayed behind the others (it has nothing to say).
+    pub fn set_log_waiting(&mut self, kind: LogKind, waiting: bool) {
+        if waiting {
+            self.finished.remove(&kind);
+        } else {
+            self.finished.insert(kind);
+        }
+    }
+
+    /// Whether some window's timeline waits for a join to complete.
+    pub fn timelines_waiting(&self) -> bool {
+        !self.timeline_waiting.is_empty() || self.windows.values().any(|w| w.timeline_pending)
+    }
+
+    /// Replace the home networks and direction (config reload): applies to records that
+    /// arrive from now on.
+    pub fn set_routing(&mut self, routing: Routing) {
+        self.cfg.routing = routing;
     }
 
     /// The log time every log still being read has reached (the minimum of their latest

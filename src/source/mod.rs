@@ -1,6 +1,7 @@
 //! Stage 1 of the pipeline: finding the Zeek log files to read.
 
 pub mod checkpoint;
+pub mod tail;
 
 use std::io;
 use std::path::{Path, PathBuf};

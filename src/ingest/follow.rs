@@ -1,0 +1,406 @@
+//! Follow mode: `kalipso-ingest --zeek-dir DIR` (no `--once`) follows a live Zeek directory
+//! until SIGTERM/SIGINT.
+//!
+//! The loop: look for new and rotated files (inotify wakes it early; a poll every
+//! `poll_interval` makes sure nothing is missed), read what was appended, hand every record to
+//! the profiler, and every `flush_interval` commit one transaction with the data, the join
+//! state and the checkpoints of exactly the lines read. After any stop the next start resumes
+//! from those checkpoints: no line lost, none counted twice.
+//!
+//! Redis failures: the transaction that failed is kept and retried with backoff, and nothing
+//! more is read meanwhile (memory stays bounded); if Redis comes back having lost writes (its
+//! flush counter went backwards), the in-memory state is dropped and rebuilt from what Redis
+//! holds, re-reading the files from their checkpoints.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::{IngestError, Timings, prepare};
+use crate::config::Settings;
+use crate::profile::aggregate::Flow;
+use crate::profile::alt::AltRecord;
+use crate::profile::profiler::{Profiler, ProfilerConfig, Writes};
+use crate::source::checkpoint::{Checkpoint, FileId};
+use crate::source::tail::{TailItem, Tailer};
+use crate::store::redis_store::{RedisStore, StoreError, StoredGrid};
+use crate::zeek::{LogKind, Record};
+
+/// One transaction waiting to be committed: the writes, the checkpoints they cover, and the
+/// flush counter it sets.
+type Commit = (Writes, Vec<(String, String)>, u64);
+
+/// Knobs of follow mode.
+#[derive(Clone, Debug)]
+pub struct FollowOptions {
+    /// How often the directory is checked even without an inotify event.
+    pub poll_interval: Duration,
+    /// How often what was read is committed to Redis.
+    pub flush_interval: Duration,
+    /// A log whose files got nothing for this long does not hold back joins and timelines.
+    pub idle_after: Duration,
+    /// Seconds between metrics log lines.
+    pub metrics_every: Duration,
+}
+
+impl Default for FollowOptions {
+    fn default() -> Self {
+        FollowOptions {
+            poll_interval: Duration::from_millis(250),
+            flush_interval: Duration::from_millis(500),
+            idle_after: Duration::from_secs(10),
+            metrics_every: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Signals the loop reacts to.
+#[derive(Clone, Debug, Default)]
+pub struct Control {
+    /// Set by SIGTERM/SIGINT: commit and exit.
+    pub stop: Arc<AtomicBool>,
+    /// Set by SIGHUP: reload the configuration file.
+    pub reload: Arc<AtomicBool>,
+}
+
+/// Counters of a follow run (logged as metrics).
+#[derive(Debug, Default, Clone)]
+pub struct FollowStats {
+    /// Records per log.
+    pub records: HashMap<LogKind, u64>,
+    /// Malformed lines.
+    pub malformed: u64,
+    /// Flushes committed.
+    pub flushes: u64,
+    /// Last Redis round trip of a commit.
+    pub last_commit: Duration,
+}
+
+/// The state rebuilt from Redis at start (and after Redis lost writes).
+struct Engine {
+    profiler: Profiler,
+    tailer: Tailer,
+    grid: Option<StoredGrid>,
+    seq: u64,
+    /// Earliest profiled conn seen before the grid exists (anchors a new database).
+    first_ts: Option<f64>,
+    last_bytes: HashMap<LogKind, Instant>,
+}
+
+fn connect_with_retry(url: &str, control: &Control) -> Option<RedisStore> {
+    let mut delay = Duration::from_millis(200);
+    let mut said = false;
+    loop {
+        match RedisStore::connect(url) {
+            Ok(s) => {
+                if said {
+                    tracing::info!(url, "Redis is reachable again");
+                }
+                return Some(s);
+            }
+            Err(e) => {
+                if !said {
+                    tracing::warn!("{e}; retrying");
+                    said = true;
+                }
+            }
+        }
+        if control.stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+fn start_engine(settings: &Settings, store: &mut RedisStore) -> Result<Engine, IngestError> {
+    let grid = store.grid(settings.tw_width)?;
+    let mut cfg = ProfilerConfig::new(settings.routing.clone(), settings.tw_width);
+    cfg.label = settings.label.clone();
+    cfg.style.clock = settings.clock.clone();
+    let mut profiler = Profiler::new(cfg, true);
+    if grid.is_some() {
+        profiler.restore(store.persisted_state()?);
+    }
+    let checkpoints: HashMap<String, Checkpoint> = store
+        .checkpoints()?
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, Checkpoint::from_json(&v)?)))
+        .collect();
+    let tailer = Tailer::new(&settings.zeek_dir, settings.recursive, checkpoints);
+    Ok(Engine {
+        profiler,
+        tailer,
+        grid,
+        seq: store.flush_seq()?,
+        first_ts: None,
+        last_bytes: HashMap::new(),
+    })
+}
+
+/// Follow `settings.zeek_dir` until `control.stop` is set. Returns the counters.
+pub fn run_follow(
+    settings: &Settings,
+    opts: &FollowOptions,
+    control: &Control,
+    reload: &dyn Fn() -> Option<Settings>,
+) -> Result<FollowStats, IngestError> {
+    let mut settings = settings.clone();
+    let Some(mut store) = connect_with_retry(&settings.redis_url, control) else {
+        return Ok(FollowStats::default());
+    };
+    let mut engine = start_engine(&settings, &mut store)?;
+    let mut stats = FollowStats::default();
+
+    // inotify wakes the loop early; the poll interval is the safety net.
+    let (tx, rx) = mpsc::channel::<()>();
+    let _watcher = {
+        use notify::Watcher;
+        let mut w = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
+            let _ = tx.send(());
+        })
+        .ok();
+        let mode = if settings.recursive {
+            notify::RecursiveMode::Recursive
+        } else {
+            notify::RecursiveMode::NonRecursive
+        };
+        if let Some(w) = w.as_mut() {
+            if let Err(e) = w.watch(&settings.zeek_dir, mode) {
+                tracing::warn!(error = %e, "no inotify on the log directory: polling only");
+            }
+        }
+        w
+    };
+
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    tracing::info!(dir = %settings.zeek_dir.display(), "following");
+    let watchdog = sd_notify::watchdog_enabled();
+    let mut last_flush = Instant::now();
+    let mut last_metrics = Instant::now();
+    let mut outstanding: Option<Commit> = None;
+    let mut timings = Timings::default();
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let stopping = control.stop.load(Ordering::Relaxed);
+        if control.reload.swap(false, Ordering::Relaxed) {
+            if let Some(new) = reload() {
+                tracing::info!("configuration reloaded (applies to records from now on)");
+                engine.profiler.set_routing(new.routing.clone());
+                settings = Settings {
+                    zeek_dir: settings.zeek_dir.clone(),
+                    redis_url: settings.redis_url.clone(),
+                    tw_width: settings.tw_width,
+                    ..new
+                };
+            }
+        }
+        let mut read = 0;
+        if outstanding.is_none() && !stopping {
+            if let Err(e) = engine.tailer.scan() {
+                tracing::warn!(error = %e, "cannot scan the log directory");
+            }
+            read = poll_files(&mut engine, &mut stats);
+            update_log_states(&mut engine, opts.idle_after);
+        }
+        let due = last_flush.elapsed() >= opts.flush_interval;
+        if (due || stopping) && outstanding.is_none() {
+            last_flush = Instant::now();
+            match build_flush(&mut engine, &mut store, &mut timings) {
+                Ok(Some(f)) => outstanding = Some(f),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!("{e}");
+                    if let Some(s) = reconnect(&settings, control) {
+                        store = s;
+                    }
+                    continue;
+                }
+            }
+        }
+        if let Some((writes, cps, seq)) = outstanding.take() {
+            let label = engine.profiler.config().label.clone();
+            let start = Instant::now();
+            let result = match engine.grid {
+                Some(g) => store.write(&writes, g, &label, &cps, seq),
+                None => Ok(()),
+            };
+            match result {
+                Ok(()) => {
+                    stats.flushes += 1;
+                    stats.last_commit = start.elapsed();
+                    engine.seq = seq;
+                    engine.profiler.evict();
+                    backoff = Duration::from_millis(200);
+                }
+                Err(e) => {
+                    tracing::warn!("commit failed, retrying: {e}");
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    let Some(s) = reconnect(&settings, control) else {
+                        return Ok(stats); // stopped while Redis is down: nothing committed is lost
+                    };
+                    store = s;
+                    match store.flush_seq() {
+                        Ok(now) if now == seq => {
+                            // The commit went through; only its reply was lost.
+                            engine.seq = seq;
+                            engine.profiler.evict();
+                        }
+                        Ok(now) if now + 1 == seq => outstanding = Some((writes, cps, seq)),
+                        Ok(now) => {
+                            tracing::warn!(
+                                expected = seq - 1,
+                                found = now,
+                                "Redis lost committed writes: rebuilding from what it holds"
+                            );
+                            engine = start_engine(&settings, &mut store)?;
+                        }
+                        Err(e) => {
+                            tracing::warn!("{e}");
+                            outstanding = Some((writes, cps, seq));
+                        }
+                    }
+                    continue;
+                }
+            }
+        }
+        if stopping {
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+            tracing::info!(flushes = stats.flushes, "stopped; checkpoints committed");
+            return Ok(stats);
+        }
+        if watchdog.is_some() {
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+        }
+        if last_metrics.elapsed() >= opts.metrics_every {
+            last_metrics = Instant::now();
+            log_metrics(&engine, &stats);
+        }
+        if read == 0 {
+            let _ = rx.recv_timeout(opts.poll_interval);
+            while rx.try_recv().is_ok() {}
+        }
+    }
+}
+
+fn reconnect(settings: &Settings, control: &Control) -> Option<RedisStore> {
+    connect_with_retry(&settings.redis_url, control)
+}
+
+/// Read what every file appended and give it to the profiler.
+fn poll_files(engine: &mut Engine, stats: &mut FollowStats) -> usize {
+    let profiler = &mut engine.profiler;
+    let first_ts = &mut engine.first_ts;
+    let grid_known = engine.grid.is_some();
+    let mut per_kind: HashMap<LogKind, u64> = HashMap::new();
+    let read = engine.tailer.poll(|kind, item, _at, _id: FileId| {
+        *per_kind.entry(kind).or_default() += 1;
+        match item {
+            TailItem::Malformed(e) => {
+                stats.malformed += 1;
+                if stats.malformed <= 100 || stats.malformed.is_power_of_two() {
+                    tracing::warn!("{e} (malformed lines so far: {})", stats.malformed);
+                }
+            }
+            TailItem::Record(rec) => {
+                *stats.records.entry(kind).or_default() += 1;
+                let line = 0;
+                match &rec {
+                    Record::Conn(c) => {
+                        if let Some(f) = Flow::from_conn(c) {
+                            if !grid_known && first_ts.is_none_or(|t| f.ts < t) {
+                                *first_ts = Some(f.ts);
+                            }
+                            profiler.add_conn(f, line);
+                        }
+                    }
+                    Record::Dns(_) | Record::Http(_) | Record::Ssl(_) => {
+                        let alt = match &rec {
+                            Record::Dns(d) => AltRecord::from_dns(d),
+                            Record::Http(h) => AltRecord::from_http(h),
+                            Record::Ssl(s) => AltRecord::from_ssl(s),
+                            _ => None,
+                        };
+                        if let Some(a) = alt {
+                            if !grid_known && first_ts.is_none_or(|t| a.ts < t) {
+                                *first_ts = Some(a.ts);
+                            }
+                            profiler.add_alt(a, line);
+                        }
+                    }
+                    Record::Other { .. } => {}
+                }
+            }
+        }
+    });
+    let now = Instant::now();
+    for t in engine.tailer.files.values() {
+        if per_kind.contains_key(&t.kind) {
+            engine.last_bytes.insert(t.kind, now);
+        }
+    }
+    read
+}
+
+/// Logs without a followed file, or idle for `idle_after`, do not hold back joins.
+fn update_log_states(engine: &mut Engine, idle_after: Duration) {
+    let followed = engine.tailer.kinds();
+    for kind in [LogKind::Conn, LogKind::Dns, LogKind::Http, LogKind::Ssl] {
+        let active = followed.contains(&kind)
+            && engine
+                .last_bytes
+                .get(&kind)
+                .is_some_and(|t| t.elapsed() < idle_after);
+        engine.profiler.set_log_waiting(kind, active);
+    }
+}
+
+/// Prepare a transaction, or `None` when nothing changed.
+fn build_flush(
+    engine: &mut Engine,
+    store: &mut RedisStore,
+    timings: &mut Timings,
+) -> Result<Option<Commit>, StoreError> {
+    if engine.grid.is_none() {
+        if let Some(ts) = engine.first_ts {
+            let width = engine.profiler.config().width;
+            engine.grid = Some(store.init_grid(StoredGrid::anchored_at(ts, width))?);
+        }
+    }
+    let Some(grid) = engine.grid else {
+        // Nothing read yet: nothing to store, and no checkpoint moves.
+        return Ok(None);
+    };
+    let writes = prepare(&mut engine.profiler, store, grid, timings)?;
+    let cps = engine.tailer.take_checkpoints();
+    if writes.is_empty() && cps.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some((writes, cps, engine.seq + 1)))
+}
+
+fn log_metrics(engine: &Engine, stats: &FollowStats) {
+    let lag: u64 = engine
+        .tailer
+        .files
+        .values()
+        .map(|t| {
+            std::fs::metadata(&t.path)
+                .map(|m| m.len().saturating_sub(t.offset))
+                .unwrap_or(0)
+        })
+        .sum();
+    tracing::info!(
+        records = ?stats.records,
+        malformed = stats.malformed,
+        flushes = stats.flushes,
+        bytes_behind = lag,
+        pending_joins = engine.profiler.pending_alts(),
+        open_windows = engine.profiler.open_windows(),
+        redis_commit_ms = stats.last_commit.as_millis() as u64,
+        "metrics"
+    );
+}

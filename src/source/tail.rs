@@ -1,0 +1,316 @@
+//! Following growing log files: only complete lines are consumed, a partial last line waits for
+//! its newline; a file renamed by rotation keeps being read through its open handle to its end;
+//! a file that shrinks (copy-truncate) is read again from its start; a new file at the log's
+//! name is a new file (identity: device, inode and header fingerprint).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::checkpoint::{Checkpoint, FileId};
+use crate::zeek::reader::MAX_LINE;
+use crate::zeek::{LineError, LineErrorKind, LineParser, LogKind, Record};
+
+/// Bytes read from one file per call, at most (keeps memory bounded and files fair).
+const READ_CHUNK: usize = 1 << 20;
+
+/// How long a file that left its name (rotated, deleted) is still read before it is done.
+const GONE_GRACE: Duration = Duration::from_secs(2);
+
+/// One followed file.
+pub struct TailFile {
+    /// Identity.
+    pub id: FileId,
+    /// Log kind.
+    pub kind: LogKind,
+    /// Where it was last seen.
+    pub path: PathBuf,
+    file: File,
+    /// Offset after the last complete line consumed.
+    pub offset: u64,
+    /// Lines consumed.
+    pub line: u64,
+    parser: LineParser,
+    buf: Vec<u8>,
+    /// Skipping an over-long line until its newline.
+    skipping: bool,
+    /// Since when the file is no longer at its name (rotated away or deleted).
+    gone_since: Option<Instant>,
+    /// Read to its end after leaving its name: nothing more will come.
+    pub done: bool,
+    /// Whether the checkpoint changed since it was last taken.
+    pub changed: bool,
+}
+
+/// What the tailer hands on for one line.
+#[allow(clippy::large_enum_variant)] // handed on by value, never stored
+pub enum TailItem<'a> {
+    /// A record.
+    Record(Record<'a>),
+    /// A malformed line (already counted by the caller).
+    Malformed(LineError),
+}
+
+impl TailFile {
+    /// Open `path` (identity `id`) and position it after `resume` bytes, replaying the header
+    /// lines before it so the schema is known.
+    pub fn open(
+        path: &Path,
+        id: FileId,
+        kind: LogKind,
+        resume: u64,
+        line: u64,
+    ) -> io::Result<TailFile> {
+        let mut file = File::open(path)?;
+        let mut parser = LineParser::new(Some(kind));
+        let mut offset = 0;
+        if resume > 0 {
+            // Replay the header lines before the resume point (a header may change mid-file).
+            let mut head = vec![0u8; resume.min(64 << 20) as usize];
+            let n = read_full(&mut file, &mut head)?;
+            head.truncate(n);
+            for l in head.split(|b| *b == b'\n') {
+                parser.meta_line(l);
+            }
+            offset = resume.min(n as u64);
+            file.seek(SeekFrom::Start(offset))?;
+        }
+        Ok(TailFile {
+            id,
+            kind,
+            path: path.to_path_buf(),
+            file,
+            offset,
+            line,
+            parser,
+            buf: Vec::new(),
+            skipping: false,
+            gone_since: None,
+            done: false,
+            changed: false,
+        })
+    }
+
+    /// The checkpoint of what has been consumed.
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint::new(&self.path, self.kind, self.offset, self.line, self.done)
+    }
+
+    /// Read what was appended and hand on every complete line. Returns the bytes read.
+    pub fn poll(&mut self, mut sink: impl FnMut(LogKind, TailItem<'_>, u64)) -> io::Result<usize> {
+        if self.done {
+            return Ok(0);
+        }
+        let len = self.file.metadata()?.len();
+        let read_to = self.offset + self.buf.len() as u64;
+        if len < read_to {
+            // Copy-truncate: the file was emptied and written again.
+            tracing::warn!(file = %self.path.display(), "file shrank (truncated): reading it again from its start");
+            self.file.seek(SeekFrom::Start(0))?;
+            self.offset = 0;
+            self.line = 0;
+            self.buf.clear();
+            self.skipping = false;
+            self.parser = LineParser::new(Some(self.kind));
+            self.changed = true;
+        }
+        let start = self.buf.len();
+        self.buf.resize(start + READ_CHUNK, 0);
+        let n = read_full(&mut self.file, &mut self.buf[start..])?;
+        self.buf.truncate(start + n);
+        let mut consumed = 0usize;
+        while let Some(i) = memchr::memchr(b'\n', &self.buf[consumed..]) {
+            let line = &self.buf[consumed..consumed + i];
+            let end = consumed + i + 1;
+            self.line += 1;
+            let line_no = self.line;
+            if self.skipping {
+                self.skipping = false;
+            } else if line.len() > MAX_LINE {
+                let e = LineError {
+                    file: self.path.as_path().into(),
+                    line: line_no,
+                    unterminated: false,
+                    kind: LineErrorKind::TooLong {
+                        len: line.len(),
+                        limit: MAX_LINE,
+                    },
+                };
+                sink(self.kind, TailItem::Malformed(e), self.offset + end as u64);
+            } else {
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                if !line.is_empty() && !self.parser.meta_line(line) {
+                    let at = self.offset + end as u64;
+                    match self.parser.data_line(line) {
+                        Ok(rec) => sink(self.kind, TailItem::Record(rec), at),
+                        Err(kind) => {
+                            let e = LineError {
+                                file: self.path.as_path().into(),
+                                line: line_no,
+                                unterminated: false,
+                                kind,
+                            };
+                            sink(self.kind, TailItem::Malformed(e), at);
+                        }
+                    }
+                }
+            }
+            consumed = end;
+        }
+        if consumed > 0 {
+            self.offset += consumed as u64;
+            self.buf.drain(..consumed);
+            self.changed = true;
+        }
+        if self.buf.len() > MAX_LINE {
+            // An over-long partial line: drop what we have and skip to its newline.
+            self.offset += self.buf.len() as u64;
+            self.buf.clear();
+            self.skipping = true;
+            self.changed = true;
+        }
+        Ok(n)
+    }
+
+    /// Note whether the file is still at a log name; a file gone for a while and read to its
+    /// end is done.
+    fn update_presence(&mut self, present: bool, at_end: bool) {
+        if present {
+            self.gone_since = None;
+            return;
+        }
+        let since = *self.gone_since.get_or_insert_with(Instant::now);
+        if at_end && since.elapsed() >= GONE_GRACE {
+            self.done = true;
+            self.changed = true;
+        }
+    }
+}
+
+fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+/// Every followed file of a directory.
+pub struct Tailer {
+    dir: PathBuf,
+    recursive: bool,
+    /// Followed files by identity.
+    pub files: HashMap<FileId, TailFile>,
+    /// Stored checkpoints by identity key (resume points of files not opened yet).
+    checkpoints: HashMap<String, Checkpoint>,
+}
+
+impl Tailer {
+    /// A tailer of `dir` resuming from `checkpoints` (identity key → checkpoint).
+    pub fn new(dir: &Path, recursive: bool, checkpoints: HashMap<String, Checkpoint>) -> Tailer {
+        Tailer {
+            dir: dir.to_path_buf(),
+            recursive,
+            files: HashMap::new(),
+            checkpoints,
+        }
+    }
+
+    /// Look for new, rotated and vanished files. Gzip'd files (finished archives) are not
+    /// followed here: they are complete and belong to `--once`.
+    pub fn scan(&mut self) -> io::Result<()> {
+        let found = super::find_logs(&self.dir, self.recursive)?;
+        let mut present: HashMap<FileId, PathBuf> = HashMap::new();
+        for (path, kind) in found {
+            if path.to_string_lossy().ends_with(".gz") {
+                continue;
+            }
+            let Ok(Some(id)) = FileId::of(&path) else {
+                continue; // vanished, or its header is not complete yet
+            };
+            present.insert(id, path.clone());
+            if self.files.contains_key(&id) {
+                continue;
+            }
+            let cp = self.checkpoints.get(&id.key()).cloned();
+            if cp.as_ref().is_some_and(|c| c.done) {
+                continue;
+            }
+            let (resume, line) = cp.map_or((0, 0), |c| (c.offset, c.line));
+            match TailFile::open(&path, id, kind, resume, line) {
+                Ok(t) => {
+                    tracing::info!(file = %path.display(), offset = resume, "following");
+                    self.files.insert(id, t);
+                }
+                Err(e) => tracing::warn!(file = %path.display(), error = %e, "cannot open log"),
+            }
+        }
+        for (id, t) in self.files.iter_mut() {
+            match present.get(id) {
+                Some(p) => {
+                    if *p != t.path {
+                        tracing::info!(from = %t.path.display(), to = %p.display(), "rotated (renamed)");
+                        t.path = p.clone();
+                        t.changed = true;
+                    }
+                    t.update_presence(true, false);
+                }
+                None => {
+                    let at_end = t.file.metadata().map(|m| m.len()).unwrap_or(0)
+                        <= t.offset + t.buf.len() as u64;
+                    t.update_presence(false, at_end);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Read what every file appended. Returns the bytes read.
+    pub fn poll(&mut self, mut sink: impl FnMut(LogKind, TailItem<'_>, u64, FileId)) -> usize {
+        let mut total = 0;
+        let mut ids: Vec<FileId> = self.files.keys().copied().collect();
+        ids.sort();
+        for id in ids {
+            let Some(t) = self.files.get_mut(&id) else {
+                continue;
+            };
+            match t.poll(|k, item, at| sink(k, item, at, id)) {
+                Ok(n) => total += n,
+                Err(e) => tracing::warn!(file = %t.path.display(), error = %e, "read error"),
+            }
+        }
+        total
+    }
+
+    /// Checkpoints that changed since the last call; finished files are forgotten after theirs
+    /// is taken.
+    pub fn take_checkpoints(&mut self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for t in self.files.values_mut() {
+            if t.changed {
+                t.changed = false;
+                let cp = t.checkpoint();
+                self.checkpoints.insert(t.id.key(), cp.clone());
+                out.push((t.id.key(), cp.to_json()));
+            }
+        }
+        self.files.retain(|_, t| !t.done);
+        out.sort();
+        out
+    }
+
+    /// Kinds that have a followed file.
+    pub fn kinds(&self) -> Vec<LogKind> {
+        let mut k: Vec<LogKind> = self.files.values().map(|t| t.kind).collect();
+        k.sort();
+        k.dedup();
+        k
+    }
+}

@@ -1,0 +1,168 @@
+//! The live daemon against real files and a real Redis: following a directory that `replay`
+//! writes the way Zeek does (rotation by rename, lines split across writes) ends in the same
+//! database as one `--once` pass over the same logs — also when the daemon is killed with
+//! SIGKILL again and again — and SIGTERM stops it cleanly.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::dump::{dump, without_run_state};
+use common::redis_server::RedisServer;
+use common::*;
+use kalipso_ingest::replay::{ReplayOptions, replay};
+use serde_json::Value;
+
+fn daemon(dir: &Path, server: &RedisServer) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_kalipso-ingest"))
+        .arg("--zeek-dir")
+        .arg(dir)
+        .args([
+            "--redis-url",
+            &server.url(),
+            "--timezone",
+            "UTC",
+            "--label",
+            "malicious",
+        ])
+        .args(["--log-level", "warn"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the daemon")
+}
+
+fn once(dir: &Path, server: &RedisServer) {
+    let out = Command::new(env!("CARGO_BIN_EXE_kalipso-ingest"))
+        .arg("--zeek-dir")
+        .arg(dir)
+        .args([
+            "--redis-url",
+            &server.url(),
+            "--timezone",
+            "UTC",
+            "--label",
+            "malicious",
+        ])
+        .args(["--once", "--no-progress", "--log-level", "warn"])
+        .output()
+        .expect("run --once");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// SIGTERM, then wait for the exit; returns (exit code, seconds it took).
+fn terminate(mut child: Child) -> (Option<i32>, f64) {
+    let start = Instant::now();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return (status.code(), start.elapsed().as_secs_f64());
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            return (None, start.elapsed().as_secs_f64());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The batch result: one `--once` over the capture itself.
+fn batch_dump(capture: &Path) -> Value {
+    let server = RedisServer::start();
+    once(capture, &server);
+    without_run_state(dump(&mut server.connection()))
+}
+
+/// Wait until the daemon has committed everything (its flush counter stops moving).
+fn settle(server: &RedisServer) {
+    let mut con = server.connection();
+    let mut last: Option<String> = None;
+    let mut stable = 0;
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(300));
+        let now: Option<String> = redis::cmd("GET")
+            .arg("kalipso-ingest:flush-seq")
+            .query(&mut con)
+            .unwrap();
+        if now.is_some() && now == last {
+            stable += 1;
+            if stable >= 5 {
+                return;
+            }
+        } else {
+            stable = 0;
+        }
+        last = now;
+    }
+}
+
+#[test]
+fn follow_with_rotation_equals_batch() {
+    let capture = fixtures().join("slips/test9");
+    let want = batch_dump(&capture);
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let child = daemon(dir.path(), &server);
+    let stats = replay(&ReplayOptions {
+        from: capture.clone(),
+        to: dir.path().to_path_buf(),
+        speed: Some(300.0),
+        rotate_every: Some(0.2),
+    })
+    .unwrap();
+    assert!(stats.rotations >= 3, "{stats:?}");
+    settle(&server);
+    let (code, secs) = terminate(child);
+    assert_eq!(code, Some(0));
+    assert!(secs < 5.0, "SIGTERM took {secs} s");
+    // The capture is over: `--once` over the same directory reads nothing new (checkpoints)
+    // and stores what still waited for a conn, as the batch run did.
+    once(dir.path(), &server);
+    let got = without_run_state(dump(&mut server.connection()));
+    assert!(got == want, "following differs from the batch result");
+}
+
+#[test]
+fn killed_again_and_again_loses_nothing_and_doubles_nothing() {
+    let capture = fixtures().join("slips/test9");
+    let want = batch_dump(&capture);
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let to = dir.path().to_path_buf();
+    let writer = std::thread::spawn(move || {
+        replay(&ReplayOptions {
+            from: capture,
+            to,
+            speed: Some(50.0),
+            rotate_every: Some(0.4),
+        })
+        .unwrap()
+    });
+    // SIGKILL at five moments while the logs are being written, restarting each time.
+    let mut child = daemon(dir.path(), &server);
+    // (five to six seconds of writing; the daemon commits every 500 ms)
+    for delay_ms in [700u64, 1100, 450, 900, 1300] {
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = child.kill(); // SIGKILL: no chance to flush
+        let _ = child.wait();
+        child = daemon(dir.path(), &server);
+    }
+    writer.join().unwrap();
+    settle(&server);
+    let (code, _) = terminate(child);
+    assert_eq!(code, Some(0));
+    once(dir.path(), &server);
+    let got = without_run_state(dump(&mut server.connection()));
+    assert!(
+        got == want,
+        "a killed and restarted daemon differs from the batch result"
+    );
+}
