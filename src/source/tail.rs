@@ -314,3 +314,157 @@ impl Tailer {
         k
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    const HEADER: &str = "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n#open\t2026-11-23-10-00-00\n#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\n#types\ttime\tstring\taddr\tport\taddr\tport\tenum\n";
+
+    fn line(uid: &str) -> String {
+        format!("1.0\t{uid}\t10.0.0.1\t1\t10.0.0.2\t2\ttcp\n")
+    }
+
+    /// Everything the tailer hands on, as uids (or `!` for a malformed line).
+    fn drain(t: &mut Tailer) -> Vec<String> {
+        let mut out = Vec::new();
+        t.scan().unwrap();
+        t.poll(|_, item, _, _| {
+            out.push(match item {
+                TailItem::Record(r) => r.uid().unwrap_or("?").to_string(),
+                TailItem::Malformed(_) => "!".to_string(),
+            })
+        });
+        out
+    }
+
+    fn append(path: &Path, text: &str) {
+        OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+
+    use std::fs::OpenOptions;
+
+    #[test]
+    fn partial_lines_wait_for_their_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("conn.log");
+        std::fs::write(&p, HEADER).unwrap();
+        let mut t = Tailer::new(dir.path(), false, HashMap::new());
+        assert!(drain(&mut t).is_empty());
+        let l = line("C1");
+        append(&p, &l[..10]);
+        assert!(drain(&mut t).is_empty());
+        append(&p, &l[10..]);
+        append(&p, &line("C2"));
+        assert_eq!(drain(&mut t), ["C1", "C2"]);
+        let cp = t.take_checkpoints();
+        assert_eq!(cp.len(), 1);
+        assert!(cp[0].1.contains(&format!("\"offset\":{}", HEADER.len() + 2 * l.len())));
+    }
+
+    #[test]
+    fn rotation_by_rename_reads_the_old_file_to_its_end_then_the_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("conn.log");
+        std::fs::write(&p, format!("{HEADER}{}", line("C1"))).unwrap();
+        let mut t = Tailer::new(dir.path(), false, HashMap::new());
+        assert_eq!(drain(&mut t), ["C1"]);
+        // Zeek writes one more line, then rotates: rename and a fresh file.
+        append(&p, &line("C2"));
+        let rotated = dir.path().join("conn.2026-11-23-10-00-00.log");
+        std::fs::rename(&p, &rotated).unwrap();
+        std::fs::write(
+            &p,
+            format!("{}{}", HEADER.replace("10-00-00", "11-00-00"), line("C3")),
+        )
+        .unwrap();
+        assert_eq!(drain(&mut t), ["C2", "C3"]);
+        // The rotated file gets deleted (archived): nothing is read twice.
+        std::fs::remove_file(&rotated).unwrap();
+        append(&p, &line("C4"));
+        assert_eq!(drain(&mut t), ["C4"]);
+    }
+
+    #[test]
+    fn resuming_from_checkpoints_reads_each_line_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("conn.log");
+        std::fs::write(&p, format!("{HEADER}{}{}", line("C1"), line("C2"))).unwrap();
+        let mut t = Tailer::new(dir.path(), false, HashMap::new());
+        assert_eq!(drain(&mut t), ["C1", "C2"]);
+        let saved: HashMap<String, Checkpoint> = t
+            .take_checkpoints()
+            .into_iter()
+            .map(|(k, v)| (k, Checkpoint::from_json(&v).unwrap()))
+            .collect();
+        append(&p, &line("C3"));
+        // A restart: only the new line, with the header known (TSV fields by name).
+        let mut t = Tailer::new(dir.path(), false, saved);
+        assert_eq!(drain(&mut t), ["C3"]);
+    }
+
+    #[test]
+    fn truncation_header_changes_and_late_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("conn.log");
+        std::fs::write(&p, format!("{HEADER}{}{}", line("C1"), line("C2"))).unwrap();
+        let mut t = Tailer::new(dir.path(), false, HashMap::new());
+        assert_eq!(drain(&mut t), ["C1", "C2"]);
+        // Copy-truncate: emptied and written again (same inode): read from the start.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&p)
+            .unwrap();
+        append(&p, &format!("{HEADER}{}", line("C5")));
+        assert_eq!(drain(&mut t), ["C5"]);
+        // A header change mid-file (Zeek restarted with other fields): parsed by the new one.
+        append(
+            &p,
+            "#fields\tuid\tts\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\n#types\tstring\ttime\taddr\tport\taddr\tport\tenum\nC6\t2.0\t10.0.0.1\t1\t10.0.0.2\t2\ttcp\n",
+        );
+        assert_eq!(drain(&mut t), ["C6"]);
+        // A log that appears later, JSON this time.
+        std::fs::write(
+            dir.path().join("dns.log"),
+            "{\"ts\":1.0,\"uid\":\"D1\",\"id.orig_h\":\"10.0.0.1\",\"id.resp_h\":\"8.8.8.8\"}\n",
+        )
+        .unwrap();
+        assert_eq!(drain(&mut t), ["D1"]);
+        // A malformed line is handed on as such, and the next one is read.
+        append(&p, "garbage\n");
+        append(&p, &line("C7").replace("1.0\tC7", "C7\t1.0"));
+        assert_eq!(drain(&mut t), ["!", "C7"]);
+    }
+
+    #[test]
+    fn a_swapped_current_symlink_is_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("2026-11-23");
+        let b = dir.path().join("2026-11-24");
+        std::fs::create_dir(&a).unwrap();
+        std::fs::create_dir(&b).unwrap();
+        std::fs::write(a.join("conn.log"), format!("{HEADER}{}", line("C1"))).unwrap();
+        let current = dir.path().join("current");
+        std::os::unix::fs::symlink(&a, &current).unwrap();
+        let mut t = Tailer::new(&current, false, HashMap::new());
+        assert_eq!(drain(&mut t), ["C1"]);
+        append(&a.join("conn.log"), &line("C2"));
+        std::fs::write(
+            b.join("conn.log"),
+            format!("{}{}", HEADER.replace("10-00-00", "00-00-00"), line("C3")),
+        )
+        .unwrap();
+        let tmp = dir.path().join("current.new");
+        std::os::unix::fs::symlink(&b, &tmp).unwrap();
+        std::fs::rename(&tmp, &current).unwrap();
+        assert_eq!(drain(&mut t), ["C2", "C3"]);
+    }
+}
