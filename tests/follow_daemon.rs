@@ -166,3 +166,70 @@ fn killed_again_and_again_loses_nothing_and_doubles_nothing() {
         "a killed and restarted daemon differs from the batch result"
     );
 }
+
+#[test]
+fn redis_restarted_in_the_middle_loses_nothing() {
+    let capture = fixtures().join("slips/test9");
+    let want = batch_dump(&capture);
+    let mut server = RedisServer::start_persistent();
+    let dir = tempfile::tempdir().unwrap();
+    let to = dir.path().to_path_buf();
+    let writer = std::thread::spawn(move || {
+        replay(&ReplayOptions {
+            from: capture,
+            to,
+            speed: Some(60.0),
+            rotate_every: Some(0.5),
+        })
+        .unwrap()
+    });
+    let child = daemon(dir.path(), &server);
+    for pause in [1200u64, 1500] {
+        std::thread::sleep(Duration::from_millis(pause));
+        server.restart();
+    }
+    writer.join().unwrap();
+    settle(&server);
+    let (code, _) = terminate(child);
+    assert_eq!(code, Some(0));
+    once(dir.path(), &server);
+    let got = without_run_state(dump(&mut server.connection()));
+    assert!(got == want, "a Redis restart changed the result");
+}
+
+#[test]
+fn redis_that_forgot_everything_is_rebuilt_from_the_files() {
+    // Without persistence a restarted Redis is empty: the daemon sees its flush counter gone
+    // backwards, drops its state and reads the files again from the start.
+    let capture = fixtures().join("slips/test9");
+    let want = batch_dump(&capture);
+    let mut server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    replay(&ReplayOptions {
+        from: capture,
+        to: dir.path().to_path_buf(),
+        speed: None,
+        rotate_every: None,
+    })
+    .unwrap();
+    let child = daemon(dir.path(), &server);
+    settle(&server);
+    server.restart();
+    settle(&server);
+    let profiles: u64 = redis::cmd("SCARD")
+        .arg("profiles")
+        .query(&mut server.connection())
+        .unwrap();
+    assert_eq!(
+        profiles, 125,
+        "the daemon did not rebuild the emptied database"
+    );
+    let (code, _) = terminate(child);
+    assert_eq!(code, Some(0));
+    once(dir.path(), &server);
+    let got = without_run_state(dump(&mut server.connection()));
+    assert!(
+        got == want,
+        "rebuilding after Redis lost everything changed the result"
+    );
+}

@@ -183,6 +183,7 @@ pub fn run_follow(
     let mut outstanding: Option<Commit> = None;
     let mut timings = Timings::default();
     let mut backoff = Duration::from_millis(200);
+    let mut last_check = Instant::now();
     loop {
         let stopping = control.stop.load(Ordering::Relaxed);
         if control.reload.swap(false, Ordering::Relaxed) {
@@ -210,6 +211,28 @@ pub fn run_follow(
             last_flush = Instant::now();
             match build_flush(&mut engine, &mut store, &mut timings) {
                 Ok(Some(f)) => outstanding = Some(f),
+                Ok(None) if last_check.elapsed() >= Duration::from_secs(2) => {
+                    // Idle: make sure Redis still holds what we committed (a restart without
+                    // persistence empties it; then everything is read again).
+                    last_check = Instant::now();
+                    match store.flush_seq() {
+                        Ok(now) if now < engine.seq => {
+                            tracing::warn!(
+                                expected = engine.seq,
+                                found = now,
+                                "Redis lost committed writes: rebuilding from what it holds"
+                            );
+                            engine = start_engine(&settings, &mut store)?;
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!("{e}");
+                            if let Some(s) = reconnect(&settings, control) {
+                                store = s;
+                            }
+                        }
+                    }
+                }
                 Ok(None) => {}
                 Err(e) => {
                     tracing::warn!("{e}");

@@ -366,7 +366,11 @@ mod tests {
         assert_eq!(drain(&mut t), ["C1", "C2"]);
         let cp = t.take_checkpoints();
         assert_eq!(cp.len(), 1);
-        assert!(cp[0].1.contains(&format!("\"offset\":{}", HEADER.len() + 2 * l.len())));
+        assert!(
+            cp[0]
+                .1
+                .contains(&format!("\"offset\":{}", HEADER.len() + 2 * l.len()))
+        );
     }
 
     #[test]

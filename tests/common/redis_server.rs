@@ -10,6 +10,7 @@ pub struct RedisServer {
     child: Child,
     port: u16,
     _dir: tempfile::TempDir,
+    persistent: bool,
 }
 
 impl RedisServer {
@@ -17,18 +18,31 @@ impl RedisServer {
     /// taken by another test's server before ours binds it: the server is checked to be ours
     /// (its working directory) and started again on another port otherwise.
     pub fn start() -> RedisServer {
+        Self::start_with(false)
+    }
+
+    /// One with an append-only file synced on every write, so [`RedisServer::restart`] keeps
+    /// every committed write.
+    pub fn start_persistent() -> RedisServer {
+        Self::start_with(true)
+    }
+
+    fn start_with(persistent: bool) -> RedisServer {
         for _ in 0..20 {
-            if let Some(server) = RedisServer::try_start() {
+            if let Some(server) = RedisServer::try_start(persistent) {
                 return server;
             }
         }
         panic!("could not start a private redis-server");
     }
 
-    fn try_start() -> Option<RedisServer> {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
-        let mut child = Command::new("redis-server")
+    fn spawn(port: u16, dir: &std::path::Path, persistent: bool) -> Child {
+        let aof: &[&str] = if persistent {
+            &["--appendonly", "yes", "--appendfsync", "always"]
+        } else {
+            &["--appendonly", "no"]
+        };
+        Command::new("redis-server")
             .args([
                 "--port",
                 &port.to_string(),
@@ -37,13 +51,32 @@ impl RedisServer {
                 "--save",
                 "",
             ])
-            .args(["--appendonly", "no", "--protected-mode", "yes"])
+            .args(aof)
+            .args(["--protected-mode", "yes"])
             .arg("--dir")
-            .arg(dir.path())
+            .arg(dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("redis-server must be installed (make test installs it)");
+            .expect("redis-server must be installed (make test installs it)")
+    }
+
+    /// Kill the server (SIGKILL) and start it again on the same port and directory.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Self::spawn(self.port, self._dir.path(), self.persistent);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not restart");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn try_start(persistent: bool) -> Option<RedisServer> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let mut child = Self::spawn(port, dir.path(), persistent);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(Some(_)) = child.try_wait() {
@@ -62,6 +95,7 @@ impl RedisServer {
             child,
             port,
             _dir: dir,
+            persistent,
         };
         let want = server._dir.path().canonicalize().ok()?;
         let ours = redis::Client::open(server.url())
