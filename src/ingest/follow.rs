@@ -205,6 +205,7 @@ pub fn run_follow(
             }
             read = poll_files(&mut engine, &mut stats);
             update_log_states(&mut engine, opts.idle_after);
+            engine.profiler.expire_waiting_alts();
         }
         let due = last_flush.elapsed() >= opts.flush_interval;
         if (due || stopping) && outstanding.is_none() {

@@ -143,6 +143,33 @@ impl UidJoin {
         }
     }
 
+    /// Follow mode: alt records that waited since before `before` (log time) stop waiting —
+    /// the conn log has moved on that far without their conn. Oldest first.
+    pub fn expire_pending(&mut self, before: f64) -> Vec<PendingAlt> {
+        let mut out = Vec::new();
+        while let Some(uid) = self.waiting_order.front() {
+            let oldest = self
+                .pending
+                .get(uid)
+                .and_then(|r| r.iter().map(|(a, _)| a.ts).reduce(f64::min));
+            match oldest {
+                None => {
+                    self.waiting_order.pop_front();
+                }
+                Some(ts) if ts < before => {
+                    let uid = self.waiting_order.pop_front().unwrap_or_default();
+                    if let Some(records) = self.pending.remove(&uid) {
+                        self.changed_pending.insert(uid);
+                        self.pending_count -= records.len();
+                        out.extend(records);
+                    }
+                }
+                Some(_) => break,
+            }
+        }
+        out
+    }
+
     /// Alt records waiting for a conn.
     pub fn pending_count(&self) -> usize {
         self.pending_count

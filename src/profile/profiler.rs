@@ -377,6 +377,19 @@ impl Profiler {
         self.store_orphans(orphans);
     }
 
+    /// Follow mode: dns/http/ssl records whose conn has not come although the conn log is
+    /// `hold` (one window width) past them are stored as orphans now, so a live view shows
+    /// them; their conn can no longer claim them.
+    pub fn expire_waiting_alts(&mut self) {
+        let Some(conn) = self.watermarks.get(&LogKind::Conn).copied() else {
+            return;
+        };
+        let expired = self.join.expire_pending(conn - self.cfg.hold);
+        if !expired.is_empty() {
+            self.store_orphans(expired);
+        }
+    }
+
     /// Alt records beyond the join's cap stop waiting now (stored as orphans, counted).
     fn enforce_join_cap(&mut self) {
         let released = self.join.over_cap();
