@@ -339,6 +339,11 @@ mod tests {
         out
     }
 
+    fn sorted(mut v: Vec<String>) -> Vec<String> {
+        v.sort();
+        v
+    }
+
     fn append(path: &Path, text: &str) {
         OpenOptions::new()
             .append(true)
@@ -389,7 +394,8 @@ mod tests {
             format!("{}{}", HEADER.replace("10-00-00", "11-00-00"), line("C3")),
         )
         .unwrap();
-        assert_eq!(drain(&mut t), ["C2", "C3"]);
+        // (two files: their order relative to each other is not defined)
+        assert_eq!(sorted(drain(&mut t)), ["C2", "C3"]);
         // The rotated file gets deleted (archived): nothing is read twice.
         std::fs::remove_file(&rotated).unwrap();
         append(&p, &line("C4"));
@@ -469,6 +475,6 @@ mod tests {
         let tmp = dir.path().join("current.new");
         std::os::unix::fs::symlink(&b, &tmp).unwrap();
         std::fs::rename(&tmp, &current).unwrap();
-        assert_eq!(drain(&mut t), ["C2", "C3"]);
+        assert_eq!(sorted(drain(&mut t)), ["C2", "C3"]);
     }
 }
