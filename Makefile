@@ -26,7 +26,8 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-## bench: criterion benchmarks, then the parser throughput on the bundled logs.
+## bench: criterion benchmarks, the parser throughput on the bundled logs, then the end-to-end
+## benchmark (scripts/bench.sh: N=2,000,000 generated conn lines into a private Redis).
 bench: build
 	$(CARGO) bench --bench parse
 	$(CARGO) run --release --quiet --example parse_throughput -- \
@@ -34,6 +35,7 @@ bench: build
 		fixtures/corpus/zed-wrccdc-zeek620/zeek-default/dns.log.gz \
 		fixtures/corpus/zed-wrccdc-zeek620/zeek-json/dns.json.gz \
 		fixtures/slips/test9/conn.log
+	./scripts/bench.sh
 
 ## fuzz: ten minutes of cargo-fuzz on the reader (needs a nightly toolchain and cargo-fuzz).
 fuzz:

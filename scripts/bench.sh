@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# make bench: the end-to-end throughput benchmark. Generates a large Zeek directory
+# (deterministic; N conn lines, default 2,000,000, with matching dns/ssl/http), starts a private
+# Redis, runs `kalipso-ingest --once` on it and prints flows/s, MB/s, peak RSS, Redis memory
+# and Redis commands per flow. `N=500000 scripts/bench.sh` for a quicker run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${N:-2000000}
+DIR=${BENCH_DIR:-/tmp/kalipso-bench-$N}
+PORT=${BENCH_PORT:-6391}
+cargo build --release --quiet
+if [ ! -s "$DIR/conn.log" ]; then
+    cargo run --release --quiet --example generate -- "$DIR" "$N" 1
+fi
+redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+    --pidfile "/tmp/kalipso-bench-redis-$PORT.pid" >/dev/null
+trap 'redis-cli -p "$PORT" shutdown nosave >/dev/null 2>&1 || true' EXIT
+for _ in $(seq 50); do redis-cli -p "$PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+redis-cli -p "$PORT" flushall >/dev/null
+redis-cli -p "$PORT" config resetstat >/dev/null
+bytes=$(du -cb "$DIR"/*.log | tail -1 | cut -f1)
+out=$( { /usr/bin/time -v ./target/release/kalipso-ingest --zeek-dir "$DIR" --once \
+    --home-net 10.0.0.0/16 --timezone UTC --redis-url "redis://127.0.0.1:$PORT/0" \
+    --no-progress --log-level warn; } 2>&1 )
+echo "$out" | grep -E '^  (conn|dns|http|ssl|flows|dns/http|profiles|elapsed|redis)'
+elapsed=$(echo "$out" | sed -n 's/.*elapsed: \([0-9.]*\) s.*/\1/p')
+flows=$(echo "$out" | sed -n 's/.*flows profiled: \([0-9]*\).*/\1/p')
+rss=$(echo "$out" | sed -n 's/.*Maximum resident set size (kbytes): \([0-9]*\)/\1/p')
+mem=$(redis-cli -p "$PORT" info memory | sed -n 's/^used_memory:\([0-9]*\).*/\1/p')
+calls=$(redis-cli -p "$PORT" info commandstats | sed -n 's/.*calls=\([0-9]*\).*/\1/p' | awk '{s+=$1} END {print s}')
+echo "== $N conn lines, $((bytes / 1048576)) MiB of logs"
+awk -v f="$flows" -v e="$elapsed" -v b="$bytes" -v r="$rss" -v m="$mem" -v c="$calls" 'BEGIN {
+    printf "flows/s:                 %.0f\n", f / e
+    printf "MB/s of input:           %.1f\n", b / 1048576 / e
+    printf "peak RSS (MiB):          %.0f\n", r / 1024
+    printf "Redis used_memory (MiB): %.0f\n", m / 1048576
+    printf "Redis commands per flow: %.3f\n", c / f
+}'
