@@ -60,20 +60,40 @@ fn home(i: u64) -> String {
 }
 
 fn external(i: u64) -> String {
-    format!("{}.{}.{}.{}", 23 + i % 180, (i / 7) % 256, (i / 13) % 256, i % 254 + 1)
+    format!(
+        "{}.{}.{}.{}",
+        23 + i % 180,
+        (i / 7) % 256,
+        (i / 13) % 256,
+        i % 254 + 1
+    )
 }
 
 fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let out = Path::new(args.get(1).map(String::as_str).unwrap_or("/tmp/kalipso-bench"));
-    let conns: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(2_000_000);
+    let out = Path::new(
+        args.get(1)
+            .map(String::as_str)
+            .unwrap_or("/tmp/kalipso-bench"),
+    );
+    let conns: u64 = args
+        .get(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2_000_000);
     let seed: u64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1);
     std::fs::create_dir_all(out)?;
     let open = |name: &str| -> std::io::Result<BufWriter<File>> {
-        Ok(BufWriter::with_capacity(1 << 20, File::create(out.join(name))?))
+        Ok(BufWriter::with_capacity(
+            1 << 20,
+            File::create(out.join(name))?,
+        ))
     };
-    let (mut conn, mut dns, mut ssl, mut http) =
-        (open("conn.log")?, open("dns.log")?, open("ssl.log")?, open("http.log")?);
+    let (mut conn, mut dns, mut ssl, mut http) = (
+        open("conn.log")?,
+        open("dns.log")?,
+        open("ssl.log")?,
+        open("http.log")?,
+    );
     conn.write_all(header("conn", CONN_F, CONN_T).as_bytes())?;
     dns.write_all(header("dns", DNS_F, DNS_T).as_bytes())?;
     ssl.write_all(header("ssl", SSL_F, SSL_T).as_bytes())?;
@@ -84,7 +104,13 @@ fn main() -> std::io::Result<()> {
     let span = 4.0 * 3600.0;
     let step = span / conns as f64;
     let resolvers = ["8.8.8.8", "1.1.1.1", "9.9.9.9"];
-    let names = ["example.com", "mtalk.google.com", "cdn.example.net", "api.service.io", "update.vendor.org"];
+    let names = [
+        "example.com",
+        "mtalk.google.com",
+        "cdn.example.net",
+        "api.service.io",
+        "update.vendor.org",
+    ];
     let scanner = home(7);
     let scan_target = home(1500);
     let mut alt_lines = 0u64;
@@ -98,23 +124,100 @@ fn main() -> std::io::Result<()> {
         // Periodic beacons: host 42..46 every ~60 s to one C2 (overrides the draw).
         let beacon = i % (conns / (span as u64 / 60).max(1)).max(1) == 0;
         let scan = i % 200 == 0;
-        let (dst, dport, proto, service, state, ob, rb, dur): (String, u64, &str, &str, &str, u64, u64, f64) =
-            if scan {
-                (scan_target.clone(), 1 + (i / 200) % 65535, "tcp", "-", "REJ", 0, 0, 0.0)
-            } else if beacon {
-                ("185.100.87.1".into(), 443, "tcp", "ssl", "SF", 517, 4096, 0.4)
-            } else if kind < 50 {
-                (resolvers[(h % 3) as usize].into(), 53, "udp", "dns", "SF", 40 + rng.below(30), 80 + rng.below(200), 0.02 + rng.unit() * 0.05)
-            } else if kind < 75 {
-                (external(rng.below(20000)), 443, "tcp", "ssl", "SF", 600 + rng.below(3000), 2000 + rng.below(200_000), 0.1 + rng.unit() * 30.0)
-            } else if kind < 85 {
-                (external(rng.below(20000)), 80, "tcp", "http", "SF", 300 + rng.below(800), 500 + rng.below(50_000), 0.05 + rng.unit() * 5.0)
-            } else if kind < 95 {
-                (external(rng.below(20000)), 1024 + rng.below(30000), "tcp", "-", if rng.below(3) == 0 { "S0" } else { "SF" }, rng.below(5000), rng.below(5000), rng.unit() * 10.0)
-            } else {
-                (external(rng.below(20000)), 123, "udp", "-", "SF", 48, 48, 0.01)
-            };
-        let src = if scan { scanner.clone() } else if beacon { home(42 + (i % 5)) } else { src };
+        let (dst, dport, proto, service, state, ob, rb, dur): (
+            String,
+            u64,
+            &str,
+            &str,
+            &str,
+            u64,
+            u64,
+            f64,
+        ) = if scan {
+            (
+                scan_target.clone(),
+                1 + (i / 200) % 65535,
+                "tcp",
+                "-",
+                "REJ",
+                0,
+                0,
+                0.0,
+            )
+        } else if beacon {
+            (
+                "185.100.87.1".into(),
+                443,
+                "tcp",
+                "ssl",
+                "SF",
+                517,
+                4096,
+                0.4,
+            )
+        } else if kind < 50 {
+            (
+                resolvers[(h % 3) as usize].into(),
+                53,
+                "udp",
+                "dns",
+                "SF",
+                40 + rng.below(30),
+                80 + rng.below(200),
+                0.02 + rng.unit() * 0.05,
+            )
+        } else if kind < 75 {
+            (
+                external(rng.below(20000)),
+                443,
+                "tcp",
+                "ssl",
+                "SF",
+                600 + rng.below(3000),
+                2000 + rng.below(200_000),
+                0.1 + rng.unit() * 30.0,
+            )
+        } else if kind < 85 {
+            (
+                external(rng.below(20000)),
+                80,
+                "tcp",
+                "http",
+                "SF",
+                300 + rng.below(800),
+                500 + rng.below(50_000),
+                0.05 + rng.unit() * 5.0,
+            )
+        } else if kind < 95 {
+            (
+                external(rng.below(20000)),
+                1024 + rng.below(30000),
+                "tcp",
+                "-",
+                if rng.below(3) == 0 { "S0" } else { "SF" },
+                rng.below(5000),
+                rng.below(5000),
+                rng.unit() * 10.0,
+            )
+        } else {
+            (
+                external(rng.below(20000)),
+                123,
+                "udp",
+                "-",
+                "SF",
+                48,
+                48,
+                0.01,
+            )
+        };
+        let src = if scan {
+            scanner.clone()
+        } else if beacon {
+            home(42 + (i % 5))
+        } else {
+            src
+        };
         let (op, rp) = (1 + ob / 500, 1 + rb / 1400);
         writeln!(
             conn,
@@ -134,7 +237,11 @@ fn main() -> std::io::Result<()> {
                 alt_lines += 1;
             }
             "ssl" => {
-                let sni = if beacon { "c2.badness.example".to_string() } else { format!("host{}.example.org", rng.below(5000)) };
+                let sni = if beacon {
+                    "c2.badness.example".to_string()
+                } else {
+                    format!("host{}.example.org", rng.below(5000))
+                };
                 writeln!(
                     ssl,
                     "{:.6}\t{id}\t{src}\t{sport}\t{dst}\t{dport}\tTLSv12\tTLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\tx25519\t{sni}\tF\t-\th2\tT\tFa1,Fa2\t(empty)\tCN={sni}\tCN=Example CA,O=Example\t-\t-\tok",
@@ -161,6 +268,9 @@ fn main() -> std::io::Result<()> {
     for f in [&mut conn, &mut dns, &mut ssl, &mut http] {
         f.flush()?;
     }
-    eprintln!("generated {conns} conn lines and {alt_lines} dns/ssl/http lines in {}", out.display());
+    eprintln!(
+        "generated {conns} conn lines and {alt_lines} dns/ssl/http lines in {}",
+        out.display()
+    );
     Ok(())
 }

@@ -6,7 +6,9 @@
 //! the end of input in `--once` mode, when the rest become orphans).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
+
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::profile::alt::AltRecord;
 use crate::profile::window_state::{Position, TotalF64};
@@ -52,12 +54,12 @@ impl UidJoin {
     /// A join holding at most `cap` waiting alt records.
     pub fn with_cap(cap: usize) -> UidJoin {
         UidJoin {
-            conns: HashMap::new(),
-            conn_expiry: HashMap::new(),
-            changed_conns: HashSet::new(),
-            changed_pending: HashSet::new(),
+            conns: HashMap::default(),
+            conn_expiry: HashMap::default(),
+            changed_conns: HashSet::default(),
+            changed_pending: HashSet::default(),
             expiry: BinaryHeap::new(),
-            pending: HashMap::new(),
+            pending: HashMap::default(),
             waiting_order: VecDeque::new(),
             pending_count: 0,
             cap: cap.max(1),

@@ -7,7 +7,7 @@
 //! that arrives for a window already written and evicted reopens it; the reload merges the
 //! stored records back, so the result does not depend on when windows were evicted.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::net::IpAddr;
 
 use super::aggregate::{Flow, Role};
@@ -178,18 +178,18 @@ impl Profiler {
     pub fn new(cfg: ProfilerConfig, store_has_history: bool) -> Profiler {
         Profiler {
             cfg,
-            profiles: HashMap::new(),
-            windows: HashMap::new(),
-            evicted: HashSet::new(),
+            profiles: HashMap::default(),
+            windows: HashMap::default(),
+            evicted: HashSet::default(),
             store_has_history,
-            ips_known: HashSet::new(),
+            ips_known: HashSet::default(),
             ips_new: Vec::new(),
             join: UidJoin::default(),
-            watermarks: HashMap::new(),
-            finished: HashSet::new(),
+            watermarks: HashMap::default(),
+            finished: HashSet::default(),
             seq: 0,
             portinfo_written: false,
-            timeline_waiting: HashSet::new(),
+            timeline_waiting: HashSet::default(),
             stats: ProfilerStats::default(),
         }
     }

@@ -6,7 +6,9 @@
 //! aggregate is rebuilt from the sorted flows whenever a record lands before the last one
 //! counted. A late record therefore takes its place instead of being appended.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use super::aggregate::{Flow, Role, WindowAggregate};
@@ -252,7 +254,7 @@ impl WindowState {
     /// one that precedes it). Returns the lines and whether some conn had to wait.
     pub fn timeline(&self, style: &TimelineStyle, horizon: f64) -> (Vec<String>, bool) {
         let mut out = Vec::new();
-        let mut seen: HashSet<&str> = HashSet::new();
+        let mut seen: HashSet<&str> = HashSet::default();
         for e in self.flows.values() {
             if !seen.insert(e.flow.uid.as_str()) {
                 continue; // a repeated uid adds no second line

@@ -44,11 +44,24 @@ pub fn split_micros(ts: f64) -> (i64, u32) {
     (secs as i64, us as u32)
 }
 
-fn format<Tz: TimeZone>(t: DateTime<Tz>) -> String
-where
-    Tz::Offset: std::fmt::Display,
-{
-    t.format("%Y/%m/%d %H:%M:%S%.6f").to_string()
+fn format<Tz: TimeZone>(t: DateTime<Tz>) -> String {
+    use chrono::{Datelike, Timelike};
+    use std::fmt::Write as _;
+    // Written by hand: chrono's format string is parsed on every call, and every timeline line
+    // needs one.
+    let mut out = String::with_capacity(26);
+    let _ = write!(
+        out,
+        "{:04}/{:02}/{:02} {:02}:{:02}:{:02}.{:06}",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.nanosecond() / 1000
+    );
+    out
 }
 
 impl Clock {
