@@ -30,6 +30,7 @@ lint:
 ## benchmark (scripts/bench.sh: N=2,000,000 generated conn lines into a private Redis).
 bench: build
 	$(CARGO) bench --bench parse
+	$(CARGO) bench --bench pipeline
 	$(CARGO) run --release --quiet --example parse_throughput -- \
 		fixtures/corpus/rita-proxy-rolling/conn.15:00:00-16:00:00.log.gz \
 		fixtures/corpus/zed-wrccdc-zeek620/zeek-default/dns.log.gz \

@@ -27,7 +27,7 @@ elapsed=$(echo "$out" | sed -n 's/.*elapsed: \([0-9.]*\) s.*/\1/p')
 flows=$(echo "$out" | sed -n 's/.*flows profiled: \([0-9]*\).*/\1/p')
 rss=$(echo "$out" | sed -n 's/.*Maximum resident set size (kbytes): \([0-9]*\)/\1/p')
 mem=$(redis-cli -p "$PORT" info memory | sed -n 's/^used_memory:\([0-9]*\).*/\1/p')
-calls=$(redis-cli -p "$PORT" info commandstats | sed -n 's/.*calls=\([0-9]*\).*/\1/p' | awk '{s+=$1} END {print s}')
+calls=$(echo "$out" | sed -n 's/.*redis: \([0-9]*\) commands.*/\1/p')
 echo "== $N conn lines, $((bytes / 1048576)) MiB of logs"
 awk -v f="$flows" -v e="$elapsed" -v b="$bytes" -v r="$rss" -v m="$mem" -v c="$calls" 'BEGIN {
     printf "flows/s:                 %.0f\n", f / e
