@@ -80,7 +80,9 @@ fn timeline(c: &mut Criterion) {
         })
     });
     g.throughput(Throughput::Elements(1));
-    g.bench_function("dns sub-line", |b| b.iter(|| lines::sub_line(black_box(&alt))));
+    g.bench_function("dns sub-line", |b| {
+        b.iter(|| lines::sub_line(black_box(&alt)))
+    });
     g.finish();
 }
 
@@ -89,7 +91,11 @@ fn flow_json(c: &mut Criterion) {
     let mut g = c.benchmark_group("pyjson");
     g.throughput(Throughput::Elements(fs.len() as u64));
     g.bench_function("flow JSON, 1k flows", |b| {
-        b.iter(|| fs.iter().map(|f| f.to_flow_json("malicious").len()).sum::<usize>())
+        b.iter(|| {
+            fs.iter()
+                .map(|f| f.to_flow_json("malicious").len())
+                .sum::<usize>()
+        })
     });
     g.finish();
 }

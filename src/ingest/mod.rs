@@ -293,9 +293,9 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
     let mut cfg = ProfilerConfig::new(settings.routing.clone(), settings.tw_width);
     cfg.label = settings.label.clone();
     cfg.style.clock = settings.clock.clone();
-    if let Some(h) = opts.hold {
-        cfg.hold = h;
-    }
+    // A finished directory is read in time order: a window is done a few minutes after its end
+    // (Zeek writes a conn when it ends; longer ones reopen the window from Redis, exactly).
+    cfg.hold = opts.hold.unwrap_or(settings.tw_width.min(600.0));
     let mut profiler = Profiler::new(cfg, has_history);
     if let Some(cap) = opts.join_cap {
         profiler.set_join_cap(cap);
