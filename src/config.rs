@@ -31,6 +31,10 @@ pub struct FileSettings {
     pub log_level: Option<String>,
     /// Zone of the timeline timestamps: `UTC`, `local` or an IANA name.
     pub timezone: Option<String>,
+    /// Follow mode: milliseconds between directory checks without an inotify event.
+    pub poll_interval_ms: Option<u64>,
+    /// Follow mode: milliseconds between commits to Redis.
+    pub flush_interval_ms: Option<u64>,
 }
 
 /// A settings error, worded for the operator.
@@ -97,6 +101,10 @@ pub struct Settings {
     pub log_level: String,
     /// Zone of the timeline timestamps.
     pub clock: Clock,
+    /// Follow mode: milliseconds between directory checks (default 250).
+    pub poll_interval_ms: u64,
+    /// Follow mode: milliseconds between commits (default 500).
+    pub flush_interval_ms: u64,
 }
 
 /// Parse a home-net entry: a CIDR, or a single IP (a /32 or /128).
@@ -138,8 +146,23 @@ impl Settings {
             Some(z) => z.parse::<Clock>().map_err(ConfigError::Invalid)?,
             None => Clock::Local,
         };
+        let poll_interval_ms = flags
+            .poll_interval_ms
+            .or(file.poll_interval_ms)
+            .unwrap_or(250);
+        let flush_interval_ms = flags
+            .flush_interval_ms
+            .or(file.flush_interval_ms)
+            .unwrap_or(500);
+        if poll_interval_ms == 0 || flush_interval_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "poll-interval-ms and flush-interval-ms must be at least 1".into(),
+            ));
+        }
         Ok(Settings {
             clock,
+            poll_interval_ms,
+            flush_interval_ms,
             zeek_dir,
             recursive: flags.recursive.or(file.recursive).unwrap_or(false),
             redis_url: flags
@@ -204,10 +227,13 @@ label = "malicious"
             label,
             log_level,
             timezone,
+            poll_interval_ms,
+            flush_interval_ms,
         } = f.clone();
         assert!(zeek_dir.is_some() && recursive.is_some() && redis_url.is_some());
         assert!(home_net.is_some() && direction.is_some() && tw_width.is_some());
         assert!(label.is_some() && log_level.is_some() && timezone.is_some());
+        assert!(poll_interval_ms.is_some() && flush_interval_ms.is_some());
         let s = Settings::merge(FileSettings::default(), f).unwrap();
         assert_eq!(s.redis_url, DEFAULT_REDIS_URL);
         assert_eq!(s.tw_width, DEFAULT_TW_WIDTH);

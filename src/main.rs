@@ -86,6 +86,12 @@ struct RunArgs {
     /// No progress bar, even on a terminal.
     #[arg(long)]
     no_progress: bool,
+    /// Follow mode: milliseconds between directory checks without an inotify event [default: 250].
+    #[arg(long, value_name = "MS")]
+    poll_interval_ms: Option<u64>,
+    /// Follow mode: milliseconds between commits to Redis [default: 500].
+    #[arg(long, value_name = "MS")]
+    flush_interval_ms: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -161,14 +167,26 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+/// Changes the log filter of the running process (SIGHUP).
+type LogReload =
+    tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>;
+
+fn filter_of(level: &str) -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+}
+
+fn init_logging(level: &str) -> Option<LogReload> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter_of(level));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .try_init()
+        .ok()?;
+    Some(handle)
 }
 
 fn run_ingest(args: RunArgs) -> ExitCode {
@@ -192,6 +210,8 @@ fn run_ingest(args: RunArgs) -> ExitCode {
         label: args.label,
         log_level: args.log_level,
         timezone: args.timezone,
+        poll_interval_ms: args.poll_interval_ms,
+        flush_interval_ms: args.flush_interval_ms,
     };
     let flags_for_reload = flags.clone();
     let settings = match Settings::merge(flags, file) {
@@ -201,9 +221,9 @@ fn run_ingest(args: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(&settings.log_level);
+    let log_reload = init_logging(&settings.log_level);
     if !args.once {
-        return run_follow_mode(&settings, args.config.clone(), flags_for_reload);
+        return run_follow_mode(&settings, args.config.clone(), flags_for_reload, log_reload);
     }
     let opts = IngestOptions {
         reset: args.reset,
@@ -224,7 +244,12 @@ fn run_ingest(args: RunArgs) -> ExitCode {
 }
 
 /// Follow the directory until SIGTERM/SIGINT; SIGHUP re-reads the config file.
-fn run_follow_mode(settings: &Settings, config: Option<PathBuf>, flags: FileSettings) -> ExitCode {
+fn run_follow_mode(
+    settings: &Settings,
+    config: Option<PathBuf>,
+    flags: FileSettings,
+    log_reload: Option<LogReload>,
+) -> ExitCode {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let control = Control::default();
     for sig in [SIGTERM, SIGINT] {
@@ -249,14 +274,24 @@ fn run_follow_mode(settings: &Settings, config: Option<PathBuf>, flags: FileSett
             None => FileSettings::default(),
         };
         match Settings::merge(flags.clone(), file) {
-            Ok(s) => Some(s),
+            Ok(s) => {
+                if let Some(h) = &log_reload {
+                    let _ = h.reload(filter_of(&s.log_level));
+                }
+                Some(s)
+            }
             Err(e) => {
                 tracing::warn!("reload: {e}; keeping the current settings");
                 None
             }
         }
     };
-    match run_follow(settings, &FollowOptions::default(), &control, &reload) {
+    let opts = FollowOptions {
+        poll_interval: std::time::Duration::from_millis(settings.poll_interval_ms),
+        flush_interval: std::time::Duration::from_millis(settings.flush_interval_ms),
+        ..FollowOptions::default()
+    };
+    match run_follow(settings, &opts, &control, &reload) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("kalipso-ingest: {e}");

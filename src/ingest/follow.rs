@@ -184,6 +184,8 @@ pub fn run_follow(
     let mut timings = Timings::default();
     let mut backoff = Duration::from_millis(200);
     let mut last_check = Instant::now();
+    let mut failing = false;
+    let mut last_records: u64 = 0;
     loop {
         let stopping = control.stop.load(Ordering::Relaxed);
         if control.reload.swap(false, Ordering::Relaxed) {
@@ -253,6 +255,10 @@ pub fn run_follow(
             };
             match result {
                 Ok(()) => {
+                    if failing {
+                        tracing::info!("commits to Redis work again");
+                        failing = false;
+                    }
                     stats.flushes += 1;
                     stats.last_commit = start.elapsed();
                     engine.seq = seq;
@@ -260,7 +266,12 @@ pub fn run_follow(
                     backoff = Duration::from_millis(200);
                 }
                 Err(e) => {
-                    tracing::warn!("commit failed, retrying: {e}");
+                    if !failing {
+                        tracing::warn!(
+                            "commit to Redis failed, holding the data and retrying: {e}"
+                        );
+                        failing = true;
+                    }
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                     let Some(s) = reconnect(&settings, control) else {
@@ -301,7 +312,10 @@ pub fn run_follow(
         }
         if last_metrics.elapsed() >= opts.metrics_every {
             last_metrics = Instant::now();
-            log_metrics(&engine, &stats);
+            let total: u64 = stats.records.values().sum();
+            let rate = (total - last_records) as f64 / opts.metrics_every.as_secs_f64();
+            last_records = total;
+            log_metrics(&engine, &stats, rate);
         }
         if read == 0 {
             let _ = rx.recv_timeout(opts.poll_interval);
@@ -406,7 +420,7 @@ fn build_flush(
     Ok(Some((writes, cps, engine.seq + 1)))
 }
 
-fn log_metrics(engine: &Engine, stats: &FollowStats) {
+fn log_metrics(engine: &Engine, stats: &FollowStats, records_per_sec: f64) {
     let lag: u64 = engine
         .tailer
         .files
@@ -417,8 +431,18 @@ fn log_metrics(engine: &Engine, stats: &FollowStats) {
                 .unwrap_or(0)
         })
         .sum();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let behind = engine
+        .profiler
+        .latest(LogKind::Conn)
+        .map(|t| (now - t).max(0.0) as u64);
     tracing::info!(
+        records_per_sec = records_per_sec as u64,
         records = ?stats.records,
+        seconds_behind_zeek = ?behind,
         malformed = stats.malformed,
         flushes = stats.flushes,
         bytes_behind = lag,

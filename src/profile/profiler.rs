@@ -327,6 +327,11 @@ impl Profiler {
         }
     }
 
+    /// The latest record time seen in `kind`.
+    pub fn latest(&self, kind: LogKind) -> Option<f64> {
+        self.watermarks.get(&kind).copied()
+    }
+
     /// Whether some window's timeline waits for a join to complete.
     pub fn timelines_waiting(&self) -> bool {
         !self.timeline_waiting.is_empty() || self.windows.values().any(|w| w.timeline_pending)

@@ -23,6 +23,8 @@ pub fn settings(server: &RedisServer, dir: &Path, home: &[&str], direction: Dire
         label: "malicious".into(),
         log_level: "warn".into(),
         clock: kalipso_ingest::timeline::Clock::Utc,
+        poll_interval_ms: 250,
+        flush_interval_ms: 500,
     }
 }
 
