@@ -69,7 +69,7 @@ fn out_direction_windows_match_slips_byte_for_byte() {
     // Deviation (global grid, spec README): timewindow1 holds the earliest flow (C9, which
     // Slips' per-profile grid put in timewindow-1), so Slips' timewindow1 and timewindow2 are
     // our timewindow2 and timewindow3. The contents agree byte for byte.
-    assert_eq!(grid.anchor, 1582804800.0);
+    assert_eq!(grid.anchor(), 1582804800.0);
     for (ours, slips) in [(2, "timewindow1"), (3, "timewindow2"), (1, "timewindow-1")] {
         let got = window_fields(&flows, "192.168.1.10", &grid, ours);
         let want = &oracle[&format!("profile_192.168.1.10_{slips}")];

@@ -23,9 +23,10 @@ use crate::config::Settings;
 use crate::profile::aggregate::Flow;
 use crate::profile::alt::AltRecord;
 use crate::profile::profiler::{Profiler, ProfilerConfig, Writes};
+use crate::profile::window::Grid;
 use crate::source::checkpoint::{Checkpoint, FileId};
 use crate::source::tail::{TailItem, Tailer};
-use crate::store::redis_store::{RedisStore, StoreError, StoredGrid};
+use crate::store::redis_store::{RedisStore, StoreError};
 use crate::zeek::{LogKind, Record};
 
 /// One transaction waiting to be committed: the writes, the checkpoints they cover, and the
@@ -82,7 +83,7 @@ pub struct FollowStats {
 struct Engine {
     profiler: Profiler,
     tailer: Tailer,
-    grid: Option<StoredGrid>,
+    grid: Option<Grid>,
     seq: u64,
     /// Earliest profiled conn seen before the grid exists (anchors a new database).
     first_ts: Option<f64>,
@@ -405,7 +406,7 @@ fn build_flush(
     if engine.grid.is_none() {
         if let Some(ts) = engine.first_ts {
             let width = engine.profiler.config().width;
-            engine.grid = Some(store.init_grid(StoredGrid::anchored_at(ts, width))?);
+            engine.grid = Some(store.init_grid(Grid::anchored_at(ts, width))?);
         }
     }
     let Some(grid) = engine.grid else {

@@ -20,9 +20,10 @@ use std::time::{Duration, Instant};
 use crate::config::Settings;
 use crate::join::WinId;
 use crate::profile::profiler::{Profiler, ProfilerConfig};
+use crate::profile::window::Grid;
 use crate::source::checkpoint::{Checkpoint, FileId};
 use crate::source::find_logs;
-use crate::store::redis_store::{RedisStore, StoreError, StoredGrid};
+use crate::store::redis_store::{RedisStore, StoreError};
 use crate::zeek::LogKind;
 use merge::{Event, FileToRead, KindStream, Merged};
 pub use summary::Summary;
@@ -199,7 +200,7 @@ pub struct Timings {
 
 /// What a flush needs besides the profiler and the store.
 struct FlushState<'a> {
-    grid: StoredGrid,
+    grid: Grid,
     written: &'a mut HashSet<WinId>,
     files: &'a mut [RunFile],
     seq: &'a mut u64,
@@ -231,7 +232,7 @@ fn flush(
 pub fn prepare(
     profiler: &mut Profiler,
     store: &mut RedisStore,
-    grid: StoredGrid,
+    grid: Grid,
     t: &mut Timings,
 ) -> Result<crate::profile::profiler::Writes, StoreError> {
     let start = Instant::now();
@@ -284,7 +285,7 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
     let grid = match stored {
         Some(g) => Some(g),
         None => match earliest_profiled_conn(settings, &files) {
-            Some(ts) => Some(store.init_grid(StoredGrid::anchored_at(ts, settings.tw_width))?),
+            Some(ts) => Some(store.init_grid(Grid::anchored_at(ts, settings.tw_width))?),
             None => None,
         },
     };
@@ -327,7 +328,7 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
             profiler.finish_log(kind);
         }
         if grid.is_none() {
-            grid = Some(store.init_grid(StoredGrid::anchored_at(event.ts(), settings.tw_width))?);
+            grid = Some(store.init_grid(Grid::anchored_at(event.ts(), settings.tw_width))?);
         }
         let src = event.source();
         match event {

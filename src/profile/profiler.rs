@@ -201,7 +201,7 @@ impl Profiler {
 
     /// The absolute window number of a time (`floor(ts / width)`).
     pub fn grid_number(&self, ts: f64) -> i64 {
-        (ts / self.cfg.width).floor() as i64
+        super::window::number(ts, self.cfg.width)
     }
 
     fn position(&mut self, line: u64) -> Position {

@@ -1,13 +1,19 @@
 //! The one global, clock-aligned timewindow grid (spec README "Profiles and timewindows").
 
-/// The grid: windows of `width` seconds on multiples of `width` since the epoch, numbered from
-/// the window of the first flow the database ever received (`anchor`, that window's start).
+/// The absolute number of the window holding `ts`: `floor(ts / width)`, the same for every
+/// profile and every run.
+pub fn number(ts: f64, width: f64) -> i64 {
+    (ts / width).floor() as i64
+}
+
+/// The grid a database uses: windows of `width` seconds on multiples of `width` since the
+/// epoch, numbered from the window of the first flow the database ever received.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Grid {
     /// Window width in seconds.
     pub width: f64,
-    /// Start of `timewindow1` (a multiple of `width`).
-    pub anchor: f64,
+    /// Absolute number of `timewindow1` (its start is `first × width`).
+    pub first: i64,
 }
 
 impl Grid {
@@ -15,18 +21,28 @@ impl Grid {
     pub fn anchored_at(first_ts: f64, width: f64) -> Grid {
         Grid {
             width,
-            anchor: (first_ts / width).floor() * width,
+            first: number(first_ts, width),
         }
     }
 
-    /// The window number of a timestamp: floor((ts − anchor) / width) + 1.
-    pub fn index(&self, ts: f64) -> i64 {
-        ((ts - self.anchor) / self.width).floor() as i64 + 1
+    /// The window number N (as in `timewindow<N>`) of an absolute window number.
+    pub fn n(&self, g: i64) -> i64 {
+        g - self.first + 1
     }
 
-    /// The start of window `n`.
-    pub fn start(&self, n: i64) -> f64 {
-        self.anchor + (n - 1) as f64 * self.width
+    /// The window number N of a timestamp: floor((ts − anchor) / width) + 1.
+    pub fn index(&self, ts: f64) -> i64 {
+        self.n(number(ts, self.width))
+    }
+
+    /// The start of absolute window `g`.
+    pub fn start(&self, g: i64) -> f64 {
+        g as f64 * self.width
+    }
+
+    /// The start of `timewindow1` (stored as `kalipso-ingest:anchor`).
+    pub fn anchor(&self) -> f64 {
+        self.start(self.first)
     }
 }
 
@@ -37,14 +53,15 @@ mod tests {
     #[test]
     fn clock_aligned_windows() {
         let g = Grid::anchored_at(1582810000.123456, 3600.0);
-        assert_eq!(g.anchor, 1582808400.0);
+        assert_eq!(g.anchor(), 1582808400.0);
         assert_eq!(g.index(1582810000.123456), 1);
         assert_eq!(g.index(1582808400.0), 1);
         assert_eq!(g.index(1582811999.999999), 1);
         assert_eq!(g.index(1582812000.0), 2);
         assert_eq!(g.index(1582806000.0), 0);
         assert_eq!(g.index(1582804799.0), -1);
-        assert_eq!(g.start(0), 1582804800.0);
-        assert_eq!(g.start(2), 1582812000.0);
+        assert_eq!(g.start(g.first - 1), 1582804800.0);
+        assert_eq!(g.start(g.first + 1), 1582812000.0);
+        assert_eq!(number(-0.5, 3600.0), -1);
     }
 }

@@ -13,6 +13,7 @@ use crate::join::WinId;
 use crate::profile::aggregate::Flow;
 use crate::profile::alt::AltRecord;
 use crate::profile::profiler::{LoadRequest, PersistedState, StoredWindow, Writes};
+use crate::profile::window::Grid;
 use crate::profile::window_state::TimelineWrite;
 use crate::zeek::LogKind;
 
@@ -51,41 +52,6 @@ pub enum StoreError {
     /// The database holds data this tool cannot continue.
     #[error("{0}")]
     Conflict(String),
-}
-
-/// The grid the database uses: window width and the absolute number (`floor(ts / width)`) of
-/// `timewindow1`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct StoredGrid {
-    /// Window width in seconds.
-    pub width: f64,
-    /// `floor(anchor / width)`.
-    pub first: i64,
-}
-
-impl StoredGrid {
-    /// The grid whose `timewindow1` holds `ts`.
-    pub fn anchored_at(ts: f64, width: f64) -> StoredGrid {
-        StoredGrid {
-            width,
-            first: (ts / width).floor() as i64,
-        }
-    }
-
-    /// The window number N of an absolute window number.
-    pub fn n(&self, g: i64) -> i64 {
-        g - self.first + 1
-    }
-
-    /// The start of absolute window `g`.
-    pub fn start(&self, g: i64) -> f64 {
-        g as f64 * self.width
-    }
-
-    /// The start of `timewindow1`.
-    pub fn anchor(&self) -> f64 {
-        self.start(self.first)
-    }
 }
 
 /// What [`RedisStore::load`] read: stored windows, and each profile's stored `Starttime`.
@@ -148,7 +114,7 @@ impl RedisStore {
     }
 
     /// The grid stored by an earlier run, if any. Fails when it was built with another width.
-    pub fn grid(&mut self, width: f64) -> Result<Option<StoredGrid>, StoreError> {
+    pub fn grid(&mut self, width: f64) -> Result<Option<Grid>, StoreError> {
         let (anchor, stored_width): (Option<String>, Option<String>) = redis::pipe()
             .get(keys::ANCHOR)
             .get(keys::WIDTH)
@@ -173,12 +139,12 @@ impl RedisStore {
                 )));
             }
         }
-        Ok(Some(StoredGrid::anchored_at(anchor, width)))
+        Ok(Some(Grid::anchored_at(anchor, width)))
     }
 
     /// Store the grid of a fresh database (`SET NX`); returns the grid in force (another
     /// writer's, if one got there first).
-    pub fn init_grid(&mut self, grid: StoredGrid) -> Result<StoredGrid, StoreError> {
+    pub fn init_grid(&mut self, grid: Grid) -> Result<Grid, StoreError> {
         let set: bool = redis::cmd("SET")
             .arg(keys::ANCHOR)
             .arg(number_text(grid.anchor()))
@@ -246,7 +212,7 @@ impl RedisStore {
     }
 
     /// Read what the profiler must merge before writing.
-    pub fn load(&mut self, req: &LoadRequest, grid: StoredGrid) -> Result<Loaded, StoreError> {
+    pub fn load(&mut self, req: &LoadRequest, grid: Grid) -> Result<Loaded, StoreError> {
         let mut windows = Vec::with_capacity(req.windows.len());
         for chunk in req.windows.chunks(BATCH / 3) {
             let mut pipe = redis::pipe();
@@ -286,7 +252,7 @@ impl RedisStore {
     pub fn write(
         &mut self,
         writes: &Writes,
-        grid: StoredGrid,
+        grid: Grid,
         label: &str,
         checkpoints: &[(String, String)],
         seq: u64,
@@ -415,7 +381,7 @@ impl<'a> Batch<'a> {
 fn write_all(
     batch: &mut Batch<'_>,
     writes: &Writes,
-    grid: StoredGrid,
+    grid: Grid,
     label: &str,
 ) -> redis::RedisResult<()> {
     let width = float_repr(grid.width);
