@@ -18,16 +18,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use super::merge::{Converted, Event, to_event};
 use super::{IngestError, Timings, prepare};
 use crate::config::Settings;
-use crate::profile::aggregate::Flow;
-use crate::profile::alt::AltRecord;
 use crate::profile::profiler::{Profiler, ProfilerConfig, Writes};
 use crate::profile::window::Grid;
 use crate::source::checkpoint::{Checkpoint, FileId};
 use crate::source::tail::{TailItem, Tailer};
 use crate::store::redis_store::{RedisStore, StoreError};
-use crate::zeek::{LogKind, Record};
+use crate::zeek::LogKind;
 
 /// One transaction waiting to be committed: the writes, the checkpoints they cover, and the
 /// flush counter it sets.
@@ -346,31 +345,15 @@ fn poll_files(engine: &mut Engine, stats: &mut FollowStats) -> usize {
             }
             TailItem::Record(rec) => {
                 *stats.records.entry(kind).or_default() += 1;
-                let line = 0;
-                match &rec {
-                    Record::Conn(c) => {
-                        if let Some(f) = Flow::from_conn(c) {
-                            if !grid_known && first_ts.is_none_or(|t| f.ts < t) {
-                                *first_ts = Some(f.ts);
-                            }
-                            profiler.add_conn(f, line);
-                        }
-                    }
-                    Record::Dns(_) | Record::Http(_) | Record::Ssl(_) => {
-                        let alt = match &rec {
-                            Record::Dns(d) => AltRecord::from_dns(d),
-                            Record::Http(h) => AltRecord::from_http(h),
-                            Record::Ssl(s) => AltRecord::from_ssl(s),
-                            _ => None,
-                        };
-                        if let Some(a) = alt {
-                            if !grid_known && first_ts.is_none_or(|t| a.ts < t) {
-                                *first_ts = Some(a.ts);
-                            }
-                            profiler.add_alt(a, line);
-                        }
-                    }
-                    Record::Other { .. } => {}
+                let Converted::Event(event) = to_event(&rec) else {
+                    return; // dropped by the spec's rules, or another log
+                };
+                if !grid_known && first_ts.is_none_or(|t| event.ts() < t) {
+                    *first_ts = Some(event.ts());
+                }
+                match event {
+                    Event::Conn(f, _) => profiler.add_conn(f, 0),
+                    Event::Alt(a, _) => profiler.add_alt(a, 0),
                 }
             }
         }

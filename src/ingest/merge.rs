@@ -197,15 +197,21 @@ impl KindStream {
     }
 }
 
+/// A record as the profiler takes it, or why it does not.
 // The record is moved out right away; boxing it would cost an allocation per record.
 #[allow(clippy::large_enum_variant)]
-enum Converted {
+pub enum Converted {
+    /// A conn flow or alt record (its `Source` still to fill in).
     Event(Event),
+    /// Dropped by the spec's rules (bad ts or addresses, conn without proto).
     Dropped,
+    /// A record of another log.
     Ignored,
 }
 
-fn to_event(rec: &Record<'_>) -> Converted {
+/// Convert a parsed record for the profiler (dropped by the spec's rules, or ignored: another
+/// log). The one place both `--once` and follow mode do it.
+pub fn to_event(rec: &Record<'_>) -> Converted {
     let event = match rec {
         Record::Conn(c) => Flow::from_conn(c).map(|f| Event::Conn(f, Source::default())),
         Record::Dns(d) => AltRecord::from_dns(d).map(|a| Event::Alt(a, Source::default())),
