@@ -136,6 +136,10 @@ pub struct WindowState {
     timeline_written: Option<Vec<u64>>,
     /// Whether some conn's timeline entry still waits for its join to complete.
     pub timeline_pending: bool,
+    /// The written timeline is exactly the entries up to `timeline_upto` (None: before the
+    /// first), and nothing changed them since: new entries after it can simply be appended.
+    timeline_clean: bool,
+    timeline_upto: Option<FlowKey>,
     /// Whether this window's Redis content has been merged in (or is known not to exist).
     pub loaded: bool,
     /// Whether the window has records not yet written.
@@ -154,6 +158,7 @@ impl WindowState {
         WindowState {
             loaded,
             timeline_written: loaded.then(Vec::new),
+            timeline_clean: loaded,
             ..WindowState::default()
         }
     }
@@ -165,6 +170,12 @@ impl WindowState {
             uid: flow.uid.clone(),
             pos,
         };
+        // A flow before the written timeline, or a repeated uid, changes what is written.
+        if self.timeline_upto.as_ref().is_some_and(|u| &key <= u)
+            || self.by_uid.contains_key(&flow.uid)
+        {
+            self.timeline_clean = false;
+        }
         if !self.agg_stale && self.agg_last.as_ref().is_none_or(|last| &key > last) {
             for role in &roles {
                 self.agg.add(&flow, *role);
@@ -189,6 +200,13 @@ impl WindowState {
         if records.values().any(|a| a == &alt) {
             return;
         }
+        // A sub-line for a conn already on the written timeline changes it.
+        let first = self.by_uid.get(&alt.uid).and_then(|k| k.first());
+        if let (Some(first), Some(upto)) = (first, &self.timeline_upto) {
+            if first <= upto {
+                self.timeline_clean = false;
+            }
+        }
         let key = AltKey {
             ts: TotalF64(alt.ts),
             kind: alt.kind,
@@ -208,6 +226,8 @@ impl WindowState {
     pub fn mark_all_dirty(&mut self) {
         self.written.clear();
         self.timeline_written = None;
+        self.timeline_clean = false;
+        self.timeline_upto = None;
         self.dirty_flows.extend(self.by_uid.keys().cloned());
         self.dirty_alts.extend(self.alts.keys().cloned());
         self.dirty = true;
@@ -253,15 +273,34 @@ impl WindowState {
     /// in flow order, stopping at the first conn that is not (a line is never written before
     /// one that precedes it). Returns the lines and whether some conn had to wait.
     pub fn timeline(&self, style: &TimelineStyle, horizon: f64) -> (Vec<String>, bool) {
+        let (lines, waiting, _) = self.timeline_after(None, style, horizon);
+        (lines, waiting)
+    }
+
+    /// [`WindowState::timeline`] of the entries after `after` only, with the key of the last
+    /// entry rendered.
+    fn timeline_after(
+        &self,
+        after: Option<&FlowKey>,
+        style: &TimelineStyle,
+        horizon: f64,
+    ) -> (Vec<String>, bool, Option<FlowKey>) {
+        use std::ops::Bound;
+        let lower = match after {
+            Some(k) => Bound::Excluded(k.clone()),
+            None => Bound::Unbounded,
+        };
         let mut out = Vec::new();
-        let mut seen: HashSet<&str> = HashSet::default();
-        for e in self.flows.values() {
-            if !seen.insert(e.flow.uid.as_str()) {
-                continue; // a repeated uid adds no second line
+        let mut last = after.cloned();
+        for (key, e) in self.flows.range((lower, Bound::Unbounded)) {
+            // A repeated uid adds no second line: only its first copy has one.
+            if self.by_uid.get(&e.flow.uid).and_then(|k| k.first()) != Some(key) {
+                last = Some(key.clone());
+                continue;
             }
             let f = &e.flow;
             if f.ts + f.dur.unwrap_or(0.0) >= horizon {
-                return (out, true);
+                return (out, true, last);
             }
             let prefix = style.clock.format(f.ts);
             let mut roles = e.roles.clone();
@@ -282,14 +321,28 @@ impl WindowState {
                     }
                 }
             }
+            last = Some(key.clone());
         }
-        (out, false)
+        (out, false, last)
     }
 
-    /// What changed since the last call, with complete values; marks it written. Timeline
-    /// entries are included up to `horizon` (see [`WindowState::timeline`]).
-    pub fn take_write(&mut self, label: &str, style: &TimelineStyle, horizon: f64) -> WindowWrite {
-        let (timeline, pending) = self.timeline(style, horizon);
+    /// The change of the `_timeline` list: only the new entries when nothing written changed
+    /// (the usual case), else the whole list compared with what was written.
+    fn timeline_change(&mut self, style: &TimelineStyle, horizon: f64) -> Option<TimelineWrite> {
+        if self.timeline_clean && self.timeline_written.is_some() {
+            let (lines, waiting, last) =
+                self.timeline_after(self.timeline_upto.as_ref(), style, horizon);
+            self.timeline_pending = waiting;
+            self.timeline_upto = last;
+            if lines.is_empty() {
+                return None;
+            }
+            if let Some(written) = self.timeline_written.as_mut() {
+                written.extend(lines.iter().map(|l| digest(l)));
+            }
+            return Some(TimelineWrite::Append(lines));
+        }
+        let (timeline, pending, last) = self.timeline_after(None, style, horizon);
         self.timeline_pending = pending;
         let hashes: Vec<u64> = timeline.iter().map(|l| digest(l)).collect();
         // Lines already written are never taken back: when a late conn lands before them, the
@@ -299,12 +352,19 @@ impl WindowState {
             Some(old) if hashes.starts_with(old) => {
                 Some(TimelineWrite::Append(timeline[old.len()..].to_vec()))
             }
-            _ if pending => None,
+            _ if pending => return None,
             _ => Some(TimelineWrite::Replace(timeline)),
         };
-        if change.is_some() {
-            self.timeline_written = Some(hashes);
-        }
+        self.timeline_written = Some(hashes);
+        self.timeline_clean = true;
+        self.timeline_upto = last;
+        change
+    }
+
+    /// What changed since the last call, with complete values; marks it written. Timeline
+    /// entries are included up to `horizon` (see [`WindowState::timeline`]).
+    pub fn take_write(&mut self, label: &str, style: &TimelineStyle, horizon: f64) -> WindowWrite {
+        let change = self.timeline_change(style, horizon);
         let mut w = WindowWrite {
             timeline: change,
             has_conn: self.has_conn(),
@@ -364,5 +424,107 @@ impl WindowState {
         }
         self.dirty = false;
         w
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flow(uid: &str, ts: f64) -> Flow {
+        Flow {
+            ts,
+            uid: uid.into(),
+            saddr: "10.0.0.1".parse().unwrap(),
+            sport: 5000,
+            daddr: "8.8.8.8".parse().unwrap(),
+            dport: 53,
+            proto: "udp".into(),
+            appproto: "dns".into(),
+            dur: Some(0.1),
+            origstate: "SF".into(),
+            spkts: 1,
+            dpkts: 1,
+            sbytes: 40,
+            dbytes: 80,
+        }
+    }
+
+    fn alt(uid: &str, ts: f64) -> AltRecord {
+        AltRecord {
+            ts,
+            kind: LogKind::Dns,
+            uid: uid.into(),
+            saddr: "10.0.0.1".parse().unwrap(),
+            daddr: "8.8.8.8".parse().unwrap(),
+            json: format!(
+                r#"{{"uid": "{uid}", "type": "dns", "query": "q.example", "qclass_name": "C_INTERNET", "qtype_name": "A", "rcode_name": "NOERROR", "answers": "", "ttls": ""}}"#
+            ),
+        }
+    }
+
+    fn pos(seq: u64) -> Position {
+        Position { line: seq, seq }
+    }
+
+    fn lines(w: &WindowWrite) -> (&'static str, usize) {
+        match &w.timeline {
+            Some(TimelineWrite::Append(l)) => ("append", l.len()),
+            Some(TimelineWrite::Replace(l)) => ("replace", l.len()),
+            None => ("none", 0),
+        }
+    }
+
+    #[test]
+    fn timeline_appends_new_entries_and_rewrites_when_written_ones_change() {
+        let style = TimelineStyle::default();
+        let mut w = WindowState::new(true);
+        w.add_flow(flow("C1", 10.0), vec![Role::Client], pos(1));
+        let first = w.take_write("unknown", &style, f64::INFINITY);
+        assert_eq!(lines(&first), ("append", 2)); // main line + Attention
+        w.add_flow(flow("C2", 20.0), vec![Role::Client], pos(2));
+        assert_eq!(
+            lines(&w.take_write("unknown", &style, f64::INFINITY)),
+            ("append", 2)
+        );
+        // A record for C1, already written: the list is rewritten with its sub-line.
+        w.add_alt(alt("C1", 10.5), pos(3));
+        assert_eq!(
+            lines(&w.take_write("unknown", &style, f64::INFINITY)),
+            ("replace", 4)
+        );
+        // A late conn before the written ones: rewritten in its place.
+        w.add_flow(flow("C0", 5.0), vec![Role::Client], pos(4));
+        let late = w.take_write("unknown", &style, f64::INFINITY);
+        assert_eq!(lines(&late), ("replace", 6));
+        // A repeated uid adds no line.
+        w.add_flow(flow("C2", 20.0), vec![Role::Client], pos(5));
+        assert_eq!(
+            lines(&w.take_write("unknown", &style, f64::INFINITY)),
+            ("none", 0)
+        );
+        // The incremental path gives the same list as rendering everything.
+        let (all, waiting) = w.timeline(&style, f64::INFINITY);
+        assert!(!waiting);
+        let Some(TimelineWrite::Replace(l)) = late.timeline else {
+            panic!()
+        };
+        assert_eq!(all, l);
+    }
+
+    #[test]
+    fn an_incomplete_entry_holds_back_the_ones_after_it() {
+        let style = TimelineStyle::default();
+        let mut w = WindowState::new(true);
+        w.add_flow(flow("C1", 10.0), vec![Role::Client], pos(1));
+        w.add_flow(flow("C2", 20.0), vec![Role::Client], pos(2));
+        // The join horizon is between them: only C1 is written.
+        assert_eq!(lines(&w.take_write("unknown", &style, 15.0)), ("append", 2));
+        assert!(w.timeline_pending);
+        assert_eq!(
+            lines(&w.take_write("unknown", &style, 100.0)),
+            ("append", 2)
+        );
+        assert!(!w.timeline_pending);
     }
 }
