@@ -27,9 +27,8 @@ pub const DEFAULT_PENDING_CAP: usize = 2_000_000;
 /// The join state.
 #[derive(Debug)]
 pub struct UidJoin {
-    conns: HashMap<String, Vec<WinId>>,
-    /// Latest expiry of each joinable conn.
-    conn_expiry: HashMap<String, f64>,
+    /// Joinable conns: where they are stored, and until when (log time) they can be joined.
+    conns: HashMap<String, (Vec<WinId>, f64)>,
     /// Uids whose joinable entry or waiting records changed since the last
     /// [`UidJoin::take_changes`] (what must be persisted).
     changed_conns: HashSet<String>,
@@ -55,7 +54,6 @@ impl UidJoin {
     pub fn with_cap(cap: usize) -> UidJoin {
         UidJoin {
             conns: HashMap::default(),
-            conn_expiry: HashMap::default(),
             changed_conns: HashSet::default(),
             changed_pending: HashSet::default(),
             expiry: BinaryHeap::new(),
@@ -70,13 +68,15 @@ impl UidJoin {
     /// A conn with `uid` is stored in `windows` and can receive alt records until the alt logs
     /// pass `expires` (log time). Returns the alt records that were waiting for it.
     pub fn on_conn(&mut self, uid: &str, windows: &[WinId], expires: f64) -> Vec<PendingAlt> {
-        let places = self.conns.entry(uid.to_string()).or_default();
+        let (places, e) = self
+            .conns
+            .entry(uid.to_string())
+            .or_insert_with(|| (Vec::new(), expires));
         for w in windows {
             if !places.contains(w) {
                 places.push(*w);
             }
         }
-        let e = self.conn_expiry.entry(uid.to_string()).or_insert(expires);
         *e = e.max(expires);
         self.expiry
             .push(Reverse((TotalF64(expires), uid.to_string())));
@@ -92,7 +92,7 @@ impl UidJoin {
     /// An alt record arrived: the windows of its conn when known; otherwise it waits.
     pub fn on_alt(&mut self, alt: AltRecord, pos: Position) -> Option<(AltRecord, Vec<WinId>)> {
         match self.conns.get(&alt.uid) {
-            Some(places) => Some((alt, places.clone())),
+            Some((places, _)) => Some((alt, places.clone())),
             None => {
                 self.changed_pending.insert(alt.uid.clone());
                 let waiting = self.pending.entry(alt.uid.clone()).or_default();
@@ -136,9 +136,8 @@ impl UidJoin {
             }
             if let Some(Reverse((_, uid))) = self.expiry.pop() {
                 // A later copy of the conn may have pushed its expiry further.
-                if self.conn_expiry.get(&uid).is_some_and(|e| *e < watermark) {
+                if self.conns.get(&uid).is_some_and(|(_, e)| *e < watermark) {
                     self.conns.remove(&uid);
-                    self.conn_expiry.remove(&uid);
                     self.changed_conns.insert(uid);
                 }
             }
@@ -211,8 +210,8 @@ impl UidJoin {
         let mut conns: Vec<String> = self.changed_conns.drain().collect();
         conns.sort();
         for uid in conns {
-            let value = match (self.conns.get(&uid), self.conn_expiry.get(&uid)) {
-                (Some(places), Some(e)) => {
+            let value = match self.conns.get(&uid) {
+                Some((places, e)) => {
                     let w: Vec<serde_json::Value> = places
                         .iter()
                         .map(|(ip, g)| serde_json::json!([ip.to_string(), g]))
@@ -255,8 +254,7 @@ impl UidJoin {
         let Some(places) = places else {
             return false;
         };
-        self.conns.insert(uid.to_string(), places);
-        self.conn_expiry.insert(uid.to_string(), e);
+        self.conns.insert(uid.to_string(), (places, e));
         self.expiry.push(Reverse((TotalF64(e), uid.to_string())));
         true
     }

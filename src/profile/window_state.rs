@@ -64,6 +64,22 @@ struct AltKey {
     pos: Position,
 }
 
+/// The copies of one uid in a window (their keys without the uid, which is the map key), and
+/// whether Redis's `_flows` already holds the uid.
+#[derive(Debug, Default)]
+struct UidFlows {
+    keys: Vec<(TotalF64, Position)>,
+    stored: bool,
+}
+
+fn flow_key(uid: &str, k: &(TotalF64, Position)) -> FlowKey {
+    FlowKey {
+        ts: k.0,
+        uid: uid.to_string(),
+        pos: k.1,
+    }
+}
+
 /// A flow and the side(s) this window's profile is on.
 #[derive(Clone, Debug)]
 struct FlowEntry {
@@ -121,15 +137,13 @@ impl WindowWrite {
 #[derive(Debug, Default)]
 pub struct WindowState {
     flows: BTreeMap<FlowKey, FlowEntry>,
-    by_uid: HashMap<String, Vec<FlowKey>>,
+    by_uid: HashMap<String, UidFlows>,
     alts: HashMap<String, BTreeMap<AltKey, AltRecord>>,
     agg: WindowAggregate,
     agg_last: Option<FlowKey>,
     agg_stale: bool,
     dirty_flows: HashSet<String>,
     dirty_alts: HashSet<String>,
-    /// Uids already present in Redis's `_flows` (loaded or written).
-    stored_uids: HashSet<String>,
     /// Field → hash of the value last written.
     written: HashMap<String, u64>,
     /// Hashes of the timeline lines last written, in order (`None`: unknown, rewrite whole).
@@ -185,8 +199,8 @@ impl WindowState {
             self.agg_stale = true;
         }
         let copies = self.by_uid.entry(flow.uid.clone()).or_default();
-        copies.push(key.clone());
-        copies.sort();
+        copies.keys.push((key.ts, key.pos));
+        copies.keys.sort();
         self.dirty_flows.insert(flow.uid.clone());
         self.flows.insert(key, FlowEntry { flow, roles });
         self.dirty = true;
@@ -201,9 +215,9 @@ impl WindowState {
             return;
         }
         // A sub-line for a conn already on the written timeline changes it.
-        let first = self.by_uid.get(&alt.uid).and_then(|k| k.first());
+        let first = self.by_uid.get(&alt.uid).and_then(|u| u.keys.first());
         if let (Some(first), Some(upto)) = (first, &self.timeline_upto) {
-            if first <= upto {
+            if flow_key(&alt.uid, first) <= *upto {
                 self.timeline_clean = false;
             }
         }
@@ -219,7 +233,11 @@ impl WindowState {
 
     /// Mark uids as already present in Redis's `_flows` (merged from a load).
     pub fn mark_stored(&mut self, uids: impl IntoIterator<Item = String>) {
-        self.stored_uids.extend(uids);
+        for uid in uids {
+            if let Some(u) = self.by_uid.get_mut(&uid) {
+                u.stored = true;
+            }
+        }
     }
 
     /// Forget what was written, so the next write sends every field (after a reload).
@@ -294,7 +312,8 @@ impl WindowState {
         let mut last = after.cloned();
         for (key, e) in self.flows.range((lower, Bound::Unbounded)) {
             // A repeated uid adds no second line: only its first copy has one.
-            if self.by_uid.get(&e.flow.uid).and_then(|k| k.first()) != Some(key) {
+            let first = self.by_uid.get(&e.flow.uid).and_then(|u| u.keys.first());
+            if first != Some(&(key.ts, key.pos)) {
                 last = Some(key.clone());
                 continue;
             }
@@ -381,10 +400,14 @@ impl WindowState {
         let mut uids: Vec<String> = self.dirty_flows.drain().collect();
         uids.sort();
         for uid in uids {
-            let Some(keys) = self.by_uid.get(&uid) else {
+            let Some(u) = self.by_uid.get(&uid) else {
                 continue;
             };
-            let entries: Vec<&FlowEntry> = keys.iter().filter_map(|k| self.flows.get(k)).collect();
+            let entries: Vec<&FlowEntry> = u
+                .keys
+                .iter()
+                .filter_map(|k| self.flows.get(&flow_key(&uid, k)))
+                .collect();
             let Some(last) = entries.last() else {
                 continue;
             };
@@ -398,8 +421,11 @@ impl WindowState {
                 );
                 w.copies.push((uid.clone(), list.to_json()));
             }
-            if self.stored_uids.insert(uid) {
-                w.new_flow_uids += 1;
+            if let Some(u) = self.by_uid.get_mut(&uid) {
+                if !u.stored {
+                    u.stored = true;
+                    w.new_flow_uids += 1;
+                }
             }
         }
         let mut uids: Vec<String> = self.dirty_alts.drain().collect();
