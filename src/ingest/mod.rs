@@ -198,32 +198,28 @@ pub struct Timings {
     write: Duration,
 }
 
-/// What a flush needs besides the profiler and the store.
-struct FlushState<'a> {
-    grid: Grid,
-    written: &'a mut HashSet<WinId>,
-    files: &'a mut [RunFile],
-    seq: &'a mut u64,
-    t: &'a mut Timings,
-}
-
+/// One `--once` flush: merge, render, commit with the files' checkpoints, evict.
 fn flush(
     profiler: &mut Profiler,
     store: &mut RedisStore,
-    st: &mut FlushState<'_>,
+    grid: Grid,
+    written: &mut HashSet<WinId>,
+    files: &mut [RunFile],
+    seq: &mut u64,
+    t: &mut Timings,
 ) -> Result<(), StoreError> {
-    let writes = prepare(profiler, store, st.grid, st.t)?;
-    st.written.extend(writes.windows.iter().map(|(id, _)| *id));
+    let writes = prepare(profiler, store, grid, t)?;
+    written.extend(writes.windows.iter().map(|(id, _)| *id));
     let label = profiler.config().label.clone();
-    let cps = checkpoints(st.files);
+    let cps = checkpoints(files);
     if writes.is_empty() && cps.is_empty() {
         return Ok(()); // nothing changed: a re-run leaves the database as it is
     }
-    *st.seq += 1;
+    *seq += 1;
     let start = Instant::now();
-    store.write(&writes, st.grid, &label, &cps, *st.seq)?;
+    store.write(&writes, grid, &label, &cps, *seq)?;
     profiler.evict();
-    st.t.write += start.elapsed();
+    t.write += start.elapsed();
     Ok(())
 }
 
@@ -348,14 +344,15 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
             since_flush = 0;
             mark_ended(&mut merged, &mut files);
             if let Some(g) = grid {
-                let mut st = FlushState {
-                    grid: g,
-                    written: &mut written,
-                    files: &mut files,
-                    seq: &mut seq,
-                    t: &mut t,
-                };
-                flush(&mut profiler, &mut store, &mut st)?;
+                flush(
+                    &mut profiler,
+                    &mut store,
+                    g,
+                    &mut written,
+                    &mut files,
+                    &mut seq,
+                    &mut t,
+                )?;
             }
             progress.update(&bytes, &profiler);
             clock = Instant::now();
@@ -370,14 +367,15 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
     profiler.finish();
     mark_ended(&mut merged, &mut files);
     if let Some(g) = grid {
-        let mut st = FlushState {
-            grid: g,
-            written: &mut written,
-            files: &mut files,
-            seq: &mut seq,
-            t: &mut t,
-        };
-        flush(&mut profiler, &mut store, &mut st)?;
+        flush(
+            &mut profiler,
+            &mut store,
+            g,
+            &mut written,
+            &mut files,
+            &mut seq,
+            &mut t,
+        )?;
     }
     progress.done();
     tracing::debug!(timings = ?t, "where the time went");

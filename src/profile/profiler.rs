@@ -332,11 +332,6 @@ impl Profiler {
         self.watermarks.get(&kind).copied()
     }
 
-    /// Whether some window's timeline waits for a join to complete.
-    pub fn timelines_waiting(&self) -> bool {
-        !self.timeline_waiting.is_empty() || self.windows.values().any(|w| w.timeline_pending)
-    }
-
     /// Replace the home networks and direction (config reload): applies to records that
     /// arrive from now on.
     pub fn set_routing(&mut self, routing: Routing) {

@@ -251,19 +251,9 @@ impl WindowState {
         self.dirty = true;
     }
 
-    /// Number of flow entries (copies included).
-    pub fn flow_count(&self) -> usize {
-        self.flows.len()
-    }
-
     /// Whether the window holds conn flows.
     pub fn has_conn(&self) -> bool {
         !self.flows.is_empty()
-    }
-
-    /// The flows in order, with the side(s) counted.
-    pub fn flows(&self) -> impl Iterator<Item = (&Flow, &[Role])> {
-        self.flows.values().map(|e| (&e.flow, e.roles.as_slice()))
     }
 
     /// The alt records of a uid, in order.

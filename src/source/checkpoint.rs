@@ -7,7 +7,7 @@
 //! same transaction as the data their lines produced.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -137,13 +137,6 @@ impl Checkpoint {
     pub fn from_json(s: &str) -> Option<Checkpoint> {
         serde_json::from_str(s).ok()
     }
-}
-
-/// Read a whole small file (tests and tools).
-pub fn read_all(path: &Path) -> io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    File::open(path)?.read_to_end(&mut out)?;
-    Ok(out)
 }
 
 #[cfg(test)]

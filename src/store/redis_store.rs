@@ -328,11 +328,6 @@ impl RedisStore {
             watermarks,
         })
     }
-
-    /// The underlying connection (tests and tools).
-    pub fn connection(&mut self) -> &mut Connection {
-        &mut self.con
-    }
 }
 
 /// A pipeline sent as soon as it holds [`BATCH`] commands, so memory stays bounded by one
