@@ -6,6 +6,7 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kalipso_ingest::profile::aggregate::{Flow, Role, WindowAggregate};
 use kalipso_ingest::profile::alt::AltRecord;
+use kalipso_ingest::profile::order::{FlowKey, Position};
 use kalipso_ingest::timeline::{Clock, PortNames, lines};
 use kalipso_ingest::zeek::{Record, reader};
 
@@ -13,7 +14,7 @@ fn flows(n: u64) -> Vec<Flow> {
     (0..n)
         .map(|i| Flow {
             ts: 1_700_000_000.0 + i as f64 * 0.5,
-            uid: format!("C{i:017}"),
+            uid: format!("C{i:017}").into(),
             saddr: "10.0.0.7".parse().unwrap(),
             sport: (1024 + i % 60000) as u16,
             daddr: format!("23.{}.{}.{}", i % 200, (i / 7) % 256, i % 250 + 1)
@@ -21,7 +22,7 @@ fn flows(n: u64) -> Vec<Flow> {
                 .unwrap(),
             dport: [53, 443, 80, 8080][(i % 4) as usize],
             proto: if i % 4 == 0 { "udp" } else { "tcp" }.into(),
-            appproto: String::new(),
+            appproto: Default::default(),
             dur: Some(0.25),
             origstate: "SF".into(),
             spkts: 3,
@@ -32,6 +33,17 @@ fn flows(n: u64) -> Vec<Flow> {
         .collect()
 }
 
+fn key(f: &Flow, i: usize) -> FlowKey {
+    FlowKey::new(
+        f.ts,
+        &f.uid,
+        Position {
+            line: i as u64,
+            seq: i as u64,
+        },
+    )
+}
+
 fn aggregate(c: &mut Criterion) {
     let fs = flows(10_000);
     let mut g = c.benchmark_group("aggregate");
@@ -39,15 +51,15 @@ fn aggregate(c: &mut Criterion) {
     g.bench_function("add 10k flows (client side)", |b| {
         b.iter(|| {
             let mut agg = WindowAggregate::default();
-            for f in &fs {
-                agg.add(black_box(f), Role::Client);
+            for (i, f) in fs.iter().enumerate() {
+                agg.add(black_box(f), Role::Client, &key(f, i), 0);
             }
             agg
         })
     });
     let mut agg = WindowAggregate::default();
-    for f in &fs {
-        agg.add(f, Role::Client);
+    for (i, f) in fs.iter().enumerate() {
+        agg.add(f, Role::Client, &key(f, i), 0);
     }
     g.throughput(Throughput::Elements(1));
     g.bench_function("fields of a 10k-flow window (Python-JSON)", |b| {

@@ -28,11 +28,18 @@ flows=$(echo "$out" | sed -n 's/.*flows profiled: \([0-9]*\).*/\1/p')
 rss=$(echo "$out" | sed -n 's/.*Maximum resident set size (kbytes): \([0-9]*\)/\1/p')
 mem=$(redis-cli -p "$PORT" info memory | sed -n 's/^used_memory:\([0-9]*\).*/\1/p')
 calls=$(echo "$out" | sed -n 's/.*redis: \([0-9]*\) commands.*/\1/p')
+rcpu=$(redis-cli -p "$PORT" info cpu | awk -F: '/^used_cpu_(user|sys):/ {s += $2} END {printf "%.1f", s}')
+rin=$(redis-cli -p "$PORT" info stats | sed -n 's/^total_net_input_bytes:\([0-9]*\).*/\1/p')
+ucpu=$(echo "$out" | sed -n 's/.*User time (seconds): \([0-9.]*\)/\1/p')
+scpu=$(echo "$out" | sed -n 's/.*System time (seconds): \([0-9.]*\)/\1/p')
 echo "== $N conn lines, $((bytes / 1048576)) MiB of logs"
-awk -v f="$flows" -v e="$elapsed" -v b="$bytes" -v r="$rss" -v m="$mem" -v c="$calls" 'BEGIN {
+awk -v f="$flows" -v e="$elapsed" -v b="$bytes" -v r="$rss" -v m="$mem" -v c="$calls" -v rc="$rcpu" -v ri="$rin" -v uc="$ucpu" -v sc="$scpu" 'BEGIN {
     printf "flows/s:                 %.0f\n", f / e
     printf "MB/s of input:           %.1f\n", b / 1048576 / e
     printf "peak RSS (MiB):          %.0f\n", r / 1024
     printf "Redis used_memory (MiB): %.0f\n", m / 1048576
     printf "Redis commands per flow: %.3f\n", c / f
+    printf "ingestor CPU (s):        %.1f user + %.1f sys\n", uc, sc
+    printf "Redis CPU (s):           %.1f\n", rc
+    printf "sent to Redis (MiB):     %.0f\n", ri / 1048576
 }'

@@ -231,6 +231,51 @@ fn result_does_not_depend_on_line_order_files_or_eviction() {
     }
 }
 
+/// test9 with every 7th conn and dns line twice: the copy right after its original, or at
+/// the end of its log.
+fn with_repeats(src: &Path, at_end: bool) -> tempfile::TempDir {
+    let out = tempfile::tempdir().unwrap();
+    for name in ["conn", "dns", "http", "ssl"] {
+        let text = std::fs::read_to_string(src.join(format!("{name}.log"))).unwrap();
+        let (mut body, mut tail) = (String::new(), String::new());
+        for (i, line) in text.lines().enumerate() {
+            body.push_str(line);
+            body.push('\n');
+            if i % 7 == 3 && matches!(name, "conn" | "dns") {
+                let copy = if at_end { &mut tail } else { &mut body };
+                copy.push_str(line);
+                copy.push('\n');
+            }
+        }
+        body.push_str(&tail);
+        std::fs::write(out.path().join(format!("{name}.log")), body).unwrap();
+    }
+    out
+}
+
+#[test]
+fn repeated_uids_after_their_first_copy_was_written_give_the_same_result() {
+    // Flushing every 3 records, the first copy of a repeated uid (and its dns record) is
+    // written and has left memory when the copy at the end of the log comes: the window is
+    // merged with Redis again. Same database as when the copies come together.
+    let src = fixtures().join("slips/test9");
+    let together = with_repeats(&src, false);
+    let apart = with_repeats(&src, true);
+    for direction in [Direction::Out, Direction::All] {
+        for width in [30.0, 3600.0] {
+            let want = run_dump_width(
+                together.path(),
+                &[],
+                direction,
+                width,
+                &IngestOptions::default(),
+            );
+            let got = run_dump_width(apart.path(), &[], direction, width, &churn());
+            assert_same(&want, &got, &format!("{direction:?} width {width}"));
+        }
+    }
+}
+
 #[test]
 fn a_second_run_over_the_same_directory_changes_nothing() {
     // The checkpoints stored with the data say every file was read to its end.

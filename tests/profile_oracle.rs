@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use common::*;
 use kalipso_ingest::profile::aggregate::{Flow, Role, WindowAggregate};
+use kalipso_ingest::profile::order::{FlowKey, Position};
 use kalipso_ingest::profile::window::Grid;
 use kalipso_ingest::zeek::Record;
 
@@ -48,13 +49,30 @@ fn flows(dir: &str) -> Vec<Flow> {
     flows
 }
 
+fn key(f: &Flow, i: usize) -> FlowKey {
+    let pos = Position {
+        line: i as u64,
+        seq: i as u64,
+    };
+    FlowKey::new(f.ts, &f.uid, pos)
+}
+
 fn window_fields(flows: &[Flow], ip: &str, grid: &Grid, tw: i64) -> BTreeMap<String, String> {
     let mut agg = WindowAggregate::default();
-    for f in flows.iter().filter(|f| grid.index(f.ts) == tw) {
-        if f.saddr.to_string() == ip {
-            agg.add(f, Role::Client);
-        }
+    let mut reversed = WindowAggregate::default();
+    let mine: Vec<(usize, &Flow)> = flows
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| grid.index(f.ts) == tw && f.saddr.to_string() == ip)
+        .collect();
+    for (i, f) in &mine {
+        agg.add(f, Role::Client, &key(f, *i), 0);
     }
+    // The aggregate is a function of the set of flows: any arrival order gives the same fields.
+    for (i, f) in mine.iter().rev() {
+        reversed.add(f, Role::Client, &key(f, *i), 0);
+    }
+    assert_eq!(agg.fields(), reversed.fields());
     agg.fields().into_iter().collect()
 }
 
@@ -79,7 +97,7 @@ fn out_direction_windows_match_slips_byte_for_byte() {
     for f in flows.iter().filter(|f| grid.index(f.ts) == 2) {
         assert_eq!(
             &f.to_flow_json("malicious"),
-            &want_flows[&f.uid],
+            &want_flows[f.uid.as_str()],
             "{}",
             f.uid
         );
@@ -95,11 +113,12 @@ fn server_side_matches_slips_where_no_bug_fix_applies() {
     );
     let oracle = dump_hashes("dump_all_eventual.txt");
     let mut agg = WindowAggregate::default();
-    for f in flows
+    for (i, f) in flows
         .iter()
-        .filter(|f| grid.index(f.ts) == 2 && f.daddr.to_string() == "8.8.8.8")
+        .enumerate()
+        .filter(|(_, f)| grid.index(f.ts) == 2 && f.daddr.to_string() == "8.8.8.8")
     {
-        agg.add(f, Role::Server);
+        agg.add(f, Role::Server, &key(f, i), 0);
     }
     let got: BTreeMap<String, String> = agg.fields().into_iter().collect();
     let want = &oracle["profile_8.8.8.8_timewindow1"];

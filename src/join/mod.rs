@@ -11,7 +11,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::profile::alt::AltRecord;
-use crate::profile::window_state::{Position, TotalF64};
+use crate::profile::order::{Position, TotalF64};
 
 /// Where a conn is stored: a profile IP and an absolute window number (`floor(ts / width)`).
 pub type WinId = (std::net::IpAddr, i64);

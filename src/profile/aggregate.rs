@@ -2,16 +2,21 @@
 //! spec's fixes: `…PortsServer…` inner `srcips` hold the source IP (bug 14) and `InTuples` are
 //! keyed `<saddr>:<dport>:<proto>` (bug 15).
 //!
-//! A window is a function of its flows: callers add them in the contract's order (ts, log kind,
-//! uid, position), and every JSON object keeps first-seen key order, as Python dicts did.
+//! A window is a function of the set of its flows: they may be added in any order, and every
+//! JSON object keeps the key order a Python dict filled in the contract's flow order (ts, uid,
+//! position) would have.
 
+use std::hash::Hash;
 use std::net::IpAddr;
 
+use compact_str::CompactString;
 use indexmap::IndexMap;
+use rustc_hash::{FxBuildHasher, FxHashSet as HashSet};
 
 use super::letters::{TupleClock, add_symbol};
+use super::order::FlowKey;
 use super::state::ConnSummary;
-use crate::store::pyjson::{ObjectWriter, PyValue, write_json_float};
+use crate::store::pyjson::{ObjectWriter, write_json_float};
 use crate::zeek::ConnRecord;
 
 /// Which side of a flow the profile is on.
@@ -29,7 +34,7 @@ pub struct Flow {
     /// Start time.
     pub ts: f64,
     /// Zeek uid.
-    pub uid: String,
+    pub uid: CompactString,
     /// Originator address.
     pub saddr: IpAddr,
     /// Originator port (ICMP type).
@@ -39,13 +44,13 @@ pub struct Flow {
     /// Responder port (ICMP code).
     pub dport: u16,
     /// Lowercase transport protocol.
-    pub proto: String,
+    pub proto: CompactString,
     /// Zeek `service`, `""` when unset.
-    pub appproto: String,
+    pub appproto: CompactString,
     /// Duration; `None` when Zeek left it unset (stored as int `0`).
     pub dur: Option<f64>,
     /// Raw Zeek `conn_state`, `""` when unset.
-    pub origstate: String,
+    pub origstate: CompactString,
     /// Packets from the originator.
     pub spkts: u64,
     /// Packets from the responder.
@@ -67,15 +72,15 @@ impl Flow {
         }
         Some(Flow {
             ts,
-            uid: c.uid.as_deref().unwrap_or("").to_string(),
+            uid: CompactString::new(c.uid.as_deref().unwrap_or("")),
             saddr,
             sport: c.id.orig_p.unwrap_or(0),
             daddr,
             dport: c.id.resp_p.unwrap_or(0),
-            proto: c.proto.as_deref()?.to_lowercase(),
-            appproto: c.service.as_deref().unwrap_or("").to_string(),
+            proto: CompactString::from_str_to_lowercase(c.proto.as_deref()?),
+            appproto: CompactString::new(c.service.as_deref().unwrap_or("")),
             dur: c.duration,
-            origstate: c.conn_state.as_deref().unwrap_or("").to_string(),
+            origstate: CompactString::new(c.conn_state.as_deref().unwrap_or("")),
             spkts: c.orig_pkts.unwrap_or(0),
             dpkts: c.resp_pkts.unwrap_or(0),
             sbytes: c.orig_bytes.unwrap_or(0),
@@ -89,7 +94,7 @@ impl Flow {
     pub fn from_flow_json(uid: &str, json: &str) -> Option<Flow> {
         let v: serde_json::Value = serde_json::from_str(json).ok()?;
         let o = v.as_object()?;
-        let text = |k: &str| o.get(k).and_then(|x| x.as_str()).map(str::to_string);
+        let text = |k: &str| o.get(k).and_then(|x| x.as_str()).map(CompactString::new);
         let uint = |k: &str| o.get(k).and_then(|x| x.as_u64());
         let dur = match o.get("dur")? {
             d if d.is_f64() => d.as_f64(),
@@ -100,7 +105,7 @@ impl Flow {
         let (allbytes, sbytes) = (uint("allbytes")?, uint("sbytes")?);
         Some(Flow {
             ts: o.get("ts")?.as_f64()?,
-            uid: uid.to_string(),
+            uid: CompactString::new(uid),
             saddr: text("saddr")?.parse().ok()?,
             sport: u16::try_from(uint("sport")?).ok()?,
             daddr: text("daddr")?.parse().ok()?,
@@ -156,139 +161,330 @@ impl Flow {
     }
 }
 
+/// Where a dict key sits: the flow that first had it in the contract's order, then which of
+/// that flow's entries (role and field) put it there.
+type Rank = (FlowKey, u8);
+
+/// A dict whose keys iterate in the order they were first seen in the contract's flow order
+/// (as a Python dict filled flow by flow), whatever order the flows are added in: each key
+/// keeps its rank, and a key first seen earlier than others moves before them.
+#[derive(Clone, Debug)]
+struct FirstSeen<K, V> {
+    map: IndexMap<K, (Rank, V), FxBuildHasher>,
+}
+
+impl<K, V> Default for FirstSeen<K, V> {
+    fn default() -> Self {
+        FirstSeen {
+            map: IndexMap::default(),
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone, V: Default> FirstSeen<K, V> {
+    /// The first index in `0..upto` whose rank is not below `rank`.
+    fn position(&self, upto: usize, rank: &Rank) -> usize {
+        let (mut lo, mut hi) = (0, upto);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if self.map[mid].0 < *rank {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    /// The value of `key`, created if new, with `rank` taken into account.
+    fn slot(&mut self, key: &K, rank: &Rank) -> &mut V {
+        let at = match self.map.get_index_of(key) {
+            Some(i) => {
+                if *rank < self.map[i].0 {
+                    let j = self.position(i, rank);
+                    self.map[i].0 = rank.clone();
+                    self.map.move_index(i, j);
+                    j
+                } else {
+                    i
+                }
+            }
+            None => {
+                let len = self.map.len();
+                let j = match self.map.last() {
+                    Some((_, (last, _))) if last > rank => self.position(len, rank),
+                    _ => len,
+                };
+                self.map
+                    .shift_insert(j, key.clone(), (rank.clone(), V::default()));
+                j
+            }
+        };
+        &mut self.map[at].1
+    }
+
+    fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.map.iter().map(|(k, (_, v))| (k, v))
+    }
+}
+
+/// A dict key of the window hash: an address or a port (written as their text).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Atom {
+    Ip(IpAddr),
+    Port(u16),
+}
+
+impl std::fmt::Display for Atom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Atom::Ip(ip) => ip.fmt(f),
+            Atom::Port(p) => p.fmt(f),
+        }
+    }
+}
+
+/// The six families of per-key totals (reference §4), by the profile's side.
+const FAMILIES: [&str; 6] = [
+    "DstIPsClient",
+    "DstPortsClient",
+    "SrcPortsClient",
+    "SrcIPsServer",
+    "DstPortsServer",
+    "SrcPortsServer",
+];
+
+/// A family field: `<family><PROTO><Established|NotEstablished>`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct FamilyField {
+    family: u8,
+    proto: CompactString,
+    established: bool,
+}
+
+impl FamilyField {
+    fn name(&self) -> String {
+        let state = if self.established {
+            "Established"
+        } else {
+            "NotEstablished"
+        };
+        format!("{}{}{state}", FAMILIES[self.family as usize], self.proto)
+    }
+
+    /// The name of the inner dict of each key.
+    fn inner_name(&self) -> &'static str {
+        match self.family {
+            0 | 3 => "dstports",
+            4 | 5 => "srcips",
+            _ => "dstips",
+        }
+    }
+}
+
+/// A tuple: `<peer>:<dport>:<proto>`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct TupleKey {
+    peer: IpAddr,
+    dport: u16,
+    proto: CompactString,
+}
+
+/// Which field of the hash changed.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Field {
+    DstIps,
+    SrcIps,
+    OutTuples,
+    InTuples,
+    Family(FamilyField),
+}
+
 /// Totals of one key of a family, with its inner per-IP or per-port packet map.
 #[derive(Clone, Debug, Default)]
 struct Totals {
     flows: u64,
     pkts: u64,
     bytes: u64,
-    inner: IndexMap<String, u64>,
+    inner: FirstSeen<Atom, u64>,
 }
 
-/// One tuple's letters and clock.
+/// One flow of a tuple, as its letter needs it.
+#[derive(Clone, Debug)]
+struct TupleFlow {
+    key: FlowKey,
+    dur: f64,
+    size: u64,
+}
+
+/// One tuple: its flows in order, their letters and the clock.
 #[derive(Clone, Debug, Default)]
 struct Tuple {
+    flows: Vec<TupleFlow>,
     letters: String,
     clock: TupleClock,
 }
 
-/// Everything the per-window hash holds, built flow by flow.
+impl Tuple {
+    /// Add a flow: its letter is appended when it is the latest, else the letters are
+    /// computed again in order.
+    fn add(&mut self, f: TupleFlow) {
+        if self.flows.last().is_none_or(|last| last.key < f.key) {
+            self.clock = add_symbol(&mut self.letters, self.clock, f.key.ts.0, f.dur, f.size);
+            self.flows.push(f);
+            return;
+        }
+        let at = self.flows.partition_point(|x| x.key < f.key);
+        self.flows.insert(at, f);
+        self.letters.clear();
+        self.clock = TupleClock::default();
+        for x in &self.flows {
+            self.clock = add_symbol(&mut self.letters, self.clock, x.key.ts.0, x.dur, x.size);
+        }
+    }
+}
+
+/// Everything the per-window hash holds. A function of the set of flows added: counts are
+/// sums, dict key order and letters follow the contract's flow order (see [`FirstSeen`]).
 #[derive(Clone, Debug, Default)]
 pub struct WindowAggregate {
-    /// Field name → (key → totals); the four families.
-    families: IndexMap<String, IndexMap<String, Totals>>,
-    dst_ips: IndexMap<String, u64>,
-    src_ips: IndexMap<String, u64>,
-    out_tuples: IndexMap<String, Tuple>,
-    in_tuples: IndexMap<String, Tuple>,
+    /// Family field → (key → totals).
+    families: FirstSeen<FamilyField, FirstSeen<Atom, Totals>>,
+    dst_ips: FirstSeen<Atom, u64>,
+    src_ips: FirstSeen<Atom, u64>,
+    out_tuples: FirstSeen<TupleKey, Tuple>,
+    in_tuples: FirstSeen<TupleKey, Tuple>,
+    /// Fields changed since the last [`WindowAggregate::take_changed`].
+    changed: HashSet<Field>,
 }
 
 impl WindowAggregate {
-    /// Count one conn flow for the profile on side `role`.
-    pub fn add(&mut self, flow: &Flow, role: Role) {
-        let proto = flow.proto.to_uppercase();
-        let state = flow.state().as_str();
+    /// Count one conn flow for the profile on side `role`; `key` is the flow's place in the
+    /// contract's order and `role_index` the position of `role` among the flow's roles in
+    /// this profile (a flow from a profile to itself counts on both sides).
+    pub fn add(&mut self, flow: &Flow, role: Role, key: &FlowKey, role_index: u8) {
+        let proto = CompactString::new(flow.proto.to_uppercase());
+        let established = matches!(flow.state(), ConnSummary::Established);
         let (pkts, bytes) = (flow.pkts(), flow.allbytes());
-        let (saddr, daddr) = (flow.saddr.to_string(), flow.daddr.to_string());
-        let (sport, dport) = (flow.sport.to_string(), flow.dport.to_string());
+        let (sport, dport) = (Atom::Port(flow.sport), Atom::Port(flow.dport));
+        let base = role_index * 4;
+        let rank = (key.clone(), base);
         // The peer is the other end; the families are named from the profile's side.
-        let (peer, tuples, peer_counts, [ips, dst_ports, src_ports]) = match role {
+        let (peer, tuples, peer_counts, fields, first_family) = match role {
             Role::Client => (
-                &daddr,
+                flow.daddr,
                 &mut self.out_tuples,
                 &mut self.dst_ips,
-                ["DstIPsClient", "DstPortsClient", "SrcPortsClient"],
+                (Field::OutTuples, Field::DstIps),
+                0u8,
             ),
             Role::Server => (
-                &saddr,
+                flow.saddr,
                 &mut self.in_tuples,
                 &mut self.src_ips,
-                ["SrcIPsServer", "DstPortsServer", "SrcPortsServer"],
+                (Field::InTuples, Field::SrcIps),
+                3u8,
             ),
         };
-        let t = tuples
-            .entry(format!("{peer}:{dport}:{}", flow.proto))
-            .or_default();
-        let dur = flow.dur.unwrap_or(0.0);
-        t.clock = add_symbol(&mut t.letters, t.clock, flow.ts, dur, bytes);
-        *peer_counts.entry(peer.clone()).or_insert(0) += 1;
-        let peer = peer.clone();
-        self.count(format!("{ips}{proto}{state}"), &peer, &dport, pkts, bytes);
-        self.count(
-            format!("{dst_ports}{proto}{state}"),
-            &dport,
-            &peer,
-            pkts,
-            bytes,
-        );
-        self.count(
-            format!("{src_ports}{proto}{state}"),
-            &sport,
-            &peer,
-            pkts,
-            bytes,
-        );
-    }
-
-    fn count(&mut self, field: String, key: &str, inner: &str, pkts: u64, bytes: u64) {
-        let t = self
-            .families
-            .entry(field)
-            .or_default()
-            .entry(key.to_string())
-            .or_default();
-        t.flows += 1;
-        t.pkts += pkts;
-        t.bytes += bytes;
-        *t.inner.entry(inner.to_string()).or_insert(0) += pkts;
+        let tuple = TupleKey {
+            peer,
+            dport: flow.dport,
+            proto: CompactString::new(&flow.proto),
+        };
+        tuples.slot(&tuple, &rank).add(TupleFlow {
+            key: key.clone(),
+            dur: flow.dur.unwrap_or(0.0),
+            size: bytes,
+        });
+        let peer = Atom::Ip(peer);
+        *peer_counts.slot(&peer, &rank) += 1;
+        self.changed.insert(fields.0);
+        self.changed.insert(fields.1);
+        let entries = [(peer, dport), (dport, peer), (sport, peer)];
+        for (i, (k, inner)) in entries.into_iter().enumerate() {
+            let field = FamilyField {
+                family: first_family + i as u8,
+                proto: proto.clone(),
+                established,
+            };
+            let field_rank = (key.clone(), base + i as u8 + 1);
+            let t = self.families.slot(&field, &field_rank).slot(&k, &rank);
+            t.flows += 1;
+            t.pkts += pkts;
+            t.bytes += bytes;
+            *t.inner.slot(&inner, &rank) += pkts;
+            self.changed.insert(Field::Family(field));
+        }
     }
 
     /// Every hash field with its Python-JSON value.
     pub fn fields(&self) -> Vec<(String, String)> {
+        self.render(|_| true)
+    }
+
+    /// The fields changed since the last call (all of them the first time), with their values.
+    pub fn take_changed(&mut self) -> Vec<(String, String)> {
+        let changed = std::mem::take(&mut self.changed);
+        self.render(|f| changed.contains(f))
+    }
+
+    /// Mark every field changed (after a reload, so all are written again).
+    pub fn mark_all_changed(&mut self) {
+        self.changed.extend([
+            Field::DstIps,
+            Field::SrcIps,
+            Field::OutTuples,
+            Field::InTuples,
+        ]);
+        for (f, _) in self.families.iter() {
+            self.changed.insert(Field::Family(f.clone()));
+        }
+    }
+
+    fn render(&self, wanted: impl Fn(&Field) -> bool) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        let counts = |m: &IndexMap<String, u64>| {
-            PyValue::Object(
-                m.iter()
-                    .map(|(k, v)| (k.clone(), PyValue::Int(*v as i64)))
-                    .collect(),
-            )
-        };
-        if !self.dst_ips.is_empty() {
-            out.push(("DstIPs".to_string(), counts(&self.dst_ips).to_json()));
-        }
-        if !self.src_ips.is_empty() {
-            out.push(("SrcIPs".to_string(), counts(&self.src_ips).to_json()));
-        }
-        for (field, keys) in &self.families {
-            let inner_name = if field.starts_with("DstIPs") || field.starts_with("SrcIPsServer") {
-                "dstports"
-            } else if field.contains("Server") {
-                "srcips"
-            } else {
-                "dstips"
-            };
-            let value = PyValue::Object(
-                keys.iter()
-                    .map(|(k, t)| {
-                        (
-                            k.clone(),
-                            PyValue::Object(vec![
-                                ("totalflows".into(), PyValue::Int(t.flows as i64)),
-                                ("totalpkt".into(), PyValue::Int(t.pkts as i64)),
-                                ("totalbytes".into(), PyValue::Int(t.bytes as i64)),
-                                (inner_name.into(), counts(&t.inner)),
-                            ]),
-                        )
-                    })
-                    .collect(),
-            );
-            out.push((field.clone(), value.to_json()));
-        }
-        for (name, tuples) in [
-            ("OutTuples", &self.out_tuples),
-            ("InTuples", &self.in_tuples),
+        for (name, field, counts) in [
+            ("DstIPs", Field::DstIps, &self.dst_ips),
+            ("SrcIPs", Field::SrcIps, &self.src_ips),
         ] {
-            if !tuples.is_empty() {
+            if !counts.is_empty() && wanted(&field) {
+                let mut w = String::with_capacity(counts.map.len() * 24);
+                write_counts(&mut w, counts);
+                out.push((name.to_string(), w));
+            }
+        }
+        for (field, keys) in self.families.iter() {
+            if !wanted(&Field::Family(field.clone())) {
+                continue;
+            }
+            let inner_name = field.inner_name();
+            let mut w = String::with_capacity(keys.map.len() * 96);
+            w.push('{');
+            for (i, (k, t)) in keys.iter().enumerate() {
+                if i > 0 {
+                    w.push_str(", ");
+                }
+                use std::fmt::Write;
+                let _ = write!(
+                    w,
+                    "\"{k}\": {{\"totalflows\": {}, \"totalpkt\": {}, \"totalbytes\": {}, \"{inner_name}\": ",
+                    t.flows, t.pkts, t.bytes
+                );
+                write_counts(&mut w, &t.inner);
+                w.push('}');
+            }
+            w.push('}');
+            out.push((field.name(), w));
+        }
+        for (name, field, tuples) in [
+            ("OutTuples", Field::OutTuples, &self.out_tuples),
+            ("InTuples", Field::InTuples, &self.in_tuples),
+        ] {
+            if !tuples.is_empty() && wanted(&field) {
                 out.push((name.to_string(), tuples_json(tuples)));
             }
         }
@@ -296,14 +492,28 @@ impl WindowAggregate {
     }
 }
 
+/// `{"<atom>": <count>, …}` (addresses and ports need no escaping).
+fn write_counts(w: &mut String, counts: &FirstSeen<Atom, u64>) {
+    use std::fmt::Write;
+    w.push('{');
+    for (i, (k, v)) in counts.iter().enumerate() {
+        if i > 0 {
+            w.push_str(", ");
+        }
+        let _ = write!(w, "\"{k}\": {v}");
+    }
+    w.push('}');
+}
+
 /// `{"<ip>:<port>:<proto>": ["<letters>", [<prev or false>, <cur>]], …}`
-fn tuples_json(tuples: &IndexMap<String, Tuple>) -> String {
+fn tuples_json(tuples: &FirstSeen<TupleKey, Tuple>) -> String {
     let mut out = String::from("{");
     for (i, (key, t)) in tuples.iter().enumerate() {
         if i > 0 {
             out.push_str(", ");
         }
-        crate::store::pyjson::write_json_str(&mut out, key);
+        let key = format!("{}:{}:{}", key.peer, key.dport, key.proto);
+        crate::store::pyjson::write_json_str(&mut out, &key);
         out.push_str(": [");
         crate::store::pyjson::write_json_str(&mut out, &t.letters);
         out.push_str(", [");

@@ -6,6 +6,7 @@
 pub mod aggregate;
 pub mod alt;
 pub mod letters;
+pub mod order;
 pub mod profiler;
 pub mod routing;
 pub mod state;

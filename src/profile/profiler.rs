@@ -12,8 +12,9 @@ use std::net::IpAddr;
 
 use super::aggregate::{Flow, Role};
 use super::alt::AltRecord;
+use super::order::Position;
 use super::routing::Routing;
-use super::window_state::{Position, WindowState, WindowWrite};
+use super::window_state::{WindowState, WindowWrite};
 use crate::join::{JoinChanges, UidJoin, WinId};
 use crate::timeline::TimelineStyle;
 use crate::zeek::LogKind;
@@ -474,12 +475,16 @@ impl Profiler {
             }
         }
         let mut placed = Vec::new();
+        // Conns no alt record can join any more stay out of the join (as if never evicted).
+        let joinable_after = self.join_horizon() + self.cfg.join_grace;
         for (flow, roles) in flows {
             let pos = self.position(0);
             let expires = flow.ts + flow.dur.unwrap_or(0.0) + self.cfg.join_grace;
-            for (alt, apos) in self.join.on_conn(&flow.uid, &[id], expires) {
-                self.stats.alts_joined += 1;
-                placed.push((alt, apos));
+            if expires >= joinable_after {
+                for (alt, apos) in self.join.on_conn(&flow.uid, &[id], expires) {
+                    self.stats.alts_joined += 1;
+                    placed.push((alt, apos));
+                }
             }
             self.window(id).add_flow(flow, roles, pos);
         }

@@ -1,60 +1,26 @@
-//! One profile's timewindow in memory: its flows and joined alt records in the contract's order,
-//! and what changed since the last write.
+//! One profile's timewindow in memory: the records not yet written, a compact summary of those
+//! already written, and what changed since the last write.
 //!
-//! Everything stored for the window is a function of the *set* of records it holds: flows are
-//! kept sorted by (ts, uid, position), alt records per uid by (ts, log kind, position), and the
-//! aggregate is rebuilt from the sorted flows whenever a record lands before the last one
-//! counted. A late record therefore takes its place instead of being appended.
+//! Everything stored for the window is a function of the *set* of records it holds. The
+//! aggregate is order-independent by construction ([`WindowAggregate`]). Timeline entries are
+//! kept in the contract's order (ts, uid, position): a complete entry after the last written
+//! one is appended; a late one is inserted at its place ([`TimelineWrite`] inserts). Once a
+//! conn's entry is written, its records leave memory; only its key and line count stay (the
+//! [`LineIndex`]). A record that would change a written entry (a repeated uid, a dns/http/ssl
+//! record for a written conn) sends the window back to Redis: it is reloaded whole, exactly
+//! as a window reopened after eviction.
 
 use std::collections::BTreeMap;
 
+use compact_str::CompactString;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
-use std::hash::{DefaultHasher, Hash, Hasher};
 
 use super::aggregate::{Flow, Role, WindowAggregate};
 use super::alt::AltRecord;
+pub use super::order::{FlowKey, Position, TotalF64};
 use crate::store::pyjson::PyValue;
 use crate::timeline::{TimelineStyle, lines};
 use crate::zeek::LogKind;
-
-/// An `f64` ordered by `total_cmp`, for sort keys.
-#[derive(Clone, Copy, Debug)]
-pub struct TotalF64(pub f64);
-
-impl PartialEq for TotalF64 {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.total_cmp(&other.0).is_eq()
-    }
-}
-impl Eq for TotalF64 {}
-impl PartialOrd for TotalF64 {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for TotalF64 {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.total_cmp(&other.0)
-    }
-}
-
-/// Where a record came from: its line number in its log (0 when reloaded from Redis), then an
-/// arrival counter that only separates otherwise identical keys.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub struct Position {
-    /// Line number in its file.
-    pub line: u64,
-    /// Arrival counter (tie-break of last resort).
-    pub seq: u64,
-}
-
-/// The order of flows in a window: (ts, uid, position).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct FlowKey {
-    ts: TotalF64,
-    uid: String,
-    pos: Position,
-}
 
 /// The order of one uid's alt records: (ts, log kind, position).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -64,7 +30,7 @@ struct AltKey {
     pos: Position,
 }
 
-/// The copies of one uid in a window (their keys without the uid, which is the map key), and
+/// The copies of one uid in memory (their keys without the uid, which is the map key), and
 /// whether Redis's `_flows` already holds the uid.
 #[derive(Debug, Default)]
 struct UidFlows {
@@ -75,26 +41,38 @@ struct UidFlows {
 fn flow_key(uid: &str, k: &(TotalF64, Position)) -> FlowKey {
     FlowKey {
         ts: k.0,
-        uid: uid.to_string(),
+        uid: CompactString::new(uid),
         pos: k.1,
     }
 }
 
-/// A flow and the side(s) this window's profile is on.
+/// A flow, the side(s) this window's profile is on, and whether it is in Redis already.
 #[derive(Clone, Debug)]
 struct FlowEntry {
     flow: Flow,
     roles: Vec<Role>,
+    written: bool,
 }
 
-/// How the `_timeline` list changes.
+/// An alt record and whether it is in Redis already.
+#[derive(Clone, Debug)]
+struct AltEntry {
+    alt: AltRecord,
+    written: bool,
+}
+
+/// How the `_timeline` list grows or is replaced.
 #[derive(Clone, Debug, PartialEq)]
 pub enum TimelineWrite {
     /// Push these lines at the end (the list so far is a prefix of the new one).
     Append(Vec<String>),
-    /// Replace the whole list (a line landed before lines already written).
+    /// Replace the whole list (the window was reloaded).
     Replace(Vec<String>),
 }
+
+/// Lines to insert into the written `_timeline` list: `(offset, lines)`, the offset counted in
+/// the list as it was before any of these inserts, offsets ascending. Applied before an append.
+pub type TimelineInserts = Vec<(usize, Vec<String>)>;
 
 /// What a flush must write for one window. Every value is complete (an overwrite).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -113,6 +91,8 @@ pub struct WindowWrite {
     pub alts: Vec<(String, String)>,
     /// Uids whose flows are new in Redis (for the `labels` counter).
     pub new_flow_uids: usize,
+    /// Late entries inserted into the `_timeline` list (before `timeline` is applied).
+    pub timeline_inserts: TimelineInserts,
     /// Change of the `_timeline` list, if any.
     pub timeline: Option<TimelineWrite>,
     /// Whether the window holds conn data (listed in `ModifiedTWForLogs`).
@@ -129,41 +109,113 @@ impl WindowWrite {
             && self.copies.is_empty()
             && self.altflows.is_empty()
             && self.alts.is_empty()
+            && self.timeline_inserts.is_empty()
             && self.timeline.is_none()
+    }
+
+    /// Whether the timeline list changes.
+    pub fn timeline_changed(&self) -> bool {
+        self.timeline.is_some() || !self.timeline_inserts.is_empty()
+    }
+}
+
+/// The written timeline entries: their keys in order with their line counts, in blocks, so a
+/// late entry finds its offset in the list without walking every entry.
+#[derive(Debug, Default)]
+pub struct LineIndex {
+    blocks: Vec<IndexBlock>,
+}
+
+#[derive(Debug, Default)]
+struct IndexBlock {
+    entries: Vec<(FlowKey, u32)>,
+    lines: usize,
+}
+
+const BLOCK: usize = 512;
+
+impl LineIndex {
+    /// The list offset where an entry with `key` goes: the lines of every entry before it.
+    pub fn offset(&self, key: &FlowKey) -> usize {
+        let mut off = 0;
+        for b in &self.blocks {
+            match b.entries.last() {
+                Some((last, _)) if last < key => off += b.lines,
+                _ => {
+                    let n = b.entries.partition_point(|(k, _)| k < key);
+                    return off + b.entries[..n].iter().map(|e| e.1 as usize).sum::<usize>();
+                }
+            }
+        }
+        off
+    }
+
+    /// Record a written entry.
+    pub fn insert(&mut self, key: FlowKey, lines: u32) {
+        let at = self
+            .blocks
+            .iter()
+            .position(|b| b.entries.last().is_some_and(|(last, _)| &key < last))
+            .unwrap_or(self.blocks.len().saturating_sub(1));
+        if self.blocks.is_empty() {
+            self.blocks.push(IndexBlock::default());
+        }
+        let b = &mut self.blocks[at];
+        let n = b.entries.partition_point(|(k, _)| k < &key);
+        b.entries.insert(n, (key, lines));
+        b.lines += lines as usize;
+        if b.entries.len() > 2 * BLOCK {
+            let rest = b.entries.split_off(BLOCK);
+            let moved: usize = rest.iter().map(|e| e.1 as usize).sum();
+            b.lines -= moved;
+            self.blocks.insert(
+                at + 1,
+                IndexBlock {
+                    entries: rest,
+                    lines: moved,
+                },
+            );
+        }
+    }
+
+    /// Written entries.
+    pub fn len(&self) -> usize {
+        self.blocks.iter().map(|b| b.entries.len()).sum()
+    }
+
+    /// Whether no entry is written.
+    pub fn is_empty(&self) -> bool {
+        self.blocks.iter().all(|b| b.entries.is_empty())
     }
 }
 
 /// One profile's window.
 #[derive(Debug, Default)]
 pub struct WindowState {
+    /// Flows in memory (not yet written, or the whole window after a reload).
     flows: BTreeMap<FlowKey, FlowEntry>,
-    by_uid: HashMap<String, UidFlows>,
-    alts: HashMap<String, BTreeMap<AltKey, AltRecord>>,
+    by_uid: HashMap<CompactString, UidFlows>,
+    alts: HashMap<CompactString, BTreeMap<AltKey, AltEntry>>,
+    /// Uids whose records are written and left memory.
+    spilled: HashSet<CompactString>,
+    /// The written timeline entries that left memory.
+    index: LineIndex,
     agg: WindowAggregate,
-    agg_last: Option<FlowKey>,
-    agg_stale: bool,
-    dirty_flows: HashSet<String>,
-    dirty_alts: HashSet<String>,
-    /// Field → hash of the value last written.
-    written: HashMap<String, u64>,
-    /// Hashes of the timeline lines last written, in order (`None`: unknown, rewrite whole).
-    timeline_written: Option<Vec<u64>>,
+    dirty_flows: HashSet<CompactString>,
+    dirty_alts: HashSet<CompactString>,
+    /// Whether the Redis list is known to be exactly the entries of `index` (else the next
+    /// write replaces it whole).
+    timeline_known: bool,
+    /// The last entry written in order (new entries after it are appended).
+    timeline_upto: Option<FlowKey>,
     /// Whether some conn's timeline entry still waits for its join to complete.
     pub timeline_pending: bool,
-    /// The written timeline is exactly the entries up to `timeline_upto` (None: before the
-    /// first), and nothing changed them since: new entries after it can simply be appended.
-    timeline_clean: bool,
-    timeline_upto: Option<FlowKey>,
+    has_conn: bool,
+    has_alts: bool,
     /// Whether this window's Redis content has been merged in (or is known not to exist).
     pub loaded: bool,
     /// Whether the window has records not yet written.
     pub dirty: bool,
-}
-
-fn digest(s: &str) -> u64 {
-    let mut h = DefaultHasher::new();
-    s.hash(&mut h);
-    h.finish()
 }
 
 impl WindowState {
@@ -171,38 +223,61 @@ impl WindowState {
     pub fn new(loaded: bool) -> WindowState {
         WindowState {
             loaded,
-            timeline_written: loaded.then(Vec::new),
-            timeline_clean: loaded,
+            timeline_known: loaded,
             ..WindowState::default()
+        }
+    }
+
+    /// Records that change what was written and left memory: the window must be merged with
+    /// Redis again. Keeps only the records not written yet; everything else comes back with
+    /// the reload.
+    fn start_reload(&mut self) {
+        let flows = std::mem::take(&mut self.flows);
+        let alts = std::mem::take(&mut self.alts);
+        let old = std::mem::replace(self, WindowState::new(false));
+        self.has_conn = old.has_conn;
+        self.has_alts = old.has_alts;
+        self.timeline_pending = old.timeline_pending;
+        for (key, e) in flows {
+            if !e.written {
+                self.insert_flow(key, e.flow, e.roles);
+            }
+        }
+        for (_, records) in alts {
+            for (key, a) in records {
+                if !a.written {
+                    self.insert_alt(key, a.alt);
+                }
+            }
         }
     }
 
     /// Add a conn flow on the given sides of this window's profile.
     pub fn add_flow(&mut self, flow: Flow, roles: Vec<Role>, pos: Position) {
-        let key = FlowKey {
-            ts: TotalF64(flow.ts),
-            uid: flow.uid.clone(),
-            pos,
-        };
-        // A flow before the written timeline, or a repeated uid, changes what is written.
-        if self.timeline_upto.as_ref().is_some_and(|u| &key <= u)
-            || self.by_uid.contains_key(&flow.uid)
-        {
-            self.timeline_clean = false;
+        if self.spilled.contains(flow.uid.as_str()) {
+            self.start_reload();
         }
-        if !self.agg_stale && self.agg_last.as_ref().is_none_or(|last| &key > last) {
-            for role in &roles {
-                self.agg.add(&flow, *role);
-            }
-            self.agg_last = Some(key.clone());
-        } else {
-            self.agg_stale = true;
+        let key = FlowKey::new(flow.ts, &flow.uid, pos);
+        self.insert_flow(key, flow, roles);
+    }
+
+    fn insert_flow(&mut self, key: FlowKey, flow: Flow, roles: Vec<Role>) {
+        for (i, role) in roles.iter().enumerate() {
+            self.agg.add(&flow, *role, &key, i as u8);
         }
-        let copies = self.by_uid.entry(flow.uid.clone()).or_default();
+        let copies = self.by_uid.entry(key.uid.clone()).or_default();
         copies.keys.push((key.ts, key.pos));
         copies.keys.sort();
-        self.dirty_flows.insert(flow.uid.clone());
-        self.flows.insert(key, FlowEntry { flow, roles });
+        self.dirty_flows.insert(key.uid.clone());
+        self.flows.insert(
+            key,
+            FlowEntry {
+                flow,
+                roles,
+                written: false,
+            },
+        );
+        self.has_conn = true;
         self.dirty = true;
     }
 
@@ -210,29 +285,37 @@ impl WindowState {
     /// record twice (same time, log and content — e.g. a directory ingested again) is kept once:
     /// alt records are not counted anywhere, and a sub-line must not appear twice.
     pub fn add_alt(&mut self, alt: AltRecord, pos: Position) {
-        let records = self.alts.entry(alt.uid.clone()).or_default();
-        if records.values().any(|a| a == &alt) {
-            return;
-        }
-        // A sub-line for a conn already on the written timeline changes it.
-        let first = self.by_uid.get(&alt.uid).and_then(|u| u.keys.first());
-        if let (Some(first), Some(upto)) = (first, &self.timeline_upto) {
-            if flow_key(&alt.uid, first) <= *upto {
-                self.timeline_clean = false;
-            }
+        if self.spilled.contains(alt.uid.as_str()) {
+            self.start_reload();
         }
         let key = AltKey {
             ts: TotalF64(alt.ts),
             kind: alt.kind,
             pos,
         };
-        self.dirty_alts.insert(alt.uid.clone());
-        records.insert(key, alt);
+        self.insert_alt(key, alt);
+    }
+
+    fn insert_alt(&mut self, key: AltKey, alt: AltRecord) {
+        let uid = CompactString::new(&alt.uid);
+        let records = self.alts.entry(uid.clone()).or_default();
+        if records.values().any(|a| a.alt == alt) {
+            return;
+        }
+        records.insert(
+            key,
+            AltEntry {
+                alt,
+                written: false,
+            },
+        );
+        self.dirty_alts.insert(uid);
+        self.has_alts = true;
         self.dirty = true;
     }
 
     /// Mark uids as already present in Redis's `_flows` (merged from a load).
-    pub fn mark_stored(&mut self, uids: impl IntoIterator<Item = String>) {
+    pub fn mark_stored(&mut self, uids: impl IntoIterator<Item = CompactString>) {
         for uid in uids {
             if let Some(u) = self.by_uid.get_mut(&uid) {
                 u.stored = true;
@@ -240,12 +323,13 @@ impl WindowState {
         }
     }
 
-    /// Forget what was written, so the next write sends every field (after a reload).
+    /// Forget what was written, so the next write sends every field and the whole timeline
+    /// (after a reload).
     pub fn mark_all_dirty(&mut self) {
-        self.written.clear();
-        self.timeline_written = None;
-        self.timeline_clean = false;
+        self.agg.mark_all_changed();
+        self.timeline_known = false;
         self.timeline_upto = None;
+        self.index = LineIndex::default();
         self.dirty_flows.extend(self.by_uid.keys().cloned());
         self.dirty_alts.extend(self.alts.keys().cloned());
         self.dirty = true;
@@ -253,193 +337,255 @@ impl WindowState {
 
     /// Whether the window holds conn flows.
     pub fn has_conn(&self) -> bool {
-        !self.flows.is_empty()
+        self.has_conn
     }
 
-    /// The alt records of a uid, in order.
-    pub fn alts_of(&self, uid: &str) -> impl Iterator<Item = &AltRecord> {
-        self.alts.get(uid).into_iter().flat_map(|m| m.values())
+    /// Flows and alt records held in memory (not yet written, or waiting for their join).
+    pub fn records_in_memory(&self) -> usize {
+        self.flows.len() + self.alts.values().map(|a| a.len()).sum::<usize>()
     }
 
-    /// Every hash field with its current value (the aggregate, rebuilt if needed).
-    pub fn fields(&mut self) -> Vec<(String, String)> {
-        if self.agg_stale {
-            let mut agg = WindowAggregate::default();
-            for e in self.flows.values() {
-                for role in &e.roles {
-                    agg.add(&e.flow, *role);
-                }
-            }
-            self.agg = agg;
-            self.agg_last = self.flows.keys().next_back().cloned();
-            self.agg_stale = false;
-        }
+    /// The alt records of a uid in memory, in order.
+    fn alts_of(&self, uid: &str) -> impl Iterator<Item = &AltRecord> {
+        self.alts
+            .get(uid)
+            .into_iter()
+            .flat_map(|m| m.values().map(|a| &a.alt))
+    }
+
+    /// Every hash field with its current value.
+    pub fn fields(&self) -> Vec<(String, String)> {
         self.agg.fields()
     }
 
-    /// The timeline lines of every conn whose join is complete (`ts + duration < horizon`),
-    /// in flow order, stopping at the first conn that is not (a line is never written before
-    /// one that precedes it). Returns the lines and whether some conn had to wait.
-    pub fn timeline(&self, style: &TimelineStyle, horizon: f64) -> (Vec<String>, bool) {
-        let (lines, waiting, _) = self.timeline_after(None, style, horizon);
-        (lines, waiting)
+    /// Whether the flow at `key` carries its uid's timeline entry (only the first copy does).
+    fn is_entry(&self, key: &FlowKey) -> bool {
+        self.by_uid
+            .get(&key.uid)
+            .and_then(|u| u.keys.first())
+            .is_some_and(|first| *first == (key.ts, key.pos))
     }
 
-    /// [`WindowState::timeline`] of the entries after `after` only, with the key of the last
-    /// entry rendered.
-    fn timeline_after(
+    /// The lines of one entry: the main line of each side, each followed by the uid's
+    /// sub-lines or the Attention line.
+    fn entry_lines(&self, e: &FlowEntry, style: &TimelineStyle) -> Vec<String> {
+        let f = &e.flow;
+        let prefix = style.clock.format(f.ts);
+        let mut roles = e.roles.clone();
+        roles.sort_by_key(|r| matches!(r, Role::Server));
+        let mut out = Vec::new();
+        for role in roles {
+            let Some(main) = lines::main_line(f, role, &style.names) else {
+                continue;
+            };
+            out.push(format!("{prefix} {main}"));
+            let mut any = false;
+            for alt in self.alts_of(&f.uid) {
+                any = true;
+                out.push(format!("{prefix} {}", lines::sub_line(alt)));
+            }
+            if !any {
+                if let Some(line) = lines::attention_line(f, &style.names) {
+                    out.push(format!("{prefix} {line}"));
+                }
+            }
+        }
+        out
+    }
+
+    /// The complete entries in memory after `after` (all when `None`), in order, stopping at
+    /// the first whose join is not complete (`ts + duration >= horizon`): a line is never
+    /// written before one that precedes it. Returns them and whether one had to wait.
+    fn complete_entries(
         &self,
         after: Option<&FlowKey>,
         style: &TimelineStyle,
         horizon: f64,
-    ) -> (Vec<String>, bool, Option<FlowKey>) {
+    ) -> (Vec<(FlowKey, Vec<String>)>, bool) {
         use std::ops::Bound;
         let lower = match after {
             Some(k) => Bound::Excluded(k.clone()),
             None => Bound::Unbounded,
         };
         let mut out = Vec::new();
-        let mut last = after.cloned();
         for (key, e) in self.flows.range((lower, Bound::Unbounded)) {
-            // A repeated uid adds no second line: only its first copy has one.
-            let first = self.by_uid.get(&e.flow.uid).and_then(|u| u.keys.first());
-            if first != Some(&(key.ts, key.pos)) {
-                last = Some(key.clone());
+            if !self.is_entry(key) {
                 continue;
             }
             let f = &e.flow;
             if f.ts + f.dur.unwrap_or(0.0) >= horizon {
-                return (out, true, last);
+                return (out, true);
             }
-            let prefix = style.clock.format(f.ts);
-            let mut roles = e.roles.clone();
-            roles.sort_by_key(|r| matches!(r, Role::Server));
-            for role in roles {
-                let Some(main) = lines::main_line(f, role, &style.names) else {
+            out.push((key.clone(), self.entry_lines(e, style)));
+        }
+        (out, false)
+    }
+
+    /// The timeline lines of every conn in memory whose join is complete, in order (see
+    /// `complete_entries`), and whether some conn had to wait. The whole window when nothing
+    /// of it has been written yet.
+    pub fn timeline(&self, style: &TimelineStyle, horizon: f64) -> (Vec<String>, bool) {
+        let (entries, waiting) = self.complete_entries(None, style, horizon);
+        (entries.into_iter().flat_map(|(_, l)| l).collect(), waiting)
+    }
+
+    /// The change of the `_timeline` list, and the uids whose entries it writes.
+    fn timeline_change(
+        &mut self,
+        style: &TimelineStyle,
+        horizon: f64,
+    ) -> (TimelineInserts, Option<TimelineWrite>, Vec<CompactString>) {
+        let mut written = Vec::new();
+        if !self.timeline_known {
+            // Lines already written are never taken back: after a reload the list is
+            // rewritten once every entry up to the last one is complete.
+            let (entries, pending) = self.complete_entries(None, style, horizon);
+            self.timeline_pending = pending;
+            if pending {
+                return (Vec::new(), None, written);
+            }
+            let mut all = Vec::new();
+            for (key, l) in entries {
+                self.index.insert(key.clone(), l.len() as u32);
+                all.extend(l);
+                written.push(key.uid.clone());
+                self.timeline_upto = Some(key);
+            }
+            self.timeline_known = true;
+            return (Vec::new(), Some(TimelineWrite::Replace(all)), written);
+        }
+        let mut pending = false;
+        // Late entries: before the last one written, not written yet (each inserted at its
+        // place once complete).
+        let mut inserts: TimelineInserts = Vec::new();
+        let mut late = Vec::new();
+        if let Some(upto) = &self.timeline_upto {
+            for (key, e) in self.flows.range(..upto.clone()) {
+                if !self.is_entry(key) {
                     continue;
-                };
-                out.push(format!("{prefix} {main}"));
-                let mut any = false;
-                for alt in self.alts_of(&f.uid) {
-                    any = true;
-                    out.push(format!("{prefix} {}", lines::sub_line(alt)));
                 }
-                if !any {
-                    if let Some(line) = lines::attention_line(f, &style.names) {
-                        out.push(format!("{prefix} {line}"));
-                    }
+                let f = &e.flow;
+                if f.ts + f.dur.unwrap_or(0.0) >= horizon {
+                    pending = true;
+                    continue;
+                }
+                let l = self.entry_lines(e, style);
+                let off = self.index.offset(key);
+                late.push((key.clone(), l.len() as u32));
+                written.push(key.uid.clone());
+                match inserts.last_mut() {
+                    Some((o, lines)) if *o == off => lines.extend(l),
+                    _ => inserts.push((off, l)),
                 }
             }
-            last = Some(key.clone());
         }
-        (out, false, last)
+        for (key, n) in late {
+            self.index.insert(key, n);
+        }
+        inserts.retain(|(_, l)| !l.is_empty());
+        let (entries, waiting) = self.complete_entries(self.timeline_upto.as_ref(), style, horizon);
+        self.timeline_pending = pending || waiting;
+        let mut lines = Vec::new();
+        for (key, l) in entries {
+            self.index.insert(key.clone(), l.len() as u32);
+            lines.extend(l);
+            written.push(key.uid.clone());
+            self.timeline_upto = Some(key);
+        }
+        let append = (!lines.is_empty()).then_some(TimelineWrite::Append(lines));
+        (inserts, append, written)
     }
 
-    /// The change of the `_timeline` list: only the new entries when nothing written changed
-    /// (the usual case), else the whole list compared with what was written.
-    fn timeline_change(&mut self, style: &TimelineStyle, horizon: f64) -> Option<TimelineWrite> {
-        if self.timeline_clean && self.timeline_written.is_some() {
-            let (lines, waiting, last) =
-                self.timeline_after(self.timeline_upto.as_ref(), style, horizon);
-            self.timeline_pending = waiting;
-            self.timeline_upto = last;
-            if lines.is_empty() {
-                return None;
-            }
-            if let Some(written) = self.timeline_written.as_mut() {
-                written.extend(lines.iter().map(|l| digest(l)));
-            }
-            return Some(TimelineWrite::Append(lines));
-        }
-        let (timeline, pending, last) = self.timeline_after(None, style, horizon);
-        self.timeline_pending = pending;
-        let hashes: Vec<u64> = timeline.iter().map(|l| digest(l)).collect();
-        // Lines already written are never taken back: when a late conn lands before them, the
-        // list is rewritten only once that conn's own entry is complete.
-        let change = match &self.timeline_written {
-            Some(old) if *old == hashes => None,
-            Some(old) if hashes.starts_with(old) => {
-                Some(TimelineWrite::Append(timeline[old.len()..].to_vec()))
-            }
-            _ if pending => return None,
-            _ => Some(TimelineWrite::Replace(timeline)),
-        };
-        self.timeline_written = Some(hashes);
-        self.timeline_clean = true;
-        self.timeline_upto = last;
-        change
-    }
-
-    /// What changed since the last call, with complete values; marks it written. Timeline
-    /// entries are included up to `horizon` (see [`WindowState::timeline`]).
+    /// What changed since the last call, with complete values; marks it written, and lets the
+    /// records of written entries leave memory. Timeline entries are included up to `horizon`
+    /// (see [`WindowState::timeline`]).
     pub fn take_write(&mut self, label: &str, style: &TimelineStyle, horizon: f64) -> WindowWrite {
-        let change = self.timeline_change(style, horizon);
+        let (inserts, change, entered) = self.timeline_change(style, horizon);
         let mut w = WindowWrite {
+            timeline_inserts: inserts,
             timeline: change,
-            has_conn: self.has_conn(),
-            has_data: self.has_conn() || !self.alts.is_empty(),
+            has_conn: self.has_conn,
+            has_data: self.has_conn || self.has_alts,
+            fields: self.agg.take_changed(),
             ..WindowWrite::default()
         };
-        for (field, value) in self.fields() {
-            let d = digest(&value);
-            if self.written.get(&field) != Some(&d) {
-                self.written.insert(field.clone(), d);
-                w.fields.push((field, value));
-            }
-        }
-        let mut uids: Vec<String> = self.dirty_flows.drain().collect();
+        let mut uids: Vec<CompactString> = self.dirty_flows.drain().collect();
         uids.sort();
         for uid in uids {
-            let Some(u) = self.by_uid.get(&uid) else {
+            let Some(u) = self.by_uid.get_mut(&uid) else {
                 continue;
             };
-            let entries: Vec<&FlowEntry> = u
-                .keys
-                .iter()
-                .filter_map(|k| self.flows.get(&flow_key(&uid, k)))
-                .collect();
-            let Some(last) = entries.last() else {
-                continue;
-            };
-            w.flows.push((uid.clone(), last.flow.to_flow_json(label)));
-            if entries.len() > 1 {
-                let list = PyValue::List(
-                    entries
-                        .iter()
-                        .map(|e| PyValue::Str(e.flow.to_flow_json(label)))
-                        .collect(),
-                );
-                w.copies.push((uid.clone(), list.to_json()));
+            if !u.stored {
+                u.stored = true;
+                w.new_flow_uids += 1;
             }
-            if let Some(u) = self.by_uid.get_mut(&uid) {
-                if !u.stored {
-                    u.stored = true;
-                    w.new_flow_uids += 1;
+            let keys: Vec<FlowKey> = u.keys.iter().map(|k| flow_key(&uid, k)).collect();
+            let mut jsons = Vec::with_capacity(keys.len());
+            for k in &keys {
+                if let Some(e) = self.flows.get_mut(k) {
+                    e.written = true;
+                    jsons.push(e.flow.to_flow_json(label));
                 }
             }
+            let Some(last) = jsons.last() else {
+                continue;
+            };
+            w.flows.push((uid.to_string(), last.clone()));
+            if jsons.len() > 1 {
+                let list = PyValue::List(jsons.into_iter().map(PyValue::Str).collect());
+                w.copies.push((uid.to_string(), list.to_json()));
+            }
         }
-        let mut uids: Vec<String> = self.dirty_alts.drain().collect();
+        let mut uids: Vec<CompactString> = self.dirty_alts.drain().collect();
         uids.sort();
         for uid in uids {
-            let Some(records) = self.alts.get(&uid) else {
+            let Some(records) = self.alts.get_mut(&uid) else {
                 continue;
             };
-            let Some(last) = records.values().next_back() else {
-                continue;
-            };
-            w.altflows.push((uid.clone(), last.to_json().to_string()));
             let mut list = String::from("[");
-            for (i, a) in records.values().enumerate() {
+            for (i, a) in records.values_mut().enumerate() {
+                a.written = true;
                 if i > 0 {
                     list.push_str(", ");
                 }
-                list.push_str(&a.list_entry());
+                list.push_str(&a.alt.list_entry());
             }
             list.push(']');
-            w.alts.push((uid, list));
+            let Some(last) = records.values().next_back() else {
+                continue;
+            };
+            w.altflows
+                .push((uid.to_string(), last.alt.to_json().to_string()));
+            w.alts.push((uid.to_string(), list));
         }
+        self.spill(entered);
         self.dirty = false;
         w
+    }
+
+    /// Let written records leave memory: the uids whose timeline entry was just written, and
+    /// alt records stored without a conn in this window.
+    fn spill(&mut self, entered: Vec<CompactString>) {
+        for uid in entered {
+            if let Some(u) = self.by_uid.remove(&uid) {
+                for k in &u.keys {
+                    self.flows.remove(&flow_key(&uid, k));
+                }
+            }
+            self.alts.remove(&uid);
+            self.spilled.insert(uid);
+        }
+        if self.timeline_known {
+            let by_uid = &self.by_uid;
+            let spilled = &mut self.spilled;
+            self.alts.retain(|uid, _| {
+                let keep = by_uid.contains_key(uid);
+                if !keep {
+                    spilled.insert(uid.clone());
+                }
+                keep
+            });
+        }
     }
 }
 
@@ -492,40 +638,76 @@ mod tests {
     }
 
     #[test]
-    fn timeline_appends_new_entries_and_rewrites_when_written_ones_change() {
+    fn timeline_appends_inserts_late_entries_and_reloads_on_changes_to_written_ones() {
         let style = TimelineStyle::default();
         let mut w = WindowState::new(true);
         w.add_flow(flow("C1", 10.0), vec![Role::Client], pos(1));
         let first = w.take_write("unknown", &style, f64::INFINITY);
         assert_eq!(lines(&first), ("append", 2)); // main line + Attention
-        w.add_flow(flow("C2", 20.0), vec![Role::Client], pos(2));
+        assert_eq!(w.records_in_memory(), 0); // written: left memory
+        w.add_flow(flow("C3", 30.0), vec![Role::Client], pos(2));
         assert_eq!(
             lines(&w.take_write("unknown", &style, f64::INFINITY)),
             ("append", 2)
         );
-        // A record for C1, already written: the list is rewritten with its sub-line.
-        w.add_alt(alt("C1", 10.5), pos(3));
-        assert_eq!(
-            lines(&w.take_write("unknown", &style, f64::INFINITY)),
-            ("replace", 4)
-        );
-        // A late conn before the written ones: rewritten in its place.
-        w.add_flow(flow("C0", 5.0), vec![Role::Client], pos(4));
-        let late = w.take_write("unknown", &style, f64::INFINITY);
-        assert_eq!(lines(&late), ("replace", 6));
-        // A repeated uid adds no line.
+        // Late conns before and between the written ones: inserted at their offsets (counted
+        // in the list before the inserts), lines of one place together.
+        w.add_flow(flow("C0", 5.0), vec![Role::Client], pos(3));
+        w.add_flow(flow("C00", 5.0), vec![Role::Client], pos(4));
         w.add_flow(flow("C2", 20.0), vec![Role::Client], pos(5));
-        assert_eq!(
-            lines(&w.take_write("unknown", &style, f64::INFINITY)),
-            ("none", 0)
-        );
-        // The incremental path gives the same list as rendering everything.
-        let (all, waiting) = w.timeline(&style, f64::INFINITY);
-        assert!(!waiting);
-        let Some(TimelineWrite::Replace(l)) = late.timeline else {
-            panic!()
-        };
-        assert_eq!(all, l);
+        w.add_flow(flow("C4", 40.0), vec![Role::Client], pos(6));
+        let late = w.take_write("unknown", &style, f64::INFINITY);
+        assert_eq!(lines(&late), ("append", 2));
+        let offsets: Vec<(usize, usize)> = late
+            .timeline_inserts
+            .iter()
+            .map(|(o, l)| (*o, l.len()))
+            .collect();
+        assert_eq!(offsets, vec![(0, 4), (2, 2)]);
+        assert_eq!(w.index.len(), 6);
+        // A record for a written conn, or its uid again: the window goes back to Redis.
+        w.add_alt(alt("C1", 10.5), pos(7));
+        assert!(!w.loaded);
+        assert_eq!(w.records_in_memory(), 1);
+    }
+
+    #[test]
+    fn a_late_entry_waits_for_its_join_without_holding_back_appends() {
+        let style = TimelineStyle::default();
+        let mut w = WindowState::new(true);
+        w.add_flow(flow("C2", 20.0), vec![Role::Client], pos(1));
+        w.take_write("unknown", &style, 100.0);
+        let mut long = flow("C1", 10.0);
+        long.dur = Some(500.0);
+        w.add_flow(long, vec![Role::Client], pos(2));
+        w.add_flow(flow("C3", 30.0), vec![Role::Client], pos(3));
+        let now = w.take_write("unknown", &style, 100.0);
+        assert_eq!(lines(&now), ("append", 2));
+        assert!(now.timeline_inserts.is_empty());
+        assert!(w.timeline_pending);
+        let later = w.take_write("unknown", &style, 1000.0);
+        assert_eq!(later.timeline_inserts.len(), 1);
+        assert_eq!(later.timeline_inserts[0].0, 0);
+        assert!(!w.timeline_pending);
+    }
+
+    #[test]
+    fn line_index_offsets_across_blocks() {
+        let mut ix = LineIndex::default();
+        // Insert 3,000 entries out of order, 2 lines each.
+        let mut order: Vec<u64> = (0..3000).collect();
+        order.sort_by_key(|i| (i * 7919) % 3001);
+        for i in &order {
+            ix.insert(FlowKey::new(*i as f64, "C", pos(*i)), 2);
+        }
+        assert_eq!(ix.len(), 3000);
+        for i in [0u64, 1, 511, 1024, 2999] {
+            assert_eq!(
+                ix.offset(&FlowKey::new(i as f64, "C", pos(i))),
+                2 * i as usize
+            );
+        }
+        assert_eq!(ix.offset(&FlowKey::new(1e9, "C", pos(0))), 6000);
     }
 
     #[test]

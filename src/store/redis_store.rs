@@ -372,6 +372,33 @@ impl<'a> Batch<'a> {
     }
 }
 
+/// Inserts groups of lines into a list at offsets counted in the list as it was (ascending):
+/// `KEYS[1]` the list, `ARGV`: the number of groups, then per group its offset, its line
+/// count and its lines. The list is rewritten from the first offset on, inside the flush's
+/// transaction.
+const INSERT_LINES: &str = r#"
+local key = KEYS[1]
+local groups, i = {}, 2
+for _ = 1, tonumber(ARGV[1]) do
+  local off, cnt = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
+  groups[#groups + 1] = {off, i + 2, cnt}
+  i = i + 2 + cnt
+end
+local start = groups[1][1]
+local tail = redis.call('LRANGE', key, start, -1)
+if start == 0 then redis.call('DEL', key) else redis.call('LTRIM', key, 0, start - 1) end
+local out, t = {}, 1
+for _, g in ipairs(groups) do
+  while t <= #tail and start + t - 1 < g[1] do out[#out + 1] = tail[t]; t = t + 1 end
+  for j = g[2], g[2] + g[3] - 1 do out[#out + 1] = ARGV[j] end
+end
+while t <= #tail do out[#out + 1] = tail[t]; t = t + 1 end
+for s = 1, #out, 1000 do
+  redis.call('RPUSH', key, unpack(out, s, math.min(s + 999, #out)))
+end
+return #out
+"#;
+
 /// Queue every command of one flush.
 fn write_all(
     batch: &mut Batch<'_>,
@@ -424,6 +451,17 @@ fn write_all(
                 })?;
             }
         }
+        if !w.timeline_inserts.is_empty() {
+            let k = keys::timeline(&key);
+            batch.add(|pipe| {
+                let c = pipe.cmd("EVAL").arg(INSERT_LINES).arg(1).arg(&k);
+                c.arg(w.timeline_inserts.len());
+                for (off, lines) in &w.timeline_inserts {
+                    c.arg(off).arg(lines.len()).arg(lines);
+                }
+                c.ignore();
+            })?;
+        }
         match &w.timeline {
             Some(TimelineWrite::Append(lines)) => {
                 let k = keys::timeline(&key);
@@ -453,7 +491,7 @@ fn write_all(
                     .ignore();
             })?;
         }
-        if w.has_conn && !(w.fields.is_empty() && w.flows.is_empty() && w.timeline.is_none()) {
+        if w.has_conn && !(w.fields.is_empty() && w.flows.is_empty() && !w.timeline_changed()) {
             batch.add(|pipe| {
                 pipe.sadd(keys::MODIFIED_TW, &key).ignore();
             })?;

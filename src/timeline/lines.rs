@@ -207,7 +207,7 @@ mod tests {
             daddr: "8.8.8.8".parse().unwrap(),
             dport,
             proto: proto.into(),
-            appproto: String::new(),
+            appproto: Default::default(),
             dur: Some(1.0),
             origstate: state.into(),
             spkts: 1,
