@@ -355,6 +355,14 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
                 )?;
             }
             progress.update(&bytes, &profiler);
+            let (windows, records, entries) = profiler.memory_summary();
+            tracing::debug!(
+                windows,
+                records,
+                entries,
+                pending = profiler.pending_alts(),
+                "open windows after the flush"
+            );
             clock = Instant::now();
         }
     }

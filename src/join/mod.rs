@@ -290,6 +290,7 @@ mod tests {
             saddr: "10.0.0.1".parse().unwrap(),
             daddr: "8.8.8.8".parse().unwrap(),
             json: String::new(),
+            sub: String::new(),
         }
     }
 

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use std::borrow::Cow;
 
-use crate::store::pyjson::{ObjectWriter, PyValue};
+use crate::store::pyjson::PyValue;
 use crate::zeek::{DnsRecord, HttpRecord, LogKind, SslRecord};
 
 /// One dns, http or ssl record.
@@ -23,16 +23,44 @@ pub struct AltRecord {
     pub daddr: IpAddr,
     /// The `_altflows` value (Python-JSON: `uid`, `type`, then the kind's fields, §5.2).
     pub json: String,
+    /// Its timeline sub-line, rendered once from the same values.
+    pub sub: String,
 }
 
 fn s<'a>(v: &'a Option<Cow<'_, str>>) -> &'a str {
     v.as_deref().unwrap_or("")
 }
 
+/// The fields of an alt record in order, as Python values: one source for its JSON and its
+/// sub-line.
+struct Fields(Vec<(String, PyValue)>);
+
+impl Fields {
+    fn put(&mut self, k: &str, v: PyValue) -> &mut Self {
+        self.0.push((k.to_string(), v));
+        self
+    }
+
+    fn str(&mut self, k: &str, v: &str) -> &mut Self {
+        self.put(k, PyValue::Str(v.to_string()))
+    }
+
+    fn int(&mut self, k: &str, v: i64) -> &mut Self {
+        self.put(k, PyValue::Int(v))
+    }
+
+    fn bool(&mut self, k: &str, v: bool) -> &mut Self {
+        self.put(k, PyValue::Bool(v))
+    }
+}
+
 /// A list field: the list, or `""` when Zeek left it unset.
-fn list(w: &mut ObjectWriter, k: &str, v: &Option<Vec<Cow<'_, str>>>) {
+fn list(w: &mut Fields, k: &str, v: &Option<Vec<Cow<'_, str>>>) {
     match v {
-        Some(items) => w.strs(k, items),
+        Some(items) => w.put(
+            k,
+            PyValue::List(items.iter().map(|i| PyValue::Str(i.to_string())).collect()),
+        ),
         None => w.str(k, ""),
     };
 }
@@ -48,13 +76,34 @@ fn header(
     (saddr.is_ipv4() == daddr.is_ipv4()).then_some((ts, saddr, daddr))
 }
 
-fn start(uid: &str, kind: LogKind) -> ObjectWriter {
-    let mut w = ObjectWriter::new();
+fn start(uid: &str, kind: LogKind) -> Fields {
+    let mut w = Fields(Vec::with_capacity(14));
     w.str("uid", uid).str("type", kind.as_str());
     w
 }
 
 impl AltRecord {
+    /// A record from its fields (`value`, a Python object): its JSON and sub-line are
+    /// rendered from them.
+    pub fn new(
+        ts: f64,
+        kind: LogKind,
+        uid: String,
+        saddr: IpAddr,
+        daddr: IpAddr,
+        value: PyValue,
+    ) -> AltRecord {
+        AltRecord {
+            ts,
+            kind,
+            uid,
+            saddr,
+            daddr,
+            json: value.to_json(),
+            sub: crate::timeline::lines::sub_line_of(kind, &value),
+        }
+    }
+
     /// A dns record, or `None` when it must be dropped (bad ts or addresses).
     pub fn from_dns(r: &DnsRecord<'_>) -> Option<AltRecord> {
         let (ts, saddr, daddr) = header(r.ts, r.id.orig_h, r.id.resp_h)?;
@@ -66,17 +115,20 @@ impl AltRecord {
             .str("rcode_name", s(&r.rcode_name));
         list(&mut w, "answers", &r.answers);
         match &r.ttls {
-            Some(t) => w.floats("ttls", t),
+            Some(t) => w.put(
+                "ttls",
+                PyValue::List(t.iter().map(|x| PyValue::Float(*x)).collect()),
+            ),
             None => w.str("ttls", ""),
         };
-        Some(AltRecord {
+        Some(AltRecord::new(
             ts,
-            kind: LogKind::Dns,
+            LogKind::Dns,
             uid,
             saddr,
             daddr,
-            json: w.finish(),
-        })
+            PyValue::Object(w.0),
+        ))
     }
 
     /// An http record, or `None` when it must be dropped.
@@ -98,14 +150,14 @@ impl AltRecord {
         w.str("status_msg", s(&r.status_msg));
         list(&mut w, "resp_mime_types", &r.resp_mime_types);
         list(&mut w, "resp_fuids", &r.resp_fuids);
-        Some(AltRecord {
+        Some(AltRecord::new(
             ts,
-            kind: LogKind::Http,
+            LogKind::Http,
             uid,
             saddr,
             daddr,
-            json: w.finish(),
-        })
+            PyValue::Object(w.0),
+        ))
     }
 
     /// An ssl record, or `None` when it must be dropped.
@@ -131,14 +183,14 @@ impl AltRecord {
             .str("validation_status", s(&r.validation_status))
             .str("curve", s(&r.curve))
             .str("server_name", s(&r.server_name));
-        Some(AltRecord {
+        Some(AltRecord::new(
             ts,
-            kind: LogKind::Ssl,
+            LogKind::Ssl,
             uid,
             saddr,
             daddr,
-            json: w.finish(),
-        })
+            PyValue::Object(w.0),
+        ))
     }
 
     /// The `_altflows` value (Python-JSON).
@@ -183,14 +235,14 @@ impl AltRecord {
                 };
                 let kind = LogKind::from_path(kind.as_str()?)?;
                 (kind != LogKind::Conn).then_some(())?;
-                Some(AltRecord {
-                    ts: ts.as_f64()?,
+                Some(AltRecord::new(
+                    ts.as_f64()?,
                     kind,
-                    uid: uid.to_string(),
-                    saddr: saddr.as_str()?.parse().ok()?,
-                    daddr: daddr.as_str()?.parse().ok()?,
-                    json: PyValue::from_serde(value).to_json(),
-                })
+                    uid.to_string(),
+                    saddr.as_str()?.parse().ok()?,
+                    daddr.as_str()?.parse().ok()?,
+                    PyValue::from_serde(value),
+                ))
             })
             .collect()
     }

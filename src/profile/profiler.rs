@@ -429,6 +429,16 @@ impl Profiler {
         self.join.pending_count()
     }
 
+    /// What the open windows hold: (windows, records in memory, written entries summarised).
+    pub fn memory_summary(&self) -> (usize, usize, usize) {
+        let mut out = (self.windows.len(), 0, 0);
+        for w in self.windows.values() {
+            out.1 += w.records_in_memory();
+            out.2 += w.written_entries();
+        }
+        out
+    }
+
     /// Windows in memory.
     pub fn open_windows(&self) -> usize {
         self.windows.len()

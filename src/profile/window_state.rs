@@ -345,6 +345,11 @@ impl WindowState {
         self.flows.len() + self.alts.values().map(|a| a.len()).sum::<usize>()
     }
 
+    /// Timeline entries written whose records left memory.
+    pub fn written_entries(&self) -> usize {
+        self.index.len()
+    }
+
     /// The alt records of a uid in memory, in order.
     fn alts_of(&self, uid: &str) -> impl Iterator<Item = &AltRecord> {
         self.alts
@@ -382,7 +387,7 @@ impl WindowState {
             let mut any = false;
             for alt in self.alts_of(&f.uid) {
                 any = true;
-                out.push(format!("{prefix} {}", lines::sub_line(alt)));
+                out.push(format!("{prefix} {}", alt.sub));
             }
             if !any {
                 if let Some(line) = lines::attention_line(f, &style.names) {
@@ -613,16 +618,18 @@ mod tests {
     }
 
     fn alt(uid: &str, ts: f64) -> AltRecord {
-        AltRecord {
+        let json = format!(
+            r#"{{"uid": "{uid}", "type": "dns", "query": "q.example", "qclass_name": "C_INTERNET", "qtype_name": "A", "rcode_name": "NOERROR", "answers": "", "ttls": ""}}"#
+        );
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        AltRecord::new(
             ts,
-            kind: LogKind::Dns,
-            uid: uid.into(),
-            saddr: "10.0.0.1".parse().unwrap(),
-            daddr: "8.8.8.8".parse().unwrap(),
-            json: format!(
-                r#"{{"uid": "{uid}", "type": "dns", "query": "q.example", "qclass_name": "C_INTERNET", "qtype_name": "A", "rcode_name": "NOERROR", "answers": "", "ttls": ""}}"#
-            ),
-        }
+            LogKind::Dns,
+            uid.into(),
+            "10.0.0.1".parse().unwrap(),
+            "8.8.8.8".parse().unwrap(),
+            PyValue::from_serde(&value),
+        )
     }
 
     fn pos(seq: u64) -> Position {

@@ -146,11 +146,15 @@ pub fn attention_line(flow: &Flow, names: &PortNames) -> Option<String> {
     })
 }
 
-/// The sub-line of a dns, http or ssl record.
-pub fn sub_line(alt: &AltRecord) -> String {
-    let v = alt.value();
+/// The sub-line of a dns, http or ssl record (rendered once, when the record is built).
+pub fn sub_line(alt: &AltRecord) -> &str {
+    &alt.sub
+}
+
+/// The sub-line of a dns, http or ssl record of `kind` whose `_altflows` value is `v`.
+pub fn sub_line_of(kind: LogKind, v: &PyValue) -> String {
     let f = |k: &str| v.get(k).map(PyValue::py_str).unwrap_or_default();
-    match alt.kind {
+    match kind {
         LogKind::Dns => format!(
             "\t- Query: {}, Query Class: {}, Type: {}, Response Code: {}, Answers: {}\n",
             f("query"),
