@@ -277,6 +277,36 @@ fn repeated_uids_after_their_first_copy_was_written_give_the_same_result() {
 }
 
 #[test]
+fn a_batch_run_stopped_midway_is_finished_exactly_by_the_next_run() {
+    // Stopped after some flushes as if killed — window fields not written yet (a batch run
+    // writes them when a window closes), joins and timelines waiting — the next run resumes
+    // from the checkpoints and the database equals one uninterrupted run.
+    let src = fixtures().join("slips/test9");
+    for direction in [Direction::Out, Direction::All] {
+        for width in [30.0, 3600.0] {
+            let want = run_dump_width(&src, &[], direction, width, &IngestOptions::default());
+            for stop in [1, 40, 150] {
+                let server = RedisServer::start();
+                let first = IngestOptions {
+                    flush_every: 3,
+                    stop_after_flushes: Some(stop),
+                    ..IngestOptions::default()
+                };
+                ingest_width(&server, &src, &[], direction, width, &first);
+                let rest = IngestOptions::default();
+                ingest_width(&server, &src, &[], direction, width, &rest);
+                let got = without_run_state(dump(&mut server.connection()));
+                assert_same(
+                    &want,
+                    &got,
+                    &format!("{direction:?} width {width}, stopped after {stop} flushes"),
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn a_second_run_over_the_same_directory_changes_nothing() {
     // The checkpoints stored with the data say every file was read to its end.
     let server = RedisServer::start();

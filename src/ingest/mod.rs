@@ -58,6 +58,9 @@ pub struct IngestOptions {
     /// Most dns/http/ssl records waiting for their conn at once (default
     /// [`crate::join::DEFAULT_PENDING_CAP`]).
     pub join_cap: Option<usize>,
+    /// Stop after this many flushes, without the end-of-input flush, as a killed run would
+    /// (tests: the next run must finish the job exactly).
+    pub stop_after_flushes: Option<u64>,
 }
 
 impl Default for IngestOptions {
@@ -68,6 +71,7 @@ impl Default for IngestOptions {
             reset: false,
             progress: false,
             join_cap: None,
+            stop_after_flushes: None,
         }
     }
 }
@@ -293,6 +297,9 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
     // A finished directory is read in time order: a window is done a few minutes after its end
     // (Zeek writes a conn when it ends; longer ones reopen the window from Redis, exactly).
     cfg.hold = opts.hold.unwrap_or(settings.tw_width.min(600.0));
+    // Nobody watches a batch run's windows fill up: their hash fields are written once, when
+    // they close (persisted as waiting, so a killed run is finished by the next one).
+    cfg.defer_fields = true;
     let mut profiler = Profiler::new(cfg, has_history);
     if let Some(cap) = opts.join_cap {
         profiler.set_join_cap(cap);
@@ -313,6 +320,7 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
     let mut written: HashSet<WinId> = HashSet::new();
     let progress = Progress::new(opts.progress, total_bytes);
     let mut since_flush = 0u64;
+    let mut flushes = 0u64;
     // Without a grid (no profiled conn at all) orphan alt records still need one.
     let mut grid = grid;
     let mut clock = Instant::now();
@@ -355,6 +363,10 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
                 )?;
             }
             progress.update(&bytes, &profiler);
+            flushes += 1;
+            if opts.stop_after_flushes == Some(flushes) {
+                break;
+            }
             let (windows, records, entries) = profiler.memory_summary();
             tracing::debug!(
                 windows,
@@ -366,24 +378,27 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
             clock = Instant::now();
         }
     }
-    for kind in finished.drain(..) {
-        profiler.finish_log(kind);
-    }
-    for kind in [LogKind::Conn, LogKind::Dns, LogKind::Http, LogKind::Ssl] {
-        profiler.finish_log(kind);
-    }
-    profiler.finish();
-    mark_ended(&mut merged, &mut files);
-    if let Some(g) = grid {
-        flush(
-            &mut profiler,
-            &mut store,
-            g,
-            &mut written,
-            &mut files,
-            &mut seq,
-            &mut t,
-        )?;
+    // A run stopped early (tests) leaves the rest to the next run, as a killed one would.
+    if opts.stop_after_flushes.is_none_or(|n| flushes < n) {
+        for kind in finished.drain(..) {
+            profiler.finish_log(kind);
+        }
+        for kind in [LogKind::Conn, LogKind::Dns, LogKind::Http, LogKind::Ssl] {
+            profiler.finish_log(kind);
+        }
+        profiler.finish();
+        mark_ended(&mut merged, &mut files);
+        if let Some(g) = grid {
+            flush(
+                &mut profiler,
+                &mut store,
+                g,
+                &mut written,
+                &mut files,
+                &mut seq,
+                &mut t,
+            )?;
+        }
     }
     progress.done();
     tracing::debug!(timings = ?t, "where the time went");

@@ -432,6 +432,11 @@ impl WindowAggregate {
         self.render(|f| changed.contains(f))
     }
 
+    /// Whether some field changed since the last [`WindowAggregate::take_changed`].
+    pub fn has_changes(&self) -> bool {
+        !self.changed.is_empty()
+    }
+
     /// Mark every field changed (after a reload, so all are written again).
     pub fn mark_all_changed(&mut self) {
         self.changed.extend([

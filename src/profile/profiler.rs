@@ -35,9 +35,18 @@ pub struct ProfilerConfig {
     pub join_grace: f64,
     /// Port names and clock of the timeline.
     pub style: TimelineStyle,
+    /// Write a window's hash fields only when it closes (batch runs: they are rendered once
+    /// instead of at every flush; a restart rebuilds those still waiting from the stored
+    /// flows). Follow mode writes them at every flush for the live view.
+    pub defer_fields: bool,
 }
 
 impl ProfilerConfig {
+    /// The end time of absolute window `g`.
+    pub fn window_end(&self, g: i64) -> f64 {
+        (g + 1) as f64 * self.width
+    }
+
     /// Defaults: one window of hold, 60 s join grace, label `unknown`.
     pub fn new(routing: Routing, width: f64) -> ProfilerConfig {
         ProfilerConfig {
@@ -47,6 +56,7 @@ impl ProfilerConfig {
             hold: width,
             join_grace: 60.0,
             style: TimelineStyle::default(),
+            defer_fields: false,
         }
     }
 }
@@ -538,15 +548,20 @@ impl Profiler {
         out.profiles.sort_by_key(|p| p.0);
         let label = self.cfg.label.clone();
         let horizon = self.join_horizon();
+        let low = self.low_watermark();
         for (id, w) in &mut self.windows {
-            if (w.dirty || w.timeline_pending) && w.loaded {
-                let write = w.take_write(&label, &self.cfg.style, horizon);
+            let closing = self.cfg.window_end(id.1) + self.cfg.hold <= low;
+            let with_fields = !self.cfg.defer_fields || closing;
+            if (w.dirty || w.timeline_pending || (with_fields && w.fields_waiting())) && w.loaded {
+                let write = w.take_write(&label, &self.cfg.style, horizon, with_fields);
                 if !write.is_empty() {
                     out.windows.push((*id, write));
                 }
-                if w.timeline_pending != self.timeline_waiting.contains(id) {
-                    out.timeline_waiting.push((*id, w.timeline_pending));
-                    if w.timeline_pending {
+                // Persisted, so that a restart finishes the window (reopened and rewritten).
+                let waiting = w.timeline_pending || w.fields_waiting();
+                if waiting != self.timeline_waiting.contains(id) {
+                    out.timeline_waiting.push((*id, waiting));
+                    if waiting {
                         self.timeline_waiting.insert(*id);
                     } else {
                         self.timeline_waiting.remove(id);
@@ -594,12 +609,14 @@ impl Profiler {
     pub fn evict(&mut self) {
         self.expire_joins();
         let low = self.low_watermark();
-        let width = self.cfg.width;
-        let hold = self.cfg.hold;
+        let cfg = &self.cfg;
         let mut gone = Vec::new();
         self.windows.retain(|id, w| {
-            let end = (id.1 + 1) as f64 * width;
-            let keep = w.dirty || w.timeline_pending || !w.loaded || end + hold > low;
+            let keep = w.dirty
+                || w.timeline_pending
+                || w.fields_waiting()
+                || !w.loaded
+                || cfg.window_end(id.1) + cfg.hold > low;
             if !keep {
                 gone.push(*id);
             }

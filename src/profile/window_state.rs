@@ -335,6 +335,11 @@ impl WindowState {
         self.dirty = true;
     }
 
+    /// Whether hash fields changed since they were last written.
+    pub fn fields_waiting(&self) -> bool {
+        self.agg.has_changes()
+    }
+
     /// Whether the window holds conn flows.
     pub fn has_conn(&self) -> bool {
         self.has_conn
@@ -504,16 +509,26 @@ impl WindowState {
     /// What changed since the last call, with complete values; marks it written, and lets the
     /// records of written entries leave memory. Timeline entries are included up to `horizon`
     /// (see [`WindowState::timeline`]).
-    pub fn take_write(&mut self, label: &str, style: &TimelineStyle, horizon: f64) -> WindowWrite {
+    /// The hash fields are included only when `with_fields` (else they wait, see
+    /// [`WindowState::fields_waiting`]).
+    pub fn take_write(
+        &mut self,
+        label: &str,
+        style: &TimelineStyle,
+        horizon: f64,
+        with_fields: bool,
+    ) -> WindowWrite {
         let (inserts, change, entered) = self.timeline_change(style, horizon);
         let mut w = WindowWrite {
             timeline_inserts: inserts,
             timeline: change,
             has_conn: self.has_conn,
             has_data: self.has_conn || self.has_alts,
-            fields: self.agg.take_changed(),
             ..WindowWrite::default()
         };
+        if with_fields {
+            w.fields = self.agg.take_changed();
+        }
         let mut uids: Vec<CompactString> = self.dirty_flows.drain().collect();
         uids.sort();
         for uid in uids {
@@ -649,12 +664,12 @@ mod tests {
         let style = TimelineStyle::default();
         let mut w = WindowState::new(true);
         w.add_flow(flow("C1", 10.0), vec![Role::Client], pos(1));
-        let first = w.take_write("unknown", &style, f64::INFINITY);
+        let first = w.take_write("unknown", &style, f64::INFINITY, true);
         assert_eq!(lines(&first), ("append", 2)); // main line + Attention
         assert_eq!(w.records_in_memory(), 0); // written: left memory
         w.add_flow(flow("C3", 30.0), vec![Role::Client], pos(2));
         assert_eq!(
-            lines(&w.take_write("unknown", &style, f64::INFINITY)),
+            lines(&w.take_write("unknown", &style, f64::INFINITY, true)),
             ("append", 2)
         );
         // Late conns before and between the written ones: inserted at their offsets (counted
@@ -663,7 +678,7 @@ mod tests {
         w.add_flow(flow("C00", 5.0), vec![Role::Client], pos(4));
         w.add_flow(flow("C2", 20.0), vec![Role::Client], pos(5));
         w.add_flow(flow("C4", 40.0), vec![Role::Client], pos(6));
-        let late = w.take_write("unknown", &style, f64::INFINITY);
+        let late = w.take_write("unknown", &style, f64::INFINITY, true);
         assert_eq!(lines(&late), ("append", 2));
         let offsets: Vec<(usize, usize)> = late
             .timeline_inserts
@@ -683,16 +698,16 @@ mod tests {
         let style = TimelineStyle::default();
         let mut w = WindowState::new(true);
         w.add_flow(flow("C2", 20.0), vec![Role::Client], pos(1));
-        w.take_write("unknown", &style, 100.0);
+        w.take_write("unknown", &style, 100.0, true);
         let mut long = flow("C1", 10.0);
         long.dur = Some(500.0);
         w.add_flow(long, vec![Role::Client], pos(2));
         w.add_flow(flow("C3", 30.0), vec![Role::Client], pos(3));
-        let now = w.take_write("unknown", &style, 100.0);
+        let now = w.take_write("unknown", &style, 100.0, true);
         assert_eq!(lines(&now), ("append", 2));
         assert!(now.timeline_inserts.is_empty());
         assert!(w.timeline_pending);
-        let later = w.take_write("unknown", &style, 1000.0);
+        let later = w.take_write("unknown", &style, 1000.0, true);
         assert_eq!(later.timeline_inserts.len(), 1);
         assert_eq!(later.timeline_inserts[0].0, 0);
         assert!(!w.timeline_pending);
@@ -724,10 +739,13 @@ mod tests {
         w.add_flow(flow("C1", 10.0), vec![Role::Client], pos(1));
         w.add_flow(flow("C2", 20.0), vec![Role::Client], pos(2));
         // The join horizon is between them: only C1 is written.
-        assert_eq!(lines(&w.take_write("unknown", &style, 15.0)), ("append", 2));
+        assert_eq!(
+            lines(&w.take_write("unknown", &style, 15.0, true)),
+            ("append", 2)
+        );
         assert!(w.timeline_pending);
         assert_eq!(
-            lines(&w.take_write("unknown", &style, 100.0)),
+            lines(&w.take_write("unknown", &style, 100.0, true)),
             ("append", 2)
         );
         assert!(!w.timeline_pending);

@@ -70,8 +70,9 @@ pub const CHECKPOINTS: &str = "kalipso-ingest:checkpoints";
 pub const JOINABLE: &str = "kalipso-ingest:joinable";
 /// HASH uid → alt records waiting for their conn (`[[ts, kind, saddr, daddr, value], …]`).
 pub const PENDING: &str = "kalipso-ingest:pending";
-/// SET of `<ip>|<absolute window>` whose timeline waits for a join.
-pub const TIMELINE_WAITING: &str = "kalipso-ingest:timeline-waiting";
+/// SET of `<ip>|<absolute window>` not finished: a timeline entry waits for its join, or (batch
+/// runs) hash fields wait for the window to close. A restart reopens them.
+pub const WINDOWS_WAITING: &str = "kalipso-ingest:windows-waiting";
 /// HASH log kind → its latest record time.
 pub const WATERMARKS: &str = "kalipso-ingest:watermarks";
 /// STRING: number of flushes committed (detects a Redis that lost writes, and replies lost).

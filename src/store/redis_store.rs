@@ -20,6 +20,9 @@ use crate::zeek::LogKind;
 /// Commands per pipeline round trip.
 const BATCH: usize = 2000;
 
+/// Payload bytes after which a pipeline is sent.
+const BATCH_BYTES: usize = 4 << 20;
+
 /// A Redis failure, worded for the operator.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -306,7 +309,7 @@ impl RedisStore {
         let (joinable, pending, waiting, marks): (Pairs, Pairs, Vec<String>, Pairs) = redis::pipe()
             .hgetall(keys::JOINABLE)
             .hgetall(keys::PENDING)
-            .smembers(keys::TIMELINE_WAITING)
+            .smembers(keys::WINDOWS_WAITING)
             .hgetall(keys::WATERMARKS)
             .query(&mut self.con)
             .map_err(|e| self.err(e))?;
@@ -336,6 +339,8 @@ struct Batch<'a> {
     con: &'a mut Connection,
     pipe: Pipeline,
     in_pipe: usize,
+    /// Payload bytes queued in `pipe` (values and lines; small commands count 0).
+    bytes: usize,
     commands: u64,
     round_trips: u64,
 }
@@ -346,16 +351,25 @@ impl<'a> Batch<'a> {
             con,
             pipe: redis::pipe(),
             in_pipe: 0,
+            bytes: 0,
             commands: 0,
             round_trips: 0,
         }
     }
 
     fn add(&mut self, f: impl FnOnce(&mut Pipeline)) -> redis::RedisResult<()> {
+        self.add_sized(0, f)
+    }
+
+    /// Queue a command carrying about `bytes` of payload; the pipeline is sent once it holds
+    /// [`BATCH`] commands or [`BATCH_BYTES`] of payload, so a large flush never sits in
+    /// memory twice.
+    fn add_sized(&mut self, bytes: usize, f: impl FnOnce(&mut Pipeline)) -> redis::RedisResult<()> {
         f(&mut self.pipe);
         self.in_pipe += 1;
+        self.bytes += bytes;
         self.commands += 1;
-        if self.in_pipe >= BATCH {
+        if self.in_pipe >= BATCH || self.bytes >= BATCH_BYTES {
             self.send()?;
         }
         Ok(())
@@ -365,6 +379,7 @@ impl<'a> Batch<'a> {
         if self.in_pipe > 0 {
             let pipe = std::mem::replace(&mut self.pipe, redis::pipe());
             self.in_pipe = 0;
+            self.bytes = 0;
             pipe.exec(self.con)?;
             self.round_trips += 1;
         }
@@ -446,14 +461,21 @@ fn write_all(
             (keys::alts(&key), &w.alts),
         ] {
             for chunk in pairs.chunks(256) {
-                batch.add(|pipe| {
+                let bytes = chunk.iter().map(|(k, v)| k.len() + v.len()).sum();
+                batch.add_sized(bytes, |pipe| {
                     pipe.hset_multiple(&target, chunk).ignore();
                 })?;
             }
         }
         if !w.timeline_inserts.is_empty() {
             let k = keys::timeline(&key);
-            batch.add(|pipe| {
+            let bytes = w
+                .timeline_inserts
+                .iter()
+                .flat_map(|(_, l)| l)
+                .map(String::len)
+                .sum();
+            batch.add_sized(bytes, |pipe| {
                 let c = pipe.cmd("EVAL").arg(INSERT_LINES).arg(1).arg(&k);
                 c.arg(w.timeline_inserts.len());
                 for (off, lines) in &w.timeline_inserts {
@@ -466,7 +488,8 @@ fn write_all(
             Some(TimelineWrite::Append(lines)) => {
                 let k = keys::timeline(&key);
                 for chunk in lines.chunks(1000) {
-                    batch.add(|pipe| {
+                    let bytes = chunk.iter().map(String::len).sum();
+                    batch.add_sized(bytes, |pipe| {
                         pipe.rpush(&k, chunk).ignore();
                     })?;
                 }
@@ -478,7 +501,8 @@ fn write_all(
                     pipe.del(&k).ignore();
                 })?;
                 for chunk in lines.chunks(1000) {
-                    batch.add(|pipe| {
+                    let bytes = chunk.iter().map(String::len).sum();
+                    batch.add_sized(bytes, |pipe| {
                         pipe.rpush(&k, chunk).ignore();
                     })?;
                 }
@@ -529,9 +553,9 @@ fn write_all(
         let m = keys::win_member(*ip, *g);
         batch.add(|pipe| {
             if *waiting {
-                pipe.sadd(keys::TIMELINE_WAITING, &m).ignore();
+                pipe.sadd(keys::WINDOWS_WAITING, &m).ignore();
             } else {
-                pipe.srem(keys::TIMELINE_WAITING, &m).ignore();
+                pipe.srem(keys::WINDOWS_WAITING, &m).ignore();
             }
         })?;
     }
