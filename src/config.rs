@@ -35,6 +35,8 @@ pub struct FileSettings {
     pub poll_interval_ms: Option<u64>,
     /// Follow mode: milliseconds between commits to Redis.
     pub flush_interval_ms: Option<u64>,
+    /// Follow mode: milliseconds between rewrites of a filling window's hash fields.
+    pub fields_interval_ms: Option<u64>,
 }
 
 /// A settings error, worded for the operator.
@@ -105,6 +107,9 @@ pub struct Settings {
     pub poll_interval_ms: u64,
     /// Follow mode: milliseconds between commits (default 500).
     pub flush_interval_ms: u64,
+    /// Follow mode: milliseconds between rewrites of a filling window's hash fields (default
+    /// 5000; timeline lines and flows go at every commit).
+    pub fields_interval_ms: u64,
 }
 
 /// Parse a home-net entry: a CIDR, or a single IP (a /32 or /128).
@@ -159,10 +164,15 @@ impl Settings {
                 "poll-interval-ms and flush-interval-ms must be at least 1".into(),
             ));
         }
+        let fields_interval_ms = flags
+            .fields_interval_ms
+            .or(file.fields_interval_ms)
+            .unwrap_or(5000);
         Ok(Settings {
             clock,
             poll_interval_ms,
             flush_interval_ms,
+            fields_interval_ms,
             zeek_dir,
             recursive: flags.recursive.or(file.recursive).unwrap_or(false),
             redis_url: flags
@@ -229,11 +239,13 @@ label = "malicious"
             timezone,
             poll_interval_ms,
             flush_interval_ms,
+            fields_interval_ms,
         } = f.clone();
         assert!(zeek_dir.is_some() && recursive.is_some() && redis_url.is_some());
         assert!(home_net.is_some() && direction.is_some() && tw_width.is_some());
         assert!(label.is_some() && log_level.is_some() && timezone.is_some());
         assert!(poll_interval_ms.is_some() && flush_interval_ms.is_some());
+        assert!(fields_interval_ms.is_some());
         let s = Settings::merge(FileSettings::default(), f).unwrap();
         assert_eq!(s.redis_url, DEFAULT_REDIS_URL);
         assert_eq!(s.tw_width, DEFAULT_TW_WIDTH);

@@ -92,6 +92,10 @@ struct RunArgs {
     /// Follow mode: milliseconds between commits to Redis [default: 500].
     #[arg(long, value_name = "MS")]
     flush_interval_ms: Option<u64>,
+    /// Follow mode: milliseconds between rewrites of a filling window's hash fields (timeline
+    /// lines and flows go at every commit) [default: 5000].
+    #[arg(long, value_name = "MS")]
+    fields_interval_ms: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -212,6 +216,7 @@ fn run_ingest(args: RunArgs) -> ExitCode {
         timezone: args.timezone,
         poll_interval_ms: args.poll_interval_ms,
         flush_interval_ms: args.flush_interval_ms,
+        fields_interval_ms: args.fields_interval_ms,
     };
     let flags_for_reload = flags.clone();
     let settings = match Settings::merge(flags, file) {

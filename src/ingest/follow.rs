@@ -120,6 +120,7 @@ fn start_engine(settings: &Settings, store: &mut RedisStore) -> Result<Engine, I
     let mut cfg = ProfilerConfig::new(settings.routing.clone(), settings.tw_width);
     cfg.label = settings.label.clone();
     cfg.style.clock = settings.clock.clone();
+    cfg.fields_every = Some(Duration::from_millis(settings.fields_interval_ms));
     let mut profiler = Profiler::new(cfg, true);
     if grid.is_some() {
         profiler.restore(store.persisted_state()?);

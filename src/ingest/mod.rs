@@ -299,7 +299,7 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
     cfg.hold = opts.hold.unwrap_or(settings.tw_width.min(600.0));
     // Nobody watches a batch run's windows fill up: their hash fields are written once, when
     // they close (persisted as waiting, so a killed run is finished by the next one).
-    cfg.defer_fields = true;
+    cfg.fields_every = Some(std::time::Duration::MAX);
     let mut profiler = Profiler::new(cfg, has_history);
     if let Some(cap) = opts.join_cap {
         profiler.set_join_cap(cap);

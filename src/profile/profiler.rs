@@ -35,10 +35,12 @@ pub struct ProfilerConfig {
     pub join_grace: f64,
     /// Port names and clock of the timeline.
     pub style: TimelineStyle,
-    /// Write a window's hash fields only when it closes (batch runs: they are rendered once
-    /// instead of at every flush; a restart rebuilds those still waiting from the stored
-    /// flows). Follow mode writes them at every flush for the live view.
-    pub defer_fields: bool,
+    /// How often a window's hash fields are rewritten while it fills (wall time); always when
+    /// it closes. `None`: at every flush. Batch runs write them once, when the window closes
+    /// (`Duration::MAX`); the daemon every few seconds, so that rendering large fields does
+    /// not limit how fast it follows (timeline lines and flows still go at every flush).
+    /// Windows whose fields wait are persisted: a restart reopens and rewrites them.
+    pub fields_every: Option<std::time::Duration>,
 }
 
 impl ProfilerConfig {
@@ -56,7 +58,7 @@ impl ProfilerConfig {
             hold: width,
             join_grace: 60.0,
             style: TimelineStyle::default(),
-            defer_fields: false,
+            fields_every: None,
         }
     }
 }
@@ -551,7 +553,11 @@ impl Profiler {
         let low = self.low_watermark();
         for (id, w) in &mut self.windows {
             let closing = self.cfg.window_end(id.1) + self.cfg.hold <= low;
-            let with_fields = !self.cfg.defer_fields || closing;
+            let with_fields = closing
+                || match self.cfg.fields_every {
+                    None => true,
+                    Some(every) => w.fields_written_at.is_none_or(|t| t.elapsed() >= every),
+                };
             if (w.dirty || w.timeline_pending || (with_fields && w.fields_waiting())) && w.loaded {
                 let write = w.take_write(&label, &self.cfg.style, horizon, with_fields);
                 if !write.is_empty() {

@@ -212,6 +212,8 @@ pub struct WindowState {
     pub timeline_pending: bool,
     has_conn: bool,
     has_alts: bool,
+    /// When the hash fields were last written (by this process).
+    pub fields_written_at: Option<std::time::Instant>,
     /// Whether this window's Redis content has been merged in (or is known not to exist).
     pub loaded: bool,
     /// Whether the window has records not yet written.
@@ -528,6 +530,7 @@ impl WindowState {
         };
         if with_fields {
             w.fields = self.agg.take_changed();
+            self.fields_written_at = Some(std::time::Instant::now());
         }
         let mut uids: Vec<CompactString> = self.dirty_flows.drain().collect();
         uids.sort();

@@ -25,6 +25,7 @@ pub fn settings(server: &RedisServer, dir: &Path, home: &[&str], direction: Dire
         clock: kalipso_ingest::timeline::Clock::Utc,
         poll_interval_ms: 250,
         flush_interval_ms: 500,
+        fields_interval_ms: 5000,
     }
 }
 
