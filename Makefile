@@ -27,7 +27,8 @@ lint:
 	$(CARGO) clippy --all-targets -- -D warnings
 
 ## bench: criterion benchmarks, the parser throughput on the bundled logs, then the end-to-end
-## benchmark (scripts/bench.sh: N=2,000,000 generated conn lines into a private Redis).
+## benchmark (scripts/bench.sh: N=2,000,000 generated conn lines into a private Redis) and the
+## follow-mode benchmark (scripts/bench-follow.sh: replay at RATE=50,000 lines/s, latency).
 bench: build
 	$(CARGO) bench --bench parse
 	$(CARGO) bench --bench pipeline
@@ -37,6 +38,7 @@ bench: build
 		fixtures/corpus/zed-wrccdc-zeek620/zeek-json/dns.json.gz \
 		fixtures/slips/test9/conn.log
 	./scripts/bench.sh
+	./scripts/bench-follow.sh
 
 ## fuzz: ten minutes of cargo-fuzz on the reader (needs a nightly toolchain and cargo-fuzz).
 fuzz:
