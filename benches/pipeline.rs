@@ -52,14 +52,14 @@ fn aggregate(c: &mut Criterion) {
         b.iter(|| {
             let mut agg = WindowAggregate::default();
             for (i, f) in fs.iter().enumerate() {
-                agg.add(black_box(f), Role::Client, &key(f, i), 0);
+                agg.add(black_box(f), &[Role::Client], key(f, i));
             }
             agg
         })
     });
     let mut agg = WindowAggregate::default();
     for (i, f) in fs.iter().enumerate() {
-        agg.add(f, Role::Client, &key(f, i), 0);
+        agg.add(f, &[Role::Client], key(f, i));
     }
     g.throughput(Throughput::Elements(1));
     g.bench_function("fields of a 10k-flow window (Python-JSON)", |b| {

@@ -66,11 +66,11 @@ fn window_fields(flows: &[Flow], ip: &str, grid: &Grid, tw: i64) -> BTreeMap<Str
         .filter(|(_, f)| grid.index(f.ts) == tw && f.saddr.to_string() == ip)
         .collect();
     for (i, f) in &mine {
-        agg.add(f, Role::Client, &key(f, *i), 0);
+        agg.add(f, &[Role::Client], key(f, *i));
     }
     // The aggregate is a function of the set of flows: any arrival order gives the same fields.
     for (i, f) in mine.iter().rev() {
-        reversed.add(f, Role::Client, &key(f, *i), 0);
+        reversed.add(f, &[Role::Client], key(f, *i));
     }
     assert_eq!(agg.fields(), reversed.fields());
     agg.fields().into_iter().collect()
@@ -118,7 +118,7 @@ fn server_side_matches_slips_where_no_bug_fix_applies() {
         .enumerate()
         .filter(|(_, f)| grid.index(f.ts) == 2 && f.daddr.to_string() == "8.8.8.8")
     {
-        agg.add(f, Role::Server, &key(f, i), 0);
+        agg.add(f, &[Role::Server], key(f, i));
     }
     let got: BTreeMap<String, String> = agg.fields().into_iter().collect();
     let want = &oracle["profile_8.8.8.8_timewindow1"];

@@ -13,7 +13,7 @@ use compact_str::CompactString;
 use indexmap::IndexMap;
 use rustc_hash::{FxBuildHasher, FxHashSet as HashSet};
 
-use super::letters::{TupleClock, add_symbol};
+use super::letters::{TupleClock, add_symbol_classes, symbol_classes};
 use super::order::FlowKey;
 use super::state::ConnSummary;
 use crate::store::pyjson::{ObjectWriter, write_json_float};
@@ -161,9 +161,21 @@ impl Flow {
     }
 }
 
-/// Where a dict key sits: the flow that first had it in the contract's order, then which of
-/// that flow's entries (role and field) put it there.
-type Rank = (FlowKey, u8);
+/// Where a dict key sits: the flow that first had it (an index into the window's table of
+/// flow keys, [`WindowAggregate`]), then which of that flow's entries (role and field) put it
+/// there. Ordered through the table: by the flow's key in the contract's order, then the entry.
+type Rank = (u32, u8);
+
+/// Whether rank `a` comes before rank `b`.
+fn before(table: &[FlowKey], a: Rank, b: Rank) -> bool {
+    if a.0 == b.0 {
+        return a.1 < b.1;
+    }
+    match (table.get(a.0 as usize), table.get(b.0 as usize)) {
+        (Some(x), Some(y)) => (x, a.1) < (y, b.1),
+        _ => a < b,
+    }
+}
 
 /// A dict whose keys iterate in the order they were first seen in the contract's flow order
 /// (as a Python dict filled flow by flow), whatever order the flows are added in: each key
@@ -182,12 +194,12 @@ impl<K, V> Default for FirstSeen<K, V> {
 }
 
 impl<K: Hash + Eq + Clone, V: Default> FirstSeen<K, V> {
-    /// The first index in `0..upto` whose rank is not below `rank`.
-    fn position(&self, upto: usize, rank: &Rank) -> usize {
+    /// The first index in `0..upto` whose rank is not before `rank`.
+    fn position(&self, table: &[FlowKey], upto: usize, rank: Rank) -> usize {
         let (mut lo, mut hi) = (0, upto);
         while lo < hi {
             let mid = (lo + hi) / 2;
-            if self.map[mid].0 < *rank {
+            if before(table, self.map[mid].0, rank) {
                 lo = mid + 1;
             } else {
                 hi = mid;
@@ -197,12 +209,12 @@ impl<K: Hash + Eq + Clone, V: Default> FirstSeen<K, V> {
     }
 
     /// The value of `key`, created if new, with `rank` taken into account.
-    fn slot(&mut self, key: &K, rank: &Rank) -> &mut V {
+    fn slot(&mut self, table: &[FlowKey], key: &K, rank: Rank) -> &mut V {
         let at = match self.map.get_index_of(key) {
             Some(i) => {
-                if *rank < self.map[i].0 {
-                    let j = self.position(i, rank);
-                    self.map[i].0 = rank.clone();
+                if before(table, rank, self.map[i].0) {
+                    let j = self.position(table, i, rank);
+                    self.map[i].0 = rank;
                     self.map.move_index(i, j);
                     j
                 } else {
@@ -212,15 +224,20 @@ impl<K: Hash + Eq + Clone, V: Default> FirstSeen<K, V> {
             None => {
                 let len = self.map.len();
                 let j = match self.map.last() {
-                    Some((_, (last, _))) if last > rank => self.position(len, rank),
+                    Some((_, (last, _))) if before(table, rank, *last) => {
+                        self.position(table, len, rank)
+                    }
                     _ => len,
                 };
-                self.map
-                    .shift_insert(j, key.clone(), (rank.clone(), V::default()));
+                self.map.shift_insert(j, key.clone(), (rank, V::default()));
                 j
             }
         };
         &mut self.map[at].1
+    }
+
+    fn len(&self) -> usize {
+        self.map.len()
     }
 
     fn is_empty(&self) -> bool {
@@ -245,6 +262,72 @@ impl std::fmt::Display for Atom {
             Atom::Ip(ip) => ip.fmt(f),
             Atom::Port(p) => p.fmt(f),
         }
+    }
+}
+
+/// Entries of a small inner dict kept in a vector before it becomes a map.
+const SMALL: usize = 12;
+
+/// The inner packet-count dict of a family key (`dstports`, `dstips`, `srcips`): most hold one
+/// or a few keys, so they start as a short vector in first-seen order.
+#[derive(Clone, Debug)]
+enum Inner {
+    Small(Vec<(Atom, Rank, u64)>),
+    Large(Box<FirstSeen<Atom, u64>>),
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Inner::Small(Vec::new())
+    }
+}
+
+impl Inner {
+    fn add(&mut self, table: &[FlowKey], key: Atom, rank: Rank, n: u64) {
+        match self {
+            Inner::Large(m) => *m.slot(table, &key, rank) += n,
+            Inner::Small(v) => {
+                let mut count = n;
+                if let Some(i) = v.iter().position(|e| e.0 == key) {
+                    if !before(table, rank, v[i].1) {
+                        v[i].2 += n;
+                        return;
+                    }
+                    count += v.remove(i).2;
+                }
+                let at = v
+                    .iter()
+                    .rposition(|e| before(table, e.1, rank))
+                    .map_or(0, |i| i + 1);
+                if v.capacity() == v.len() {
+                    v.reserve_exact(if v.is_empty() { 1 } else { v.len() });
+                }
+                v.insert(at, (key, rank, count));
+                if v.len() > SMALL {
+                    let mut m = FirstSeen::default();
+                    for (k, r, c) in v.drain(..) {
+                        m.map.insert(k, (r, c));
+                    }
+                    *self = Inner::Large(Box::new(m));
+                }
+            }
+        }
+    }
+
+    fn write(&self, w: &mut String) {
+        use std::fmt::Write;
+        w.push('{');
+        let mut put = |i: usize, k: &Atom, c: u64| {
+            if i > 0 {
+                w.push_str(", ");
+            }
+            let _ = write!(w, "\"{k}\": {c}");
+        };
+        match self {
+            Inner::Small(v) => v.iter().enumerate().for_each(|(i, e)| put(i, &e.0, e.2)),
+            Inner::Large(m) => m.iter().enumerate().for_each(|(i, (k, c))| put(i, k, *c)),
+        }
+        w.push('}');
     }
 }
 
@@ -304,120 +387,110 @@ enum Field {
     Family(FamilyField),
 }
 
-/// Totals of one key of a family, with its inner per-IP or per-port packet map.
+/// Totals of one key of a family, with its inner per-IP or per-port packet dict.
 #[derive(Clone, Debug, Default)]
 struct Totals {
     flows: u64,
     pkts: u64,
     bytes: u64,
-    inner: FirstSeen<Atom, u64>,
+    inner: Inner,
 }
 
-/// One flow of a tuple, as its letter needs it.
-#[derive(Clone, Debug)]
+/// One flow of a tuple: its index in the window's flow table and its size and duration
+/// classes (all its letter needs besides the times).
+#[derive(Clone, Copy, Debug)]
 struct TupleFlow {
-    key: FlowKey,
-    dur: f64,
-    size: u64,
-}
-
-/// One tuple: its flows in order, their letters and the clock.
-#[derive(Clone, Debug, Default)]
-struct Tuple {
-    flows: Vec<TupleFlow>,
-    letters: String,
-    clock: TupleClock,
-}
-
-impl Tuple {
-    /// Add a flow: its letter is appended when it is the latest, else the letters are
-    /// computed again in order.
-    fn add(&mut self, f: TupleFlow) {
-        if self.flows.last().is_none_or(|last| last.key < f.key) {
-            self.clock = add_symbol(&mut self.letters, self.clock, f.key.ts.0, f.dur, f.size);
-            self.flows.push(f);
-            return;
-        }
-        let at = self.flows.partition_point(|x| x.key < f.key);
-        self.flows.insert(at, f);
-        self.letters.clear();
-        self.clock = TupleClock::default();
-        for x in &self.flows {
-            self.clock = add_symbol(&mut self.letters, self.clock, x.key.ts.0, x.dur, x.size);
-        }
-    }
+    id: u32,
+    classes: (u8, u8),
 }
 
 /// Everything the per-window hash holds. A function of the set of flows added: counts are
 /// sums, dict key order and letters follow the contract's flow order (see [`FirstSeen`]).
 #[derive(Clone, Debug, Default)]
 pub struct WindowAggregate {
+    /// Every flow added, by id (the ranks point here).
+    table: Vec<FlowKey>,
     /// Family field → (key → totals).
     families: FirstSeen<FamilyField, FirstSeen<Atom, Totals>>,
     dst_ips: FirstSeen<Atom, u64>,
     src_ips: FirstSeen<Atom, u64>,
-    out_tuples: FirstSeen<TupleKey, Tuple>,
-    in_tuples: FirstSeen<TupleKey, Tuple>,
+    /// Tuple → its flows in order (letters are computed when rendered).
+    out_tuples: FirstSeen<TupleKey, Vec<TupleFlow>>,
+    in_tuples: FirstSeen<TupleKey, Vec<TupleFlow>>,
     /// Fields changed since the last [`WindowAggregate::take_changed`].
     changed: HashSet<Field>,
 }
 
 impl WindowAggregate {
-    /// Count one conn flow for the profile on side `role`; `key` is the flow's place in the
-    /// contract's order and `role_index` the position of `role` among the flow's roles in
-    /// this profile (a flow from a profile to itself counts on both sides).
-    pub fn add(&mut self, flow: &Flow, role: Role, key: &FlowKey, role_index: u8) {
-        let proto = CompactString::new(flow.proto.to_uppercase());
+    /// Count one conn flow for the profile on each side in `roles` (a flow from a profile to
+    /// itself counts on both); `key` is the flow's place in the contract's order.
+    pub fn add(&mut self, flow: &Flow, roles: &[Role], key: FlowKey) {
+        let id = self.table.len() as u32;
+        self.table.push(key);
+        let table = &self.table;
+        let proto = CompactString::from_str_to_uppercase(&flow.proto);
         let established = matches!(flow.state(), ConnSummary::Established);
         let (pkts, bytes) = (flow.pkts(), flow.allbytes());
         let (sport, dport) = (Atom::Port(flow.sport), Atom::Port(flow.dport));
-        let base = role_index * 4;
-        let rank = (key.clone(), base);
-        // The peer is the other end; the families are named from the profile's side.
-        let (peer, tuples, peer_counts, fields, first_family) = match role {
-            Role::Client => (
-                flow.daddr,
-                &mut self.out_tuples,
-                &mut self.dst_ips,
-                (Field::OutTuples, Field::DstIps),
-                0u8,
-            ),
-            Role::Server => (
-                flow.saddr,
-                &mut self.in_tuples,
-                &mut self.src_ips,
-                (Field::InTuples, Field::SrcIps),
-                3u8,
-            ),
-        };
-        let tuple = TupleKey {
-            peer,
-            dport: flow.dport,
-            proto: CompactString::new(&flow.proto),
-        };
-        tuples.slot(&tuple, &rank).add(TupleFlow {
-            key: key.clone(),
-            dur: flow.dur.unwrap_or(0.0),
-            size: bytes,
-        });
-        let peer = Atom::Ip(peer);
-        *peer_counts.slot(&peer, &rank) += 1;
-        self.changed.insert(fields.0);
-        self.changed.insert(fields.1);
-        let entries = [(peer, dport), (dport, peer), (sport, peer)];
-        for (i, (k, inner)) in entries.into_iter().enumerate() {
-            let field = FamilyField {
-                family: first_family + i as u8,
-                proto: proto.clone(),
-                established,
+        let classes = symbol_classes(flow.dur.unwrap_or(0.0), bytes);
+        for (role_index, role) in roles.iter().enumerate() {
+            let base = role_index as u8 * 4;
+            let rank = (id, base);
+            // The peer is the other end; the families are named from the profile's side.
+            let (peer, tuples, peer_counts, fields, first_family) = match role {
+                Role::Client => (
+                    flow.daddr,
+                    &mut self.out_tuples,
+                    &mut self.dst_ips,
+                    (Field::OutTuples, Field::DstIps),
+                    0u8,
+                ),
+                Role::Server => (
+                    flow.saddr,
+                    &mut self.in_tuples,
+                    &mut self.src_ips,
+                    (Field::InTuples, Field::SrcIps),
+                    3u8,
+                ),
             };
-            let field_rank = (key.clone(), base + i as u8 + 1);
-            let t = self.families.slot(&field, &field_rank).slot(&k, &rank);
-            t.flows += 1;
-            t.pkts += pkts;
-            t.bytes += bytes;
-            *t.inner.slot(&inner, &rank) += pkts;
-            self.changed.insert(Field::Family(field));
+            let tuple = TupleKey {
+                peer,
+                dport: flow.dport,
+                proto: flow.proto.clone(),
+            };
+            let flows = tuples.slot(table, &tuple, rank);
+            let f = TupleFlow { id, classes };
+            let at = flows
+                .iter()
+                .rposition(|x| table[x.id as usize] < table[id as usize])
+                .map_or(0, |i| i + 1);
+            if at == flows.len() {
+                flows.push(f);
+            } else {
+                flows.insert(at, f);
+            }
+            let peer = Atom::Ip(peer);
+            *peer_counts.slot(table, &peer, rank) += 1;
+            self.changed.insert(fields.0);
+            self.changed.insert(fields.1);
+            let entries = [(peer, dport), (dport, peer), (sport, peer)];
+            for (i, (k, inner)) in entries.into_iter().enumerate() {
+                let field = FamilyField {
+                    family: first_family + i as u8,
+                    proto: proto.clone(),
+                    established,
+                };
+                let field_rank = (id, base + i as u8 + 1);
+                let t = self
+                    .families
+                    .slot(table, &field, field_rank)
+                    .slot(table, &k, rank);
+                t.flows += 1;
+                t.pkts += pkts;
+                t.bytes += bytes;
+                t.inner.add(table, inner, rank, pkts);
+                self.changed.insert(Field::Family(field));
+            }
         }
     }
 
@@ -451,14 +524,22 @@ impl WindowAggregate {
     }
 
     fn render(&self, wanted: impl Fn(&Field) -> bool) -> Vec<(String, String)> {
+        use std::fmt::Write;
         let mut out = Vec::new();
         for (name, field, counts) in [
             ("DstIPs", Field::DstIps, &self.dst_ips),
             ("SrcIPs", Field::SrcIps, &self.src_ips),
         ] {
             if !counts.is_empty() && wanted(&field) {
-                let mut w = String::with_capacity(counts.map.len() * 24);
-                write_counts(&mut w, counts);
+                let mut w = String::with_capacity(counts.len() * 24);
+                w.push('{');
+                for (i, (k, v)) in counts.iter().enumerate() {
+                    if i > 0 {
+                        w.push_str(", ");
+                    }
+                    let _ = write!(w, "\"{k}\": {v}");
+                }
+                w.push('}');
                 out.push((name.to_string(), w));
             }
         }
@@ -467,19 +548,18 @@ impl WindowAggregate {
                 continue;
             }
             let inner_name = field.inner_name();
-            let mut w = String::with_capacity(keys.map.len() * 96);
+            let mut w = String::with_capacity(keys.len() * 96);
             w.push('{');
             for (i, (k, t)) in keys.iter().enumerate() {
                 if i > 0 {
                     w.push_str(", ");
                 }
-                use std::fmt::Write;
                 let _ = write!(
                     w,
                     "\"{k}\": {{\"totalflows\": {}, \"totalpkt\": {}, \"totalbytes\": {}, \"{inner_name}\": ",
                     t.flows, t.pkts, t.bytes
                 );
-                write_counts(&mut w, &t.inner);
+                t.inner.write(&mut w);
                 w.push('}');
             }
             w.push('}');
@@ -490,44 +570,39 @@ impl WindowAggregate {
             ("InTuples", Field::InTuples, &self.in_tuples),
         ] {
             if !tuples.is_empty() && wanted(&field) {
-                out.push((name.to_string(), tuples_json(tuples)));
+                out.push((name.to_string(), tuples_json(&self.table, tuples)));
             }
         }
         out
     }
 }
 
-/// `{"<atom>": <count>, …}` (addresses and ports need no escaping).
-fn write_counts(w: &mut String, counts: &FirstSeen<Atom, u64>) {
-    use std::fmt::Write;
-    w.push('{');
-    for (i, (k, v)) in counts.iter().enumerate() {
-        if i > 0 {
-            w.push_str(", ");
-        }
-        let _ = write!(w, "\"{k}\": {v}");
-    }
-    w.push('}');
-}
-
 /// `{"<ip>:<port>:<proto>": ["<letters>", [<prev or false>, <cur>]], …}`
-fn tuples_json(tuples: &FirstSeen<TupleKey, Tuple>) -> String {
-    let mut out = String::from("{");
-    for (i, (key, t)) in tuples.iter().enumerate() {
+fn tuples_json(table: &[FlowKey], tuples: &FirstSeen<TupleKey, Vec<TupleFlow>>) -> String {
+    let mut out = String::with_capacity(tuples.len() * 64);
+    out.push('{');
+    let mut letters = String::new();
+    for (i, (key, flows)) in tuples.iter().enumerate() {
         if i > 0 {
             out.push_str(", ");
+        }
+        letters.clear();
+        let mut clock = TupleClock::default();
+        for f in flows {
+            let ts = table.get(f.id as usize).map_or(0.0, |k| k.ts.0);
+            clock = add_symbol_classes(&mut letters, clock, ts, f.classes);
         }
         let key = format!("{}:{}:{}", key.peer, key.dport, key.proto);
         crate::store::pyjson::write_json_str(&mut out, &key);
         out.push_str(": [");
-        crate::store::pyjson::write_json_str(&mut out, &t.letters);
+        crate::store::pyjson::write_json_str(&mut out, &letters);
         out.push_str(", [");
-        match t.clock.prev {
+        match clock.prev {
             Some(p) => write_json_float(&mut out, p),
             None => out.push_str("false"),
         }
         out.push_str(", ");
-        match t.clock.last {
+        match clock.last {
             Some(l) => write_json_float(&mut out, l),
             None => out.push_str("false"),
         }

@@ -23,6 +23,26 @@ fn ratio(a: f64, b: f64) -> f64 {
     if b == 0.0 { 1.0 } else { a / b }
 }
 
+/// The duration and size classes of a flow (`dur` seconds, `size` total bytes): all its
+/// symbol needs besides the times.
+pub fn symbol_classes(dur: f64, size: u64) -> (u8, u8) {
+    let dcls = if dur <= 0.1 {
+        0
+    } else if dur <= 10.0 {
+        1
+    } else {
+        2
+    };
+    let scls = if size <= 250 {
+        0
+    } else if size <= 1100 {
+        1
+    } else {
+        2
+    };
+    (dcls, scls)
+}
+
 /// The symbol of a new flow (`now` its start, `dur` seconds, `size` total bytes), appended to
 /// `letters`; returns the new clock (`[last, now]`).
 pub fn add_symbol(
@@ -31,6 +51,16 @@ pub fn add_symbol(
     now: f64,
     dur: f64,
     size: u64,
+) -> TupleClock {
+    add_symbol_classes(letters, clock, now, symbol_classes(dur, size))
+}
+
+/// [`add_symbol`] with the flow's [`symbol_classes`].
+pub fn add_symbol_classes(
+    letters: &mut String,
+    clock: TupleClock,
+    now: f64,
+    (dcls, scls): (u8, u8),
 ) -> TupleClock {
     // Python: `now - False == now` for the first flow of the tuple.
     let t2 = now - clock.last.unwrap_or(0.0);
@@ -60,22 +90,8 @@ pub fn add_symbol(
         }
         _ => (0, 0),
     };
-    let dcls = if dur <= 0.1 {
-        0
-    } else if dur <= 10.0 {
-        1
-    } else {
-        2
-    };
-    let scls = if size <= 250 {
-        0
-    } else if size <= 1100 {
-        1
-    } else {
-        2
-    };
     letters.extend(std::iter::repeat_n('0', zeros));
-    letters.push(TABLE[per][scls][dcls]);
+    letters.push(TABLE[per][scls as usize][dcls as usize]);
     if t2 <= 5.0 {
         letters.push('.');
     } else if t2 <= 60.0 {

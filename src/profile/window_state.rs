@@ -264,9 +264,7 @@ impl WindowState {
     }
 
     fn insert_flow(&mut self, key: FlowKey, flow: Flow, roles: Vec<Role>) {
-        for (i, role) in roles.iter().enumerate() {
-            self.agg.add(&flow, *role, &key, i as u8);
-        }
+        self.agg.add(&flow, &roles, key.clone());
         let copies = self.by_uid.entry(key.uid.clone()).or_default();
         copies.keys.push((key.ts, key.pos));
         copies.keys.sort();
