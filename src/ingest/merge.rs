@@ -222,17 +222,101 @@ pub fn to_event(rec: &Record<'_>) -> Converted {
     event.map_or(Converted::Dropped, Converted::Event)
 }
 
+/// What a reading thread sends: records in order, files that ended, and its counters.
+enum Msg {
+    Event(Event),
+    Ended(usize, u64, u64),
+}
+
+/// Records per message batch of a reading thread.
+const BATCH: usize = 1024;
+
+/// A [`KindStream`] read ahead by its own thread (parsing is a large part of a run, and the
+/// profiler need not wait for it), delivering the same records, file ends and counters in the
+/// same order.
+pub struct Prefetched {
+    kind: LogKind,
+    rx: Option<std::sync::mpsc::Receiver<(Vec<Msg>, KindCounts)>>,
+    buf: std::collections::VecDeque<Msg>,
+    /// Files read to their end: (index, end offset, lines).
+    ended: Vec<(usize, u64, u64)>,
+    counts: KindCounts,
+}
+
+impl Prefetched {
+    /// Start reading `stream` in a thread.
+    pub fn start(mut stream: KindStream) -> Prefetched {
+        let kind = stream.kind();
+        let (tx, rx) = std::sync::mpsc::sync_channel(4);
+        let spawned = std::thread::Builder::new()
+            .name(format!("read-{}", kind.as_str()))
+            .spawn(move || {
+                loop {
+                    let mut batch = Vec::with_capacity(BATCH);
+                    let mut done = false;
+                    while batch.len() < BATCH {
+                        match stream.next_event() {
+                            Some(e) => {
+                                for (i, o, l) in stream.ended.drain(..) {
+                                    batch.push(Msg::Ended(i, o, l));
+                                }
+                                batch.push(Msg::Event(e));
+                            }
+                            None => {
+                                for (i, o, l) in stream.ended.drain(..) {
+                                    batch.push(Msg::Ended(i, o, l));
+                                }
+                                done = true;
+                                break;
+                            }
+                        }
+                    }
+                    if tx.send((batch, stream.counts.clone())).is_err() || done {
+                        break;
+                    }
+                }
+            });
+        if let Err(e) = &spawned {
+            tracing::error!(error = %e, "cannot start a reading thread");
+        }
+        Prefetched {
+            kind,
+            rx: spawned.ok().map(|_| rx),
+            buf: Default::default(),
+            ended: Vec::new(),
+            counts: KindCounts::default(),
+        }
+    }
+
+    /// The next record, or `None` at the end.
+    fn next_event(&mut self) -> Option<Event> {
+        loop {
+            match self.buf.pop_front() {
+                Some(Msg::Event(e)) => return Some(e),
+                Some(Msg::Ended(i, o, l)) => self.ended.push((i, o, l)),
+                None => {
+                    let (batch, counts) = self.rx.as_ref()?.recv().ok()?;
+                    self.counts = counts;
+                    self.buf.extend(batch);
+                }
+            }
+        }
+    }
+}
+
 /// The four streams merged by time (ties: conn < dns < http < ssl).
 pub struct Merged {
-    streams: Vec<(KindStream, Option<Event>)>,
+    streams: Vec<(Prefetched, Option<Event>)>,
 }
 
 impl Merged {
-    /// Merge `streams`; each one's first record is read now.
+    /// Merge `streams`, each read ahead by its own thread; each one's first record is read now.
     pub fn new(streams: Vec<KindStream>) -> Merged {
-        let mut streams: Vec<(KindStream, Option<Event>)> =
-            streams.into_iter().map(|s| (s, None)).collect();
-        streams.sort_by_key(|(s, _)| s.kind());
+        let mut streams: Vec<(Prefetched, Option<Event>)> = streams
+            .into_iter()
+            .map(|s| (Prefetched::start(s), None))
+            .collect();
+        streams.sort_by_key(|(s, _)| s.kind);
         for (s, head) in &mut streams {
             *head = s.next_event();
         }
@@ -258,10 +342,10 @@ impl Merged {
         let (stream, head) = &mut self.streams[i];
         let next = stream.next_event();
         if next.is_none() {
-            finished.push(stream.kind());
+            finished.push(stream.kind);
         }
         let event = std::mem::replace(head, next)?;
-        Some((stream.kind(), event))
+        Some((stream.kind, event))
     }
 
     /// Files read to their end since the last call, whose records have all been taken (none
@@ -286,7 +370,7 @@ impl Merged {
     pub fn counts(&self) -> Vec<(LogKind, KindCounts)> {
         self.streams
             .iter()
-            .map(|(s, _)| (s.kind(), s.counts.clone()))
+            .map(|(s, _)| (s.kind, s.counts.clone()))
             .collect()
     }
 }

@@ -9,6 +9,7 @@
 pub mod follow;
 pub mod merge;
 pub mod summary;
+pub mod writer;
 
 use std::collections::HashSet;
 use std::io::IsTerminal;
@@ -27,6 +28,7 @@ use crate::store::redis_store::{RedisStore, StoreError};
 use crate::zeek::LogKind;
 use merge::{Event, FileToRead, KindStream, Merged};
 pub use summary::Summary;
+use writer::{BackgroundWriter, Job};
 
 /// A failure that ends the run.
 #[derive(Debug, thiserror::Error)]
@@ -203,25 +205,37 @@ pub struct Timings {
 }
 
 /// One `--once` flush: merge, render, commit with the files' checkpoints, evict.
+#[allow(clippy::too_many_arguments)]
 fn flush(
     profiler: &mut Profiler,
     store: &mut RedisStore,
+    writer: &mut BackgroundWriter,
     grid: Grid,
     written: &mut HashSet<WinId>,
     files: &mut [RunFile],
     seq: &mut u64,
     t: &mut Timings,
 ) -> Result<(), StoreError> {
+    if !profiler.load_request().is_empty() {
+        // Windows are read back: every earlier write must be in first.
+        let start = Instant::now();
+        writer.wait()?;
+        t.write += start.elapsed();
+    }
     let writes = prepare(profiler, store, grid, t)?;
     written.extend(writes.windows.iter().map(|(id, _)| *id));
-    let label = profiler.config().label.clone();
     let cps = checkpoints(files);
     if writes.is_empty() && cps.is_empty() {
         return Ok(()); // nothing changed: a re-run leaves the database as it is
     }
     *seq += 1;
     let start = Instant::now();
-    store.write(&writes, grid, &label, &cps, *seq)?;
+    writer.send(Job {
+        writes,
+        checkpoints: cps,
+        seq: *seq,
+        grid,
+    })?;
     profiler.evict();
     t.write += start.elapsed();
     Ok(())
@@ -318,6 +332,7 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
     let mut merged = Merged::new(streams(&files, &bytes, None));
     let mut finished = Vec::new();
     let mut written: HashSet<WinId> = HashSet::new();
+    let mut writer = BackgroundWriter::start(&settings.redis_url, settings.label.clone())?;
     let progress = Progress::new(opts.progress, total_bytes);
     let mut since_flush = 0u64;
     let mut flushes = 0u64;
@@ -355,6 +370,7 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
                 flush(
                     &mut profiler,
                     &mut store,
+                    &mut writer,
                     g,
                     &mut written,
                     &mut files,
@@ -392,6 +408,7 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
             flush(
                 &mut profiler,
                 &mut store,
+                &mut writer,
                 g,
                 &mut written,
                 &mut files,
@@ -400,6 +417,9 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
             )?;
         }
     }
+    let start = Instant::now();
+    let sent = writer.finish()?;
+    t.write += start.elapsed();
     progress.done();
     tracing::debug!(timings = ?t, "where the time went");
     Ok(Summary {
@@ -407,8 +427,8 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
         stats: profiler.stats.clone(),
         profiles: profiler.profile_count() as u64,
         windows: written.len() as u64,
-        commands: store.stats.commands,
-        round_trips: store.stats.round_trips,
+        commands: store.stats.commands + sent.commands,
+        round_trips: store.stats.round_trips + sent.round_trips,
         elapsed: started.elapsed(),
         anchor: grid.map(|g| g.anchor()),
     })

@@ -55,6 +55,9 @@ pub enum StoreError {
     /// The database holds data this tool cannot continue.
     #[error("{0}")]
     Conflict(String),
+    /// The thread sending `--once` transactions stopped.
+    #[error("the Redis writer thread stopped: {0}")]
+    Writer(String),
 }
 
 /// What [`RedisStore::load`] read: stored windows, and each profile's stored `Starttime`.
