@@ -68,7 +68,7 @@ pub struct IngestOptions {
 impl Default for IngestOptions {
     fn default() -> Self {
         IngestOptions {
-            flush_every: 100_000,
+            flush_every: 25_000,
             hold: None,
             reset: false,
             progress: false,
