@@ -195,7 +195,8 @@ pub struct WindowState {
     /// Flows in memory (not yet written, or the whole window after a reload).
     flows: BTreeMap<FlowKey, FlowEntry>,
     by_uid: HashMap<CompactString, UidFlows>,
-    alts: HashMap<CompactString, BTreeMap<AltKey, AltEntry>>,
+    /// uid → its alt records in order (usually one or two: a vector, not a tree).
+    alts: HashMap<CompactString, Vec<(AltKey, AltEntry)>>,
     /// Uids whose records are written and left memory.
     spilled: HashSet<CompactString>,
     /// The written timeline entries that left memory.
@@ -299,15 +300,19 @@ impl WindowState {
     fn insert_alt(&mut self, key: AltKey, alt: AltRecord) {
         let uid = CompactString::new(&alt.uid);
         let records = self.alts.entry(uid.clone()).or_default();
-        if records.values().any(|a| a.alt == alt) {
+        if records.iter().any(|(_, a)| a.alt == alt) {
             return;
         }
+        let at = records.partition_point(|(k, _)| *k < key);
         records.insert(
-            key,
-            AltEntry {
-                alt,
-                written: false,
-            },
+            at,
+            (
+                key,
+                AltEntry {
+                    alt,
+                    written: false,
+                },
+            ),
         );
         self.dirty_alts.insert(uid);
         self.has_alts = true;
@@ -360,7 +365,7 @@ impl WindowState {
         self.alts
             .get(uid)
             .into_iter()
-            .flat_map(|m| m.values().map(|a| &a.alt))
+            .flat_map(|m| m.iter().map(|(_, a)| &a.alt))
     }
 
     /// Every hash field with its current value.
@@ -564,7 +569,7 @@ impl WindowState {
                 continue;
             };
             let mut list = String::from("[");
-            for (i, a) in records.values_mut().enumerate() {
+            for (i, (_, a)) in records.iter_mut().enumerate() {
                 a.written = true;
                 if i > 0 {
                     list.push_str(", ");
@@ -572,7 +577,7 @@ impl WindowState {
                 list.push_str(&a.alt.list_entry());
             }
             list.push(']');
-            let Some(last) = records.values().next_back() else {
+            let Some((_, last)) = records.last() else {
                 continue;
             };
             w.altflows
