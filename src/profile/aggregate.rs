@@ -270,21 +270,32 @@ const SMALL: usize = 12;
 
 /// The inner packet-count dict of a family key (`dstports`, `dstips`, `srcips`): most hold one
 /// or a few keys, so they start as a short vector in first-seen order.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 enum Inner {
+    #[default]
+    Empty,
+    /// The usual case: one key, no allocation.
+    One(Atom, Rank, u64),
     Small(Vec<(Atom, Rank, u64)>),
     Large(Box<FirstSeen<Atom, u64>>),
-}
-
-impl Default for Inner {
-    fn default() -> Self {
-        Inner::Small(Vec::new())
-    }
 }
 
 impl Inner {
     fn add(&mut self, table: &[FlowKey], key: Atom, rank: Rank, n: u64) {
         match self {
+            Inner::Empty => *self = Inner::One(key, rank, n),
+            Inner::One(k, r, c) if *k == key => {
+                *c += n;
+                if before(table, rank, *r) {
+                    *r = rank;
+                }
+            }
+            Inner::One(k, r, c) => {
+                let mut v = Vec::with_capacity(2);
+                v.push((*k, *r, *c));
+                *self = Inner::Small(v);
+                self.add(table, key, rank, n);
+            }
             Inner::Large(m) => *m.slot(table, &key, rank) += n,
             Inner::Small(v) => {
                 let mut count = n;
@@ -324,6 +335,8 @@ impl Inner {
             let _ = write!(w, "\"{k}\": {c}");
         };
         match self {
+            Inner::Empty => {}
+            Inner::One(k, _, c) => put(0, k, *c),
             Inner::Small(v) => v.iter().enumerate().for_each(|(i, e)| put(i, &e.0, e.2)),
             Inner::Large(m) => m.iter().enumerate().for_each(|(i, (k, c))| put(i, k, *c)),
         }
@@ -345,18 +358,24 @@ const FAMILIES: [&str; 6] = [
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct FamilyField {
     family: u8,
-    proto: CompactString,
+    /// Index into the window's protocol names.
+    proto: u16,
     established: bool,
 }
 
 impl FamilyField {
-    fn name(&self) -> String {
+    fn name(&self, protos: &[CompactString]) -> String {
         let state = if self.established {
             "Established"
         } else {
             "NotEstablished"
         };
-        format!("{}{}{state}", FAMILIES[self.family as usize], self.proto)
+        let proto = protos.get(self.proto as usize).map_or("", |p| p.as_str());
+        format!(
+            "{}{}{state}",
+            FAMILIES[self.family as usize],
+            proto.to_uppercase()
+        )
     }
 
     /// The name of the inner dict of each key.
@@ -374,7 +393,8 @@ impl FamilyField {
 struct TupleKey {
     peer: IpAddr,
     dport: u16,
-    proto: CompactString,
+    /// Index into the window's protocol names.
+    proto: u16,
 }
 
 /// Which field of the hash changed.
@@ -410,6 +430,8 @@ struct TupleFlow {
 pub struct WindowAggregate {
     /// Every flow added, by id (the ranks point here).
     table: Vec<FlowKey>,
+    /// The protocol names seen (lowercase), by index.
+    protos: Vec<CompactString>,
     /// Family field → (key → totals).
     families: FirstSeen<FamilyField, FirstSeen<Atom, Totals>>,
     dst_ips: FirstSeen<Atom, u64>,
@@ -425,10 +447,16 @@ impl WindowAggregate {
     /// Count one conn flow for the profile on each side in `roles` (a flow from a profile to
     /// itself counts on both); `key` is the flow's place in the contract's order.
     pub fn add(&mut self, flow: &Flow, roles: &[Role], key: FlowKey) {
+        let proto = match self.protos.iter().position(|p| *p == flow.proto) {
+            Some(i) => i as u16,
+            None => {
+                self.protos.push(flow.proto.clone());
+                (self.protos.len() - 1) as u16
+            }
+        };
         let id = self.table.len() as u32;
         self.table.push(key);
         let table = &self.table;
-        let proto = CompactString::from_str_to_uppercase(&flow.proto);
         let established = matches!(flow.state(), ConnSummary::Established);
         let (pkts, bytes) = (flow.pkts(), flow.allbytes());
         let (sport, dport) = (Atom::Port(flow.sport), Atom::Port(flow.dport));
@@ -456,7 +484,7 @@ impl WindowAggregate {
             let tuple = TupleKey {
                 peer,
                 dport: flow.dport,
-                proto: flow.proto.clone(),
+                proto,
             };
             let flows = tuples.slot(table, &tuple, rank);
             let f = TupleFlow { id, classes };
@@ -477,7 +505,7 @@ impl WindowAggregate {
             for (i, (k, inner)) in entries.into_iter().enumerate() {
                 let field = FamilyField {
                     family: first_family + i as u8,
-                    proto: proto.clone(),
+                    proto,
                     established,
                 };
                 let field_rank = (id, base + i as u8 + 1);
@@ -563,14 +591,17 @@ impl WindowAggregate {
                 w.push('}');
             }
             w.push('}');
-            out.push((field.name(), w));
+            out.push((field.name(&self.protos), w));
         }
         for (name, field, tuples) in [
             ("OutTuples", Field::OutTuples, &self.out_tuples),
             ("InTuples", Field::InTuples, &self.in_tuples),
         ] {
             if !tuples.is_empty() && wanted(&field) {
-                out.push((name.to_string(), tuples_json(&self.table, tuples)));
+                out.push((
+                    name.to_string(),
+                    tuples_json(&self.table, &self.protos, tuples),
+                ));
             }
         }
         out
@@ -578,7 +609,11 @@ impl WindowAggregate {
 }
 
 /// `{"<ip>:<port>:<proto>": ["<letters>", [<prev or false>, <cur>]], …}`
-fn tuples_json(table: &[FlowKey], tuples: &FirstSeen<TupleKey, Vec<TupleFlow>>) -> String {
+fn tuples_json(
+    table: &[FlowKey],
+    protos: &[CompactString],
+    tuples: &FirstSeen<TupleKey, Vec<TupleFlow>>,
+) -> String {
     let mut out = String::with_capacity(tuples.len() * 64);
     out.push('{');
     let mut letters = String::new();
@@ -592,7 +627,8 @@ fn tuples_json(table: &[FlowKey], tuples: &FirstSeen<TupleKey, Vec<TupleFlow>>) 
             let ts = table.get(f.id as usize).map_or(0.0, |k| k.ts.0);
             clock = add_symbol_classes(&mut letters, clock, ts, f.classes);
         }
-        let key = format!("{}:{}:{}", key.peer, key.dport, key.proto);
+        let proto = protos.get(key.proto as usize).map_or("", |p| p.as_str());
+        let key = format!("{}:{}:{proto}", key.peer, key.dport);
         crate::store::pyjson::write_json_str(&mut out, &key);
         out.push_str(": [");
         crate::store::pyjson::write_json_str(&mut out, &letters);
