@@ -212,11 +212,20 @@ impl UidJoin {
         for uid in conns {
             let value = match self.conns.get(&uid) {
                 Some((places, e)) => {
-                    let w: Vec<serde_json::Value> = places
-                        .iter()
-                        .map(|(ip, g)| serde_json::json!([ip.to_string(), g]))
-                        .collect();
-                    Some(serde_json::json!({"w": w, "e": e}).to_string())
+                    // `{"w": [["<ip>", <window>], …], "e": <expiry>}`
+                    use std::fmt::Write;
+                    let mut v = String::with_capacity(48 * places.len() + 32);
+                    v.push_str("{\"w\": [");
+                    for (i, (ip, g)) in places.iter().enumerate() {
+                        if i > 0 {
+                            v.push_str(", ");
+                        }
+                        let _ = write!(v, "[\"{ip}\", {g}]");
+                    }
+                    v.push_str("], \"e\": ");
+                    crate::store::pyjson::write_json_float(&mut v, *e);
+                    v.push('}');
+                    Some(v)
                 }
                 _ => None,
             };
