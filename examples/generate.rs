@@ -1,9 +1,10 @@
 //! Generate a large, realistic Zeek log directory, deterministically (seeded), for the
 //! end-to-end benchmark: TSV conn/dns/ssl/http logs as Zeek's ASCII writer lays them out.
 //!
-//! `cargo run --release --example generate -- OUT_DIR [CONNS] [SEED]`
+//! `cargo run --release --example generate -- OUT_DIR [CONNS] [SEED] [HOURS]`
 //!
-//! Traffic: 2,000 home hosts (10.0.0.0/16) talking to 20,000 external servers over four hours:
+//! Traffic: 2,000 home hosts (10.0.0.0/16) talking to 20,000 external servers over HOURS hours
+//! (default four):
 //! DNS queries with answers, HTTPS with TLS records, HTTP with one or two requests per
 //! connection, other TCP/UDP, a few hosts beaconing every 60 s (periodic letters), and one port
 //! scan (thousands of rejected connections).
@@ -101,7 +102,8 @@ fn main() -> std::io::Result<()> {
 
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let start = 1_763_892_000.0; // 2025-11-23 10:00:00 UTC
-    let span = 4.0 * 3600.0;
+    let hours: f64 = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(4.0);
+    let span = hours * 3600.0;
     let step = span / conns as f64;
     let resolvers = ["8.8.8.8", "1.1.1.1", "9.9.9.9"];
     let names = [

@@ -8,12 +8,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-500000}
 RATE=${RATE:-50000}
-SRC=${BENCH_DIR:-/tmp/kalipso-bench-$N}
+SRC=${BENCH_DIR:-/tmp/kalipso-bench-$N-4h}
 PORT=${BENCH_PORT:-6394}
 OUT=$(mktemp -d /tmp/kalipso-follow-XXXXXX)
 cargo build --release --quiet
 if [ ! -s "$SRC/conn.log" ]; then
-    cargo run --release --quiet --example generate -- "$SRC" "$N" 1
+    cargo run --release --quiet --example generate -- "$SRC" "$N" 1 4
 fi
 redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
     --pidfile "/tmp/kalipso-bench-redis-$PORT.pid" >/dev/null

@@ -2,15 +2,17 @@
 # make bench: the end-to-end throughput benchmark. Generates a large Zeek directory
 # (deterministic; N conn lines, default 2,000,000, with matching dns/ssl/http), starts a private
 # Redis, runs `kalipso-ingest --once` on it and prints flows/s, MB/s, peak RSS, Redis memory
-# and Redis commands per flow. `N=500000 scripts/bench.sh` for a quicker run.
+# and Redis commands per flow. `N=500000 scripts/bench.sh` for a quicker run; `HOURS=16` spreads
+# the same lines over 16 hours of log time (default 4), i.e. a longer input at a lower rate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-2000000}
-DIR=${BENCH_DIR:-/tmp/kalipso-bench-$N}
+HOURS=${HOURS:-4}
+DIR=${BENCH_DIR:-/tmp/kalipso-bench-$N-${HOURS}h}
 PORT=${BENCH_PORT:-6391}
 cargo build --release --quiet
 if [ ! -s "$DIR/conn.log" ]; then
-    cargo run --release --quiet --example generate -- "$DIR" "$N" 1
+    cargo run --release --quiet --example generate -- "$DIR" "$N" 1 "$HOURS"
 fi
 redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
     --pidfile "/tmp/kalipso-bench-redis-$PORT.pid" >/dev/null
