@@ -12,6 +12,7 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::profile::alt::AltRecord;
 use crate::profile::order::{Position, TotalF64};
+use crate::store::pyjson::{ObjectWriter, PyValue};
 
 /// Where a conn is stored: a profile IP and an absolute window number (`floor(ts / width)`).
 pub type WinId = (std::net::IpAddr, i64);
@@ -213,19 +214,15 @@ impl UidJoin {
             let value = match self.conns.get(&uid) {
                 Some((places, e)) => {
                     // `{"w": [["<ip>", <window>], …], "e": <expiry>}`
-                    use std::fmt::Write;
-                    let mut v = String::with_capacity(48 * places.len() + 32);
-                    v.push_str("{\"w\": [");
-                    for (i, (ip, g)) in places.iter().enumerate() {
-                        if i > 0 {
-                            v.push_str(", ");
-                        }
-                        let _ = write!(v, "[\"{ip}\", {g}]");
-                    }
-                    v.push_str("], \"e\": ");
-                    crate::store::pyjson::write_json_float(&mut v, *e);
-                    v.push('}');
-                    Some(v)
+                    let w = places
+                        .iter()
+                        .map(|(ip, g)| {
+                            PyValue::List(vec![PyValue::Str(ip.to_string()), PyValue::Int(*g)])
+                        })
+                        .collect();
+                    let mut v = ObjectWriter::with_capacity(48 * places.len() + 32);
+                    v.raw("w", &PyValue::List(w).to_json()).float("e", *e);
+                    Some(v.finish())
                 }
                 _ => None,
             };

@@ -325,22 +325,17 @@ impl Inner {
         }
     }
 
-    fn write(&self, w: &mut String) {
-        use std::fmt::Write;
-        w.push('{');
-        let mut put = |i: usize, k: &Atom, c: u64| {
-            if i > 0 {
-                w.push_str(", ");
-            }
-            let _ = write!(w, "\"{k}\": {c}");
+    /// Its entries, in order, into the object `w`.
+    fn write(&self, w: &mut ObjectWriter) {
+        let mut put = |k: &Atom, c: u64| {
+            w.int(&k.to_string(), c as i64);
         };
         match self {
             Inner::Empty => {}
-            Inner::One(k, _, c) => put(0, k, *c),
-            Inner::Small(v) => v.iter().enumerate().for_each(|(i, e)| put(i, &e.0, e.2)),
-            Inner::Large(m) => m.iter().enumerate().for_each(|(i, (k, c))| put(i, k, *c)),
+            Inner::One(k, _, c) => put(k, *c),
+            Inner::Small(v) => v.iter().for_each(|e| put(&e.0, e.2)),
+            Inner::Large(m) => m.iter().for_each(|(k, c)| put(k, *c)),
         }
-        w.push('}');
     }
 }
 
@@ -552,23 +547,17 @@ impl WindowAggregate {
     }
 
     fn render(&self, wanted: impl Fn(&Field) -> bool) -> Vec<(String, String)> {
-        use std::fmt::Write;
         let mut out = Vec::new();
         for (name, field, counts) in [
             ("DstIPs", Field::DstIps, &self.dst_ips),
             ("SrcIPs", Field::SrcIps, &self.src_ips),
         ] {
             if !counts.is_empty() && wanted(&field) {
-                let mut w = String::with_capacity(counts.len() * 24);
-                w.push('{');
-                for (i, (k, v)) in counts.iter().enumerate() {
-                    if i > 0 {
-                        w.push_str(", ");
-                    }
-                    let _ = write!(w, "\"{k}\": {v}");
+                let mut w = ObjectWriter::with_capacity(counts.len() * 24);
+                for (k, v) in counts.iter() {
+                    w.int(&k.to_string(), *v as i64);
                 }
-                w.push('}');
-                out.push((name.to_string(), w));
+                out.push((name.to_string(), w.finish()));
             }
         }
         for (field, keys) in self.families.iter() {
@@ -576,22 +565,16 @@ impl WindowAggregate {
                 continue;
             }
             let inner_name = field.inner_name();
-            let mut w = String::with_capacity(keys.len() * 96);
-            w.push('{');
-            for (i, (k, t)) in keys.iter().enumerate() {
-                if i > 0 {
-                    w.push_str(", ");
-                }
-                let _ = write!(
-                    w,
-                    "\"{k}\": {{\"totalflows\": {}, \"totalpkt\": {}, \"totalbytes\": {}, \"{inner_name}\": ",
-                    t.flows, t.pkts, t.bytes
-                );
-                t.inner.write(&mut w);
-                w.push('}');
+            let mut w = ObjectWriter::with_capacity(keys.len() * 96);
+            for (k, t) in keys.iter() {
+                w.object(&k.to_string(), |e| {
+                    e.int("totalflows", t.flows as i64)
+                        .int("totalpkt", t.pkts as i64)
+                        .int("totalbytes", t.bytes as i64)
+                        .object(inner_name, |i| t.inner.write(i));
+                });
             }
-            w.push('}');
-            out.push((field.name(&self.protos), w));
+            out.push((field.name(&self.protos), w.finish()));
         }
         for (name, field, tuples) in [
             ("OutTuples", Field::OutTuples, &self.out_tuples),

@@ -111,7 +111,12 @@ impl Default for ObjectWriter {
 impl ObjectWriter {
     /// An empty object.
     pub fn new() -> ObjectWriter {
-        let mut out = String::with_capacity(256);
+        Self::with_capacity(256)
+    }
+
+    /// An empty object, room for `bytes` reserved.
+    pub fn with_capacity(bytes: usize) -> ObjectWriter {
+        let mut out = String::with_capacity(bytes);
         out.push('{');
         ObjectWriter { out, first: true }
     }
@@ -176,6 +181,16 @@ impl ObjectWriter {
             write_json_float(out, *item);
         }
         out.push(']');
+        self
+    }
+
+    /// `"k": {…}`, the nested object written by `f` in place.
+    pub fn object(&mut self, k: &str, f: impl FnOnce(&mut ObjectWriter)) -> &mut Self {
+        let out = std::mem::take(self.key(k));
+        let mut inner = ObjectWriter { out, first: true };
+        inner.out.push('{');
+        f(&mut inner);
+        self.out = inner.finish();
         self
     }
 
