@@ -444,6 +444,23 @@ impl WindowState {
         (entries.into_iter().flat_map(|(_, l)| l).collect(), waiting)
     }
 
+    /// Record entries written after the last one (in order): their keys and line counts in the
+    /// index, their uids in `written`; returns their lines.
+    fn enter_in_order(
+        &mut self,
+        entries: Vec<(FlowKey, Vec<String>)>,
+        written: &mut Vec<CompactString>,
+    ) -> Vec<String> {
+        let mut lines = Vec::new();
+        for (key, l) in entries {
+            self.index.insert(key.clone(), l.len() as u32);
+            lines.extend(l);
+            written.push(key.uid.clone());
+            self.timeline_upto = Some(key);
+        }
+        lines
+    }
+
     /// The change of the `_timeline` list, and the uids whose entries it writes.
     fn timeline_change(
         &mut self,
@@ -459,13 +476,7 @@ impl WindowState {
             if pending {
                 return (Vec::new(), None, written);
             }
-            let mut all = Vec::new();
-            for (key, l) in entries {
-                self.index.insert(key.clone(), l.len() as u32);
-                all.extend(l);
-                written.push(key.uid.clone());
-                self.timeline_upto = Some(key);
-            }
+            let all = self.enter_in_order(entries, &mut written);
             self.timeline_known = true;
             return (Vec::new(), Some(TimelineWrite::Replace(all)), written);
         }
@@ -500,13 +511,7 @@ impl WindowState {
         inserts.retain(|(_, l)| !l.is_empty());
         let (entries, waiting) = self.complete_entries(self.timeline_upto.as_ref(), style, horizon);
         self.timeline_pending = pending || waiting;
-        let mut lines = Vec::new();
-        for (key, l) in entries {
-            self.index.insert(key.clone(), l.len() as u32);
-            lines.extend(l);
-            written.push(key.uid.clone());
-            self.timeline_upto = Some(key);
-        }
+        let lines = self.enter_in_order(entries, &mut written);
         let append = (!lines.is_empty()).then_some(TimelineWrite::Append(lines));
         (inserts, append, written)
     }
