@@ -267,7 +267,7 @@ impl UidJoin {
 
     /// Put back persisted waiting alt records (after a restart).
     pub fn restore_pending(&mut self, uid: &str, json: &str) -> bool {
-        let Some(records) = AltRecord::list_from_json(uid, json) else {
+        let Some(records) = AltRecord::list_from_json(uid, json, None) else {
             return false;
         };
         if records.is_empty() {

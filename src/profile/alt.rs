@@ -207,6 +207,16 @@ impl AltRecord {
 
     /// Our own list entry for this record: `[ts, kind, saddr, daddr, value]`.
     pub fn list_entry(&self) -> String {
+        self.entry(true)
+    }
+
+    /// The entry without its value, `[ts, kind, saddr, daddr]`: for a uid's last record,
+    /// whose value is the `_altflows` value.
+    pub fn list_entry_short(&self) -> String {
+        self.entry(false)
+    }
+
+    fn entry(&self, with_value: bool) -> String {
         let mut out = String::with_capacity(self.json.len() + 64);
         out.push('[');
         crate::store::pyjson::write_json_float(&mut out, self.ts);
@@ -216,22 +226,37 @@ impl AltRecord {
         crate::store::pyjson::write_json_str(&mut out, &self.saddr.to_string());
         out.push_str(", ");
         crate::store::pyjson::write_json_str(&mut out, &self.daddr.to_string());
-        out.push_str(", ");
-        out.push_str(&self.json);
+        if with_value {
+            out.push_str(", ");
+            out.push_str(&self.json);
+        }
         out.push(']');
         out
     }
 
     /// The alt records of one uid back from our own `kalipso-ingest:alts:` list
-    /// (`[[ts, kind, saddr, daddr, value], …]`); `None` when the text is not such a list.
-    pub fn list_from_json(uid: &str, json: &str) -> Option<Vec<AltRecord>> {
+    /// (`[[ts, kind, saddr, daddr, value], …]`, the last entry possibly without its value,
+    /// which is then `last_value`: the uid's `_altflows` value); `None` when the text is not
+    /// such a list.
+    pub fn list_from_json(
+        uid: &str,
+        json: &str,
+        last_value: Option<&str>,
+    ) -> Option<Vec<AltRecord>> {
+        let last: Option<serde_json::Value> = last_value.and_then(|v| serde_json::from_str(v).ok());
         let v: serde_json::Value = serde_json::from_str(json).ok()?;
-        v.as_array()?
+        let items = v.as_array()?;
+        items
             .iter()
-            .map(|item| {
+            .enumerate()
+            .map(|(i, item)| {
                 let a = item.as_array()?;
-                let [ts, kind, saddr, daddr, value] = a.as_slice() else {
-                    return None;
+                let (ts, kind, saddr, daddr, value) = match a.as_slice() {
+                    [ts, kind, saddr, daddr, value] => (ts, kind, saddr, daddr, value),
+                    [ts, kind, saddr, daddr] if i + 1 == items.len() => {
+                        (ts, kind, saddr, daddr, last.as_ref()?)
+                    }
+                    _ => return None,
                 };
                 let kind = LogKind::from_path(kind.as_str()?)?;
                 (kind != LogKind::Conn).then_some(())?;
@@ -285,9 +310,17 @@ mod tests {
             r#"{"uid": "C4", "type": "dns", "query": "nx.example", "qclass_name": "C_INTERNET", "qtype_name": "A", "rcode_name": "NXDOMAIN", "answers": "", "ttls": ""}"#
         );
         let list = format!("[{}, {}]", alts[0].list_entry(), alts[1].list_entry());
-        let back = AltRecord::list_from_json("C1", &list).unwrap();
+        let back = AltRecord::list_from_json("C1", &list, None).unwrap();
         assert_eq!(back[0], alts[0]);
         assert_eq!(back[1].to_json(), alts[1].to_json());
+        // The last entry without its value takes the `_altflows` one.
+        let short = format!("[{}, {}]", alts[0].list_entry(), alts[1].list_entry_short());
+        let back = AltRecord::list_from_json("C1", &short, Some(alts[1].to_json())).unwrap();
+        assert_eq!(back[1].to_json(), alts[1].to_json());
+        assert_eq!(back[1].ts, alts[1].ts);
+        assert!(AltRecord::list_from_json("C1", &short, None).is_none());
+        let short_first = format!("[{}, {}]", alts[0].list_entry_short(), alts[1].list_entry());
+        assert!(AltRecord::list_from_json("C1", &short_first, Some(alts[1].to_json())).is_none());
     }
 
     #[test]

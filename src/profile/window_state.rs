@@ -87,7 +87,8 @@ pub struct WindowWrite {
     /// `_altflows`: uid → the last alt record's JSON, for uids that changed.
     pub altflows: Vec<(String, String)>,
     /// Our own record of every alt record of a uid: uid → JSON list of
-    /// `[ts, kind, saddr, daddr, value]` (see `AltRecord::list_from_json`).
+    /// `[ts, kind, saddr, daddr, value]`, the last without its value (it is the `_altflows`
+    /// one; see `AltRecord::list_from_json`).
     pub alts: Vec<(String, String)>,
     /// Uids whose flows are new in Redis (for the `labels` counter).
     pub new_flow_uids: usize,
@@ -574,12 +575,18 @@ impl WindowState {
                 continue;
             };
             let mut list = String::from("[");
+            let n = records.len();
             for (i, (_, a)) in records.iter_mut().enumerate() {
                 a.written = true;
                 if i > 0 {
                     list.push_str(", ");
                 }
-                list.push_str(&a.alt.list_entry());
+                // The last record's value is the `_altflows` value: not stored twice.
+                if i + 1 == n {
+                    list.push_str(&a.alt.list_entry_short());
+                } else {
+                    list.push_str(&a.alt.list_entry());
+                }
             }
             list.push(']');
             let Some((_, last)) = records.last() else {

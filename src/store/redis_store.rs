@@ -220,22 +220,23 @@ impl RedisStore {
     /// Read what the profiler must merge before writing.
     pub fn load(&mut self, req: &LoadRequest, grid: Grid) -> Result<Loaded, StoreError> {
         let mut windows = Vec::with_capacity(req.windows.len());
-        for chunk in req.windows.chunks(BATCH / 3) {
+        for chunk in req.windows.chunks(BATCH / 4) {
             let mut pipe = redis::pipe();
             for (ip, g) in chunk {
                 let w = keys::window(*ip, grid.n(*g));
                 pipe.hgetall(keys::flows(&w))
                     .hgetall(keys::copies(&w))
-                    .hgetall(keys::alts(&w));
+                    .hgetall(keys::alts(&w))
+                    .hgetall(keys::altflows(&w));
             }
             type Map = Vec<(String, String)>;
             let got: Vec<Map> = pipe.query(&mut self.con).map_err(|e| self.err(e))?;
             self.stats.round_trips += 1;
-            for (id, parts) in chunk.iter().zip(got.chunks(3)) {
-                let [flows, copies, alts] = parts else {
+            for (id, parts) in chunk.iter().zip(got.chunks(4)) {
+                let [flows, copies, alts, altflows] = parts else {
                     continue;
                 };
-                windows.push((*id, stored_window(flows, copies, alts)));
+                windows.push((*id, stored_window(flows, copies, alts, altflows)));
             }
         }
         let mut profiles = Vec::with_capacity(req.profiles.len());
@@ -575,12 +576,13 @@ fn write_all(
     Ok(())
 }
 
-/// Rebuild a window's records from `_flows`, our copies and our alt list. Values this tool
+/// Rebuild a window's records from `_flows`, our copies, our alt lists and `_altflows` (the value of each uid's last alt record). Values this tool
 /// did not write are skipped (logged once per window).
 fn stored_window(
     flows: &[(String, String)],
     copies: &[(String, String)],
     alts: &[(String, String)],
+    altflows: &[(String, String)],
 ) -> StoredWindow {
     let mut out = StoredWindow::default();
     let mut skipped = 0usize;
@@ -605,8 +607,12 @@ fn stored_window(
             },
         }
     }
+    let last_values: std::collections::HashMap<&str, &str> = altflows
+        .iter()
+        .map(|(u, v)| (u.as_str(), v.as_str()))
+        .collect();
     for (uid, json) in alts {
-        match AltRecord::list_from_json(uid, json) {
+        match AltRecord::list_from_json(uid, json, last_values.get(uid.as_str()).copied()) {
             Some(list) => out.alts.extend(list),
             None => skipped += 1,
         }
