@@ -204,41 +204,49 @@ pub struct Timings {
     write: Duration,
 }
 
-/// One `--once` flush: merge, render, commit with the files' checkpoints, evict.
-#[allow(clippy::too_many_arguments)]
-fn flush(
-    profiler: &mut Profiler,
-    store: &mut RedisStore,
-    writer: &mut BackgroundWriter,
-    grid: Grid,
-    written: &mut HashSet<WinId>,
-    files: &mut [RunFile],
-    seq: &mut u64,
-    t: &mut Timings,
-) -> Result<(), StoreError> {
-    if !profiler.load_request().is_empty() {
-        // Windows are read back: every earlier write must be in first.
+/// Where `--once` commits go: the writer thread, the windows written so far and the flush
+/// counter.
+struct Committer {
+    writer: BackgroundWriter,
+    written: HashSet<WinId>,
+    seq: u64,
+}
+
+impl Committer {
+    /// One `--once` flush: merge, render, commit with the files' checkpoints, evict.
+    fn flush(
+        &mut self,
+        profiler: &mut Profiler,
+        store: &mut RedisStore,
+        grid: Grid,
+        files: &mut [RunFile],
+        t: &mut Timings,
+    ) -> Result<(), StoreError> {
+        if !profiler.load_request().is_empty() {
+            // Windows are read back: every earlier write must be in first.
+            let start = Instant::now();
+            self.writer.wait()?;
+            t.write += start.elapsed();
+        }
+        let writes = prepare(profiler, store, grid, t)?;
+        self.written
+            .extend(writes.windows.iter().map(|(id, _)| *id));
+        let cps = checkpoints(files);
+        if writes.is_empty() && cps.is_empty() {
+            return Ok(()); // nothing changed: a re-run leaves the database as it is
+        }
+        self.seq += 1;
         let start = Instant::now();
-        writer.wait()?;
+        self.writer.send(Job {
+            writes,
+            checkpoints: cps,
+            seq: self.seq,
+            grid,
+        })?;
+        profiler.evict();
         t.write += start.elapsed();
+        Ok(())
     }
-    let writes = prepare(profiler, store, grid, t)?;
-    written.extend(writes.windows.iter().map(|(id, _)| *id));
-    let cps = checkpoints(files);
-    if writes.is_empty() && cps.is_empty() {
-        return Ok(()); // nothing changed: a re-run leaves the database as it is
-    }
-    *seq += 1;
-    let start = Instant::now();
-    writer.send(Job {
-        writes,
-        checkpoints: cps,
-        seq: *seq,
-        grid,
-    })?;
-    profiler.evict();
-    t.write += start.elapsed();
-    Ok(())
 }
 
 /// The first half of a flush: merge what Redis holds for windows and profiles that need it,
@@ -321,7 +329,7 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
     if has_history {
         profiler.restore(store.persisted_state()?);
     }
-    let mut seq = store.flush_seq()?;
+    let seq = store.flush_seq()?;
     // A log with no file to read sends nothing: it must not hold back joins and eviction.
     for kind in [LogKind::Conn, LogKind::Dns, LogKind::Http, LogKind::Ssl] {
         if !files.iter().any(|f| f.kind == kind) {
@@ -331,8 +339,11 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
     let bytes = Arc::new(AtomicU64::new(0));
     let mut merged = Merged::new(streams(&files, &bytes, None));
     let mut finished = Vec::new();
-    let mut written: HashSet<WinId> = HashSet::new();
-    let mut writer = BackgroundWriter::start(&settings.redis_url, settings.label.clone())?;
+    let mut commits = Committer {
+        writer: BackgroundWriter::start(&settings.redis_url, settings.label.clone())?,
+        written: HashSet::new(),
+        seq,
+    };
     let progress = Progress::new(opts.progress, total_bytes);
     let mut since_flush = 0u64;
     let mut flushes = 0u64;
@@ -367,16 +378,7 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
             since_flush = 0;
             mark_ended(&mut merged, &mut files);
             if let Some(g) = grid {
-                flush(
-                    &mut profiler,
-                    &mut store,
-                    &mut writer,
-                    g,
-                    &mut written,
-                    &mut files,
-                    &mut seq,
-                    &mut t,
-                )?;
+                commits.flush(&mut profiler, &mut store, g, &mut files, &mut t)?;
             }
             progress.update(&bytes, &profiler);
             flushes += 1;
@@ -405,20 +407,11 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
         profiler.finish();
         mark_ended(&mut merged, &mut files);
         if let Some(g) = grid {
-            flush(
-                &mut profiler,
-                &mut store,
-                &mut writer,
-                g,
-                &mut written,
-                &mut files,
-                &mut seq,
-                &mut t,
-            )?;
+            commits.flush(&mut profiler, &mut store, g, &mut files, &mut t)?;
         }
     }
     let start = Instant::now();
-    let sent = writer.finish()?;
+    let sent = commits.writer.finish()?;
     t.write += start.elapsed();
     progress.done();
     tracing::debug!(timings = ?t, "where the time went");
@@ -426,7 +419,7 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
         logs: merged.counts(),
         stats: profiler.stats.clone(),
         profiles: profiler.profile_count() as u64,
-        windows: written.len() as u64,
+        windows: commits.written.len() as u64,
         commands: store.stats.commands + sent.commands,
         round_trips: store.stats.round_trips + sent.round_trips,
         elapsed: started.elapsed(),
