@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::Path;
 
-use common::dump::hash;
+use common::dump::{hash, stored_anchor};
 use common::ingest::ingest;
 use common::redis_server::RedisServer;
 use common::*;
@@ -117,12 +117,7 @@ fn check(capture: &str, home: &[&str], direction: Direction) {
     assert_eq!(got, want, "{what}: profiles");
 
     // Windows: N from the stored anchor and width.
-    let anchor: f64 = redis::cmd("GET")
-        .arg("kalipso-ingest:anchor")
-        .query::<String>(&mut con)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let anchor: f64 = stored_anchor(&mut con);
     let n_of = |ts: f64| ((ts - anchor) / 3600.0).floor() as i64 + 1;
     // (window key) → (flows out, flows in, uids, DstIPs counts)
     type Expect = (u64, u64, BTreeSet<String>, BTreeMap<String, u64>);

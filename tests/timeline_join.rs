@@ -7,6 +7,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use common::dump::stored_anchor;
 use common::ingest::ingest;
 use common::redis_server::RedisServer;
 use common::*;
@@ -77,12 +78,7 @@ fn check(dir: &Path) -> usize {
     let server = RedisServer::start();
     ingest(&server, dir, &[], Direction::Out);
     let mut con = server.connection();
-    let anchor: f64 = redis::cmd("GET")
-        .arg("kalipso-ingest:anchor")
-        .query::<String>(&mut con)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let anchor: f64 = stored_anchor(&mut con);
 
     let files = find_logs(dir, false).unwrap();
     let mut conns: Vec<Rec> = Vec::new();

@@ -6,6 +6,16 @@ use std::path::Path;
 
 use serde_json::{Map, Value, json};
 
+/// The stored grid anchor (`kalipso-ingest:anchor`, start of `timewindow1`).
+pub fn stored_anchor(con: &mut redis::Connection) -> f64 {
+    redis::cmd("GET")
+        .arg("kalipso-ingest:anchor")
+        .query::<String>(con)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 /// Every key of the database as `{key: {"type": t, "value": v}}`, keys sorted.
 pub fn dump(con: &mut redis::Connection) -> Value {
     let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(con).unwrap();
