@@ -15,19 +15,24 @@ use common::*;
 use kalipso_ingest::replay::{ReplayOptions, replay};
 use serde_json::Value;
 
+/// The binary on `dir` and `server`, UTC timestamps, label `malicious`, warnings only.
+fn command(dir: &Path, server: &RedisServer) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kalipso-ingest"));
+    c.arg("--zeek-dir").arg(dir).args([
+        "--redis-url",
+        &server.url(),
+        "--timezone",
+        "UTC",
+        "--label",
+        "malicious",
+        "--log-level",
+        "warn",
+    ]);
+    c
+}
+
 fn daemon(dir: &Path, server: &RedisServer) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_kalipso-ingest"))
-        .arg("--zeek-dir")
-        .arg(dir)
-        .args([
-            "--redis-url",
-            &server.url(),
-            "--timezone",
-            "UTC",
-            "--label",
-            "malicious",
-        ])
-        .args(["--log-level", "warn"])
+    command(dir, server)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -35,18 +40,8 @@ fn daemon(dir: &Path, server: &RedisServer) -> Child {
 }
 
 fn once(dir: &Path, server: &RedisServer) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kalipso-ingest"))
-        .arg("--zeek-dir")
-        .arg(dir)
-        .args([
-            "--redis-url",
-            &server.url(),
-            "--timezone",
-            "UTC",
-            "--label",
-            "malicious",
-        ])
-        .args(["--once", "--no-progress", "--log-level", "warn"])
+    let out = command(dir, server)
+        .args(["--once", "--no-progress"])
         .output()
         .expect("run --once");
     assert!(
