@@ -289,6 +289,7 @@ fn a_batch_run_stopped_midway_is_finished_exactly_by_the_next_run() {
                 let server = RedisServer::start();
                 let first = IngestOptions {
                     flush_every: 3,
+                    part_bytes: 0,
                     stop_after_flushes: Some(stop),
                     ..IngestOptions::default()
                 };

@@ -397,7 +397,20 @@ fn build_flush(
         // Nothing read yet: nothing to store, and no checkpoint moves.
         return Ok(None);
     };
-    let writes = prepare(&mut engine.profiler, store, grid, timings)?;
+    // Windows stay in memory until the commit is confirmed (a failed one is retried).
+    let mut windows = Vec::new();
+    let mut writes = prepare(
+        &mut engine.profiler,
+        store,
+        grid,
+        timings,
+        false,
+        |id, w| {
+            windows.push((id, w));
+            Ok(())
+        },
+    )?;
+    writes.windows = windows;
     let cps = engine.tailer.take_checkpoints();
     if writes.is_empty() && cps.is_empty() {
         return Ok(None);

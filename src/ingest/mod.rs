@@ -22,6 +22,7 @@ use crate::config::Settings;
 use crate::join::WinId;
 use crate::profile::profiler::{Profiler, ProfilerConfig};
 use crate::profile::window::Grid;
+use crate::profile::window_state::WindowWrite;
 use crate::source::checkpoint::{Checkpoint, FileId};
 use crate::source::find_logs;
 use crate::store::redis_store::{RedisStore, StoreError};
@@ -63,6 +64,9 @@ pub struct IngestOptions {
     /// Stop after this many flushes, without the end-of-input flush, as a killed run would
     /// (tests: the next run must finish the job exactly).
     pub stop_after_flushes: Option<u64>,
+    /// Bytes of rendered windows sent to Redis as one part of the open flush transaction
+    /// (tests: 0 sends each window as its own part).
+    pub part_bytes: usize,
 }
 
 impl Default for IngestOptions {
@@ -74,6 +78,7 @@ impl Default for IngestOptions {
             progress: false,
             join_cap: None,
             stop_after_flushes: None,
+            part_bytes: PART_BYTES,
         }
     }
 }
@@ -210,10 +215,18 @@ struct Committer {
     writer: BackgroundWriter,
     written: HashSet<WinId>,
     seq: u64,
+    part_bytes: usize,
 }
 
+/// Rendered window values sent to the writer thread as one part of the open transaction
+/// (default of [`IngestOptions::part_bytes`]).
+pub const PART_BYTES: usize = 8 << 20;
+
 impl Committer {
-    /// One `--once` flush: merge, render, commit with the files' checkpoints, evict.
+    /// One `--once` flush: merge, render, commit with the files' checkpoints, evict. Windows
+    /// are sent to the writer as they are rendered (in parts of about
+    /// [`IngestOptions::part_bytes`]), and windows
+    /// that are done leave memory as soon as they are rendered.
     fn flush(
         &mut self,
         profiler: &mut Profiler,
@@ -228,11 +241,25 @@ impl Committer {
             self.writer.wait()?;
             t.write += start.elapsed();
         }
-        let writes = prepare(profiler, store, grid, t)?;
-        self.written
-            .extend(writes.windows.iter().map(|(id, _)| *id));
+        let mut part = Vec::new();
+        let (mut part_size, mut sent) = (0usize, false);
+        let writer = &mut self.writer;
+        let written = &mut self.written;
+        let part_max = self.part_bytes;
+        let mut writes = prepare(profiler, store, grid, t, true, |id, w| {
+            written.insert(id);
+            part_size += w.size();
+            part.push((id, w));
+            if part_size >= part_max {
+                part_size = 0;
+                sent = true;
+                writer.send_windows(std::mem::take(&mut part), grid)?;
+            }
+            Ok(())
+        })?;
+        writes.windows = part;
         let cps = checkpoints(files);
-        if writes.is_empty() && cps.is_empty() {
+        if !sent && writes.is_empty() && cps.is_empty() {
             return Ok(()); // nothing changed: a re-run leaves the database as it is
         }
         self.seq += 1;
@@ -250,12 +277,16 @@ impl Committer {
 }
 
 /// The first half of a flush: merge what Redis holds for windows and profiles that need it,
-/// then take every change as complete values. The second half is [`RedisStore::write`].
+/// then take every change as complete values, each window's handed to `sink` as soon as it is
+/// rendered (with `evict_done`, windows that are done leave memory then). The second half is
+/// [`RedisStore::write`].
 pub fn prepare(
     profiler: &mut Profiler,
     store: &mut RedisStore,
     grid: Grid,
     t: &mut Timings,
+    evict_done: bool,
+    sink: impl FnMut(WinId, WindowWrite) -> Result<(), StoreError>,
 ) -> Result<crate::profile::profiler::Writes, StoreError> {
     let start = Instant::now();
     let req = profiler.load_request();
@@ -271,9 +302,9 @@ pub fn prepare(
     let loaded = Instant::now();
     t.load += loaded - start;
     profiler.expire_joins();
-    let writes = profiler.take_writes();
+    let writes = profiler.take_writes_with(evict_done, sink);
     t.render += loaded.elapsed();
-    Ok(writes)
+    writes
 }
 
 /// Run `--once` over `settings.zeek_dir`.
@@ -343,6 +374,7 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
         writer: BackgroundWriter::start(&settings.redis_url, settings.label.clone())?,
         written: HashSet::new(),
         seq,
+        part_bytes: opts.part_bytes,
     };
     let progress = Progress::new(opts.progress, total_bytes);
     let mut since_flush = 0u64;

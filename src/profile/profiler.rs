@@ -533,6 +533,27 @@ impl Profiler {
 
     /// Everything changed since the last call, as complete values. Call after the loads.
     pub fn take_writes(&mut self) -> Writes {
+        let mut windows = Vec::new();
+        let mut out = self
+            .take_writes_with(false, |id, w| {
+                windows.push((id, w));
+                Ok::<(), std::convert::Infallible>(())
+            })
+            .unwrap_or_else(|e| match e {});
+        out.windows = windows;
+        out
+    }
+
+    /// [`Profiler::take_writes`], each window's write handed to `sink` as soon as it is
+    /// rendered (in window order) instead of being kept in the result. With `evict_done`, a
+    /// window that [`Profiler::evict`] would drop after this flush leaves memory right after
+    /// its write is rendered, so a flush that closes many windows never holds both their
+    /// aggregates and their rendered values.
+    pub fn take_writes_with<E>(
+        &mut self,
+        evict_done: bool,
+        mut sink: impl FnMut(WinId, WindowWrite) -> Result<(), E>,
+    ) -> Result<Writes, E> {
         let mut out = Writes {
             ips: std::mem::take(&mut self.ips_new),
             ..Writes::default()
@@ -551,38 +572,50 @@ impl Profiler {
         let label = self.cfg.label.clone();
         let horizon = self.join_horizon();
         let low = self.low_watermark();
-        for (id, w) in &mut self.windows {
+        let mut ids: Vec<WinId> = self
+            .windows
+            .iter()
+            .filter(|(_, w)| w.loaded)
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort_unstable();
+        for id in ids {
+            let Some(w) = self.windows.get_mut(&id) else {
+                continue;
+            };
             let closing = self.cfg.window_end(id.1) + self.cfg.hold <= low;
             let with_fields = closing
                 || match self.cfg.fields_every {
                     None => true,
                     Some(every) => w.fields_written_at.is_none_or(|t| t.elapsed() >= every),
                 };
-            if (w.dirty || w.timeline_pending || (with_fields && w.fields_waiting())) && w.loaded {
+            if w.dirty || w.timeline_pending || (with_fields && w.fields_waiting()) {
                 let write = w.take_write(&label, &self.cfg.style, horizon, with_fields);
-                if !write.is_empty() {
-                    out.windows.push((*id, write));
-                }
                 // Persisted, so that a restart finishes the window (reopened and rewritten).
                 let waiting = w.timeline_pending || w.fields_waiting();
-                if waiting != self.timeline_waiting.contains(id) {
-                    out.timeline_waiting.push((*id, waiting));
+                if waiting != self.timeline_waiting.contains(&id) {
+                    out.timeline_waiting.push((id, waiting));
                     if waiting {
-                        self.timeline_waiting.insert(*id);
+                        self.timeline_waiting.insert(id);
                     } else {
-                        self.timeline_waiting.remove(id);
+                        self.timeline_waiting.remove(&id);
                     }
+                }
+                if evict_done && closing && !w.dirty && !waiting {
+                    self.windows.remove(&id);
+                    self.evicted.insert(id);
+                }
+                if !write.is_empty() {
+                    sink(id, write)?;
                 }
             }
         }
-        out.timeline_waiting.sort_by_key(|w| w.0);
         out.join = self.join.take_changes();
         let mut marks: Vec<(LogKind, f64)> =
             self.watermarks.iter().map(|(k, v)| (*k, *v)).collect();
         marks.sort_by_key(|m| m.0);
         out.watermarks = marks;
-        out.windows.sort_by_key(|w| w.0);
-        out
+        Ok(out)
     }
 
     /// Put back what a previous run persisted: join state, windows whose timeline waits (they

@@ -114,6 +114,34 @@ impl WindowWrite {
             && self.timeline.is_none()
     }
 
+    /// About how many bytes of values it holds.
+    pub fn size(&self) -> usize {
+        let pairs = [
+            &self.fields,
+            &self.flows,
+            &self.copies,
+            &self.altflows,
+            &self.alts,
+        ]
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| k.len() + v.len())
+        .sum::<usize>();
+        let inserted: usize = self
+            .timeline_inserts
+            .iter()
+            .flat_map(|(_, l)| l)
+            .map(String::len)
+            .sum();
+        let lines = match &self.timeline {
+            Some(TimelineWrite::Append(l) | TimelineWrite::Replace(l)) => {
+                l.iter().map(String::len).sum()
+            }
+            None => 0,
+        };
+        pairs + inserted + lines
+    }
+
     /// Whether the timeline list changes.
     pub fn timeline_changed(&self) -> bool {
         self.timeline.is_some() || !self.timeline_inserts.is_empty()

@@ -14,7 +14,7 @@ use crate::profile::aggregate::Flow;
 use crate::profile::alt::AltRecord;
 use crate::profile::profiler::{LoadRequest, PersistedState, StoredWindow, Writes};
 use crate::profile::window::Grid;
-use crate::profile::window_state::TimelineWrite;
+use crate::profile::window_state::{TimelineWrite, WindowWrite};
 use crate::zeek::LogKind;
 
 /// Commands per pipeline round trip.
@@ -264,29 +264,26 @@ impl RedisStore {
         checkpoints: &[(String, String)],
         seq: u64,
     ) -> Result<(), StoreError> {
-        let url = self.url.clone();
+        self.begin()?.commit(writes, grid, label, checkpoints, seq)
+    }
+
+    /// Open a flush transaction whose windows are sent in parts as they are rendered
+    /// ([`Transaction::windows`]) and which [`Transaction::commit`] ends: Redis queues the
+    /// parts, so the flush never sits whole in this process's memory, and stays atomic.
+    pub fn begin(&mut self) -> Result<Transaction<'_>, StoreError> {
         let mut batch = Batch::new(&mut self.con);
-        let result = (|| {
-            batch.add(|pipe| {
-                pipe.cmd("MULTI").ignore();
-            })?;
-            write_all(&mut batch, writes, grid, label)?;
-            for chunk in checkpoints.chunks(256) {
-                batch.add(|pipe| {
-                    pipe.hset_multiple(keys::CHECKPOINTS, chunk).ignore();
-                })?;
-            }
-            batch.add(|pipe| {
-                pipe.set(keys::FLUSH_SEQ, seq).ignore();
-            })?;
-            batch.add(|pipe| {
-                pipe.cmd("EXEC").ignore();
-            })?;
-            batch.send()
-        })();
-        self.stats.commands += batch.commands;
-        self.stats.round_trips += batch.round_trips;
-        result.map_err(|source| StoreError::Command { url, source })
+        let opened = batch.add(|pipe| {
+            pipe.cmd("MULTI").ignore();
+        });
+        let mut tx = Transaction {
+            batch,
+            stats: &mut self.stats,
+            url: &self.url,
+            new_flows: 0,
+            open: true,
+        };
+        opened.map_err(|e| tx.fail(e))?;
+        Ok(tx)
     }
 
     /// The number of flushes committed so far (0 for a new database).
@@ -334,6 +331,86 @@ impl RedisStore {
             timeline_waiting,
             watermarks,
         })
+    }
+}
+
+/// A flush transaction being sent ([`RedisStore::begin`]). Dropped without
+/// [`Transaction::commit`], it is discarded: nothing of it reaches the database.
+pub struct Transaction<'a> {
+    batch: Batch<'a>,
+    stats: &'a mut WriteStats,
+    url: &'a str,
+    new_flows: usize,
+    open: bool,
+}
+
+impl Transaction<'_> {
+    /// Queue these windows' writes.
+    pub fn windows(
+        &mut self,
+        windows: &[(WinId, WindowWrite)],
+        grid: Grid,
+    ) -> Result<(), StoreError> {
+        for (id, w) in windows {
+            write_window(&mut self.batch, id, w, grid).map_err(|e| self.fail(e))?;
+            self.new_flows += w.new_flow_uids;
+        }
+        Ok(())
+    }
+
+    /// Queue the rest of the flush (`writes`, its windows included), the checkpoints of the
+    /// lines it covers and the flush counter `seq`, and commit it all (`EXEC`).
+    pub fn commit(
+        mut self,
+        writes: &Writes,
+        grid: Grid,
+        label: &str,
+        checkpoints: &[(String, String)],
+        seq: u64,
+    ) -> Result<(), StoreError> {
+        self.windows(&writes.windows, grid)?;
+        let result = (|| {
+            write_profiles(&mut self.batch, writes, grid)?;
+            write_state(&mut self.batch, writes, label, self.new_flows)?;
+            for chunk in checkpoints.chunks(256) {
+                self.batch.add(|pipe| {
+                    pipe.hset_multiple(keys::CHECKPOINTS, chunk).ignore();
+                })?;
+            }
+            self.batch.add(|pipe| {
+                pipe.set(keys::FLUSH_SEQ, seq).ignore();
+            })?;
+            self.batch.add(|pipe| {
+                pipe.cmd("EXEC").ignore();
+            })?;
+            self.batch.send()
+        })();
+        match result {
+            Ok(()) => {
+                self.open = false;
+                Ok(())
+            }
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    fn fail(&mut self, source: redis::RedisError) -> StoreError {
+        StoreError::Command {
+            url: self.url.to_string(),
+            source,
+        }
+    }
+}
+
+impl Drop for Transaction<'_> {
+    fn drop(&mut self) {
+        self.stats.commands += self.batch.commands;
+        self.stats.round_trips += self.batch.round_trips;
+        if self.open && self.batch.commands > self.batch.in_pipe as u64 {
+            // Part of it reached Redis: drop what it queued (best effort: the connection may
+            // be gone, and then so is the transaction).
+            let _ = redis::cmd("DISCARD").exec(self.batch.con);
+        }
     }
 }
 
@@ -418,13 +495,8 @@ end
 return #out
 "#;
 
-/// Queue every command of one flush.
-fn write_all(
-    batch: &mut Batch<'_>,
-    writes: &Writes,
-    grid: Grid,
-    label: &str,
-) -> redis::RedisResult<()> {
+/// Queue the flush's profile commands: the port table, profiles and `IPsInfo`.
+fn write_profiles(batch: &mut Batch<'_>, writes: &Writes, grid: Grid) -> redis::RedisResult<()> {
     let width = float_repr(grid.width);
     if !writes.portinfo.is_empty() {
         batch.add(|pipe| {
@@ -453,79 +525,97 @@ fn write_all(
             pipe.hset_nx(keys::IPS_INFO, ip.to_string(), "{}").ignore();
         })?;
     }
-    let mut new_flows = 0usize;
-    for ((ip, g), w) in &writes.windows {
-        let n = grid.n(*g);
-        let key = keys::window(*ip, n);
-        for (target, pairs) in [
-            (key.clone(), &w.fields),
-            (keys::flows(&key), &w.flows),
-            (keys::copies(&key), &w.copies),
-            (keys::altflows(&key), &w.altflows),
-            (keys::alts(&key), &w.alts),
-        ] {
-            for chunk in pairs.chunks(256) {
-                let bytes = chunk.iter().map(|(k, v)| k.len() + v.len()).sum();
-                batch.add_sized(bytes, |pipe| {
-                    pipe.hset_multiple(&target, chunk).ignore();
-                })?;
-            }
-        }
-        if !w.timeline_inserts.is_empty() {
-            let k = keys::timeline(&key);
-            let bytes = w
-                .timeline_inserts
-                .iter()
-                .flat_map(|(_, l)| l)
-                .map(String::len)
-                .sum();
+    Ok(())
+}
+
+/// Queue the commands of one window's write (the number of its uids new in `_flows` is
+/// counted by the caller for the `labels` counter).
+fn write_window(
+    batch: &mut Batch<'_>,
+    (ip, g): &WinId,
+    w: &WindowWrite,
+    grid: Grid,
+) -> redis::RedisResult<()> {
+    let n = grid.n(*g);
+    let key = keys::window(*ip, n);
+    for (target, pairs) in [
+        (key.clone(), &w.fields),
+        (keys::flows(&key), &w.flows),
+        (keys::copies(&key), &w.copies),
+        (keys::altflows(&key), &w.altflows),
+        (keys::alts(&key), &w.alts),
+    ] {
+        for chunk in pairs.chunks(256) {
+            let bytes = chunk.iter().map(|(k, v)| k.len() + v.len()).sum();
             batch.add_sized(bytes, |pipe| {
-                let c = pipe.cmd("EVAL").arg(INSERT_LINES).arg(1).arg(&k);
-                c.arg(w.timeline_inserts.len());
-                for (off, lines) in &w.timeline_inserts {
-                    c.arg(off).arg(lines.len()).arg(lines);
-                }
-                c.ignore();
+                pipe.hset_multiple(&target, chunk).ignore();
             })?;
         }
-        match &w.timeline {
-            Some(TimelineWrite::Append(lines)) => {
-                let k = keys::timeline(&key);
-                for chunk in lines.chunks(1000) {
-                    let bytes = chunk.iter().map(String::len).sum();
-                    batch.add_sized(bytes, |pipe| {
-                        pipe.rpush(&k, chunk).ignore();
-                    })?;
-                }
-            }
-            Some(TimelineWrite::Replace(lines)) => {
-                // Inside the flush's transaction: a viewer never sees a half-written list.
-                let k = keys::timeline(&key);
-                batch.add(|pipe| {
-                    pipe.del(&k).ignore();
-                })?;
-                for chunk in lines.chunks(1000) {
-                    let bytes = chunk.iter().map(String::len).sum();
-                    batch.add_sized(bytes, |pipe| {
-                        pipe.rpush(&k, chunk).ignore();
-                    })?;
-                }
-            }
-            None => {}
-        }
-        if w.has_data {
-            batch.add(|pipe| {
-                pipe.zadd(keys::tws(*ip), keys::tw_name(n), grid.start(*g))
-                    .ignore();
-            })?;
-        }
-        if w.has_conn && !(w.fields.is_empty() && w.flows.is_empty() && !w.timeline_changed()) {
-            batch.add(|pipe| {
-                pipe.sadd(keys::MODIFIED_TW, &key).ignore();
-            })?;
-        }
-        new_flows += w.new_flow_uids;
     }
+    if !w.timeline_inserts.is_empty() {
+        let k = keys::timeline(&key);
+        let bytes = w
+            .timeline_inserts
+            .iter()
+            .flat_map(|(_, l)| l)
+            .map(String::len)
+            .sum();
+        batch.add_sized(bytes, |pipe| {
+            let c = pipe.cmd("EVAL").arg(INSERT_LINES).arg(1).arg(&k);
+            c.arg(w.timeline_inserts.len());
+            for (off, lines) in &w.timeline_inserts {
+                c.arg(off).arg(lines.len()).arg(lines);
+            }
+            c.ignore();
+        })?;
+    }
+    match &w.timeline {
+        Some(TimelineWrite::Append(lines)) => {
+            let k = keys::timeline(&key);
+            for chunk in lines.chunks(1000) {
+                let bytes = chunk.iter().map(String::len).sum();
+                batch.add_sized(bytes, |pipe| {
+                    pipe.rpush(&k, chunk).ignore();
+                })?;
+            }
+        }
+        Some(TimelineWrite::Replace(lines)) => {
+            // Inside the flush's transaction: a viewer never sees a half-written list.
+            let k = keys::timeline(&key);
+            batch.add(|pipe| {
+                pipe.del(&k).ignore();
+            })?;
+            for chunk in lines.chunks(1000) {
+                let bytes = chunk.iter().map(String::len).sum();
+                batch.add_sized(bytes, |pipe| {
+                    pipe.rpush(&k, chunk).ignore();
+                })?;
+            }
+        }
+        None => {}
+    }
+    if w.has_data {
+        batch.add(|pipe| {
+            pipe.zadd(keys::tws(*ip), keys::tw_name(n), grid.start(*g))
+                .ignore();
+        })?;
+    }
+    if w.has_conn && !(w.fields.is_empty() && w.flows.is_empty() && !w.timeline_changed()) {
+        batch.add(|pipe| {
+            pipe.sadd(keys::MODIFIED_TW, &key).ignore();
+        })?;
+    }
+    Ok(())
+}
+
+/// Queue the end of a flush: the `labels` counter and our own state (join, waiting windows,
+/// watermarks), in the same transaction as the data it describes.
+fn write_state(
+    batch: &mut Batch<'_>,
+    writes: &Writes,
+    label: &str,
+    new_flows: usize,
+) -> redis::RedisResult<()> {
     if new_flows > 0 {
         batch.add(|pipe| {
             pipe.zincr(keys::LABELS, label, new_flows).ignore();

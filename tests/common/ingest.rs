@@ -60,11 +60,13 @@ pub fn ingest_width(
 }
 
 /// Options that flush every three records and evict every window as soon as possible, so that
-/// every late record goes through the reload-from-Redis path.
+/// every late record goes through the reload-from-Redis path; each window goes to Redis as its
+/// own part of the flush transaction.
 pub fn churn() -> IngestOptions {
     IngestOptions {
         flush_every: 3,
         hold: Some(0.0),
+        part_bytes: 0,
         ..IngestOptions::default()
     }
 }
