@@ -440,8 +440,9 @@ pub struct WindowAggregate {
 
 impl WindowAggregate {
     /// Count one conn flow for the profile on each side in `roles` (a flow from a profile to
-    /// itself counts on both); `key` is the flow's place in the contract's order.
-    pub fn add(&mut self, flow: &Flow, roles: &[Role], key: FlowKey) {
+    /// itself counts on both); `key` is the flow's place in the contract's order. Returns the
+    /// flow's id: its index in [`WindowAggregate::table`].
+    pub fn add(&mut self, flow: &Flow, roles: &[Role], key: FlowKey) -> u32 {
         let proto = match self.protos.iter().position(|p| *p == flow.proto) {
             Some(i) => i as u16,
             None => {
@@ -515,6 +516,12 @@ impl WindowAggregate {
                 self.changed.insert(Field::Family(field));
             }
         }
+        id
+    }
+
+    /// The key of every flow added, by id.
+    pub fn table(&self) -> &[FlowKey] {
+        &self.table
     }
 
     /// Every hash field with its Python-JSON value.

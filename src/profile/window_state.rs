@@ -49,6 +49,8 @@ fn flow_key(uid: &str, k: &(TotalF64, Position)) -> FlowKey {
 /// A flow, the side(s) this window's profile is on, and whether it is in Redis already.
 #[derive(Clone, Debug)]
 struct FlowEntry {
+    /// Its index in the window's flow table.
+    id: u32,
     flow: Flow,
     roles: Vec<Role>,
     written: bool,
@@ -148,8 +150,9 @@ impl WindowWrite {
     }
 }
 
-/// The written timeline entries: their keys in order with their line counts, in blocks, so a
-/// late entry finds its offset in the list without walking every entry.
+/// The written timeline entries in order with their line counts, in blocks, so a late entry
+/// finds its offset in the list without walking every entry. An entry is its flow's id in the
+/// window's flow table (`WindowAggregate::table`): 8 bytes instead of a copy of its key.
 #[derive(Debug, Default)]
 pub struct LineIndex {
     blocks: Vec<IndexBlock>,
@@ -157,21 +160,29 @@ pub struct LineIndex {
 
 #[derive(Debug, Default)]
 struct IndexBlock {
-    entries: Vec<(FlowKey, u32)>,
+    /// (flow id, line count), ordered by the flows' keys.
+    entries: Vec<(u32, u32)>,
     lines: usize,
 }
 
 const BLOCK: usize = 512;
 
+/// Whether flow `id` of `table` comes before `key` (an unknown id sorts last).
+fn id_before(table: &[FlowKey], id: u32, key: &FlowKey) -> bool {
+    table.get(id as usize).is_some_and(|k| k < key)
+}
+
 impl LineIndex {
     /// The list offset where an entry with `key` goes: the lines of every entry before it.
-    pub fn offset(&self, key: &FlowKey) -> usize {
+    pub fn offset(&self, key: &FlowKey, table: &[FlowKey]) -> usize {
         let mut off = 0;
         for b in &self.blocks {
             match b.entries.last() {
-                Some((last, _)) if last < key => off += b.lines,
+                Some((last, _)) if id_before(table, *last, key) => off += b.lines,
                 _ => {
-                    let n = b.entries.partition_point(|(k, _)| k < key);
+                    let n = b
+                        .entries
+                        .partition_point(|(id, _)| id_before(table, *id, key));
                     return off + b.entries[..n].iter().map(|e| e.1 as usize).sum::<usize>();
                 }
             }
@@ -179,19 +190,28 @@ impl LineIndex {
         off
     }
 
-    /// Record a written entry.
-    pub fn insert(&mut self, key: FlowKey, lines: u32) {
+    /// Record a written entry: flow `id` of `table`, with its line count.
+    pub fn insert(&mut self, id: u32, lines: u32, table: &[FlowKey]) {
+        let Some(key) = table.get(id as usize) else {
+            return;
+        };
         let at = self
             .blocks
             .iter()
-            .position(|b| b.entries.last().is_some_and(|(last, _)| &key < last))
+            .position(|b| {
+                b.entries
+                    .last()
+                    .is_some_and(|(last, _)| !id_before(table, *last, key))
+            })
             .unwrap_or(self.blocks.len().saturating_sub(1));
         if self.blocks.is_empty() {
             self.blocks.push(IndexBlock::default());
         }
         let b = &mut self.blocks[at];
-        let n = b.entries.partition_point(|(k, _)| k < &key);
-        b.entries.insert(n, (key, lines));
+        let n = b
+            .entries
+            .partition_point(|(i, _)| id_before(table, *i, key));
+        b.entries.insert(n, (id, lines));
         b.lines += lines as usize;
         if b.entries.len() > 2 * BLOCK {
             let rest = b.entries.split_off(BLOCK);
@@ -218,6 +238,12 @@ impl LineIndex {
     }
 }
 
+/// A uid's 64-bit hash, for the set of uids that left memory.
+fn uid_hash(uid: &str) -> u64 {
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one(uid)
+}
+
 /// One profile's window.
 #[derive(Debug, Default)]
 pub struct WindowState {
@@ -226,8 +252,9 @@ pub struct WindowState {
     by_uid: HashMap<CompactString, UidFlows>,
     /// uid → its alt records in order (usually one or two: a vector, not a tree).
     alts: HashMap<CompactString, Vec<(AltKey, AltEntry)>>,
-    /// Uids whose records are written and left memory.
-    spilled: HashSet<CompactString>,
+    /// Uids whose records are written and left memory, as 64-bit hashes ([`uid_hash`]): a
+    /// collision only costs a needless reload, never a wrong result.
+    spilled: HashSet<u64>,
     /// The written timeline entries that left memory.
     index: LineIndex,
     agg: WindowAggregate,
@@ -286,7 +313,7 @@ impl WindowState {
 
     /// Add a conn flow on the given sides of this window's profile.
     pub fn add_flow(&mut self, flow: Flow, roles: Vec<Role>, pos: Position) {
-        if self.spilled.contains(flow.uid.as_str()) {
+        if self.spilled.contains(&uid_hash(&flow.uid)) {
             self.start_reload();
         }
         let key = FlowKey::new(flow.ts, &flow.uid, pos);
@@ -294,7 +321,7 @@ impl WindowState {
     }
 
     fn insert_flow(&mut self, key: FlowKey, flow: Flow, roles: Vec<Role>) {
-        self.agg.add(&flow, &roles, key.clone());
+        let id = self.agg.add(&flow, &roles, key.clone());
         let copies = self.by_uid.entry(key.uid.clone()).or_default();
         copies.keys.push((key.ts, key.pos));
         copies.keys.sort();
@@ -302,6 +329,7 @@ impl WindowState {
         self.flows.insert(
             key,
             FlowEntry {
+                id,
                 flow,
                 roles,
                 written: false,
@@ -315,7 +343,7 @@ impl WindowState {
     /// record twice (same time, log and content — e.g. a directory ingested again) is kept once:
     /// alt records are not counted anywhere, and a sub-line must not appear twice.
     pub fn add_alt(&mut self, alt: AltRecord, pos: Position) {
-        if self.spilled.contains(alt.uid.as_str()) {
+        if self.spilled.contains(&uid_hash(&alt.uid)) {
             self.start_reload();
         }
         let key = AltKey {
@@ -445,7 +473,7 @@ impl WindowState {
         after: Option<&FlowKey>,
         style: &TimelineStyle,
         horizon: f64,
-    ) -> (Vec<(FlowKey, Vec<String>)>, bool) {
+    ) -> (Vec<(FlowKey, u32, Vec<String>)>, bool) {
         use std::ops::Bound;
         let lower = match after {
             Some(k) => Bound::Excluded(k.clone()),
@@ -460,7 +488,7 @@ impl WindowState {
             if f.ts + f.dur.unwrap_or(0.0) >= horizon {
                 return (out, true);
             }
-            out.push((key.clone(), self.entry_lines(e, style)));
+            out.push((key.clone(), e.id, self.entry_lines(e, style)));
         }
         (out, false)
     }
@@ -470,19 +498,22 @@ impl WindowState {
     /// of it has been written yet.
     pub fn timeline(&self, style: &TimelineStyle, horizon: f64) -> (Vec<String>, bool) {
         let (entries, waiting) = self.complete_entries(None, style, horizon);
-        (entries.into_iter().flat_map(|(_, l)| l).collect(), waiting)
+        (
+            entries.into_iter().flat_map(|(_, _, l)| l).collect(),
+            waiting,
+        )
     }
 
     /// Record entries written after the last one (in order): their keys and line counts in the
     /// index, their uids in `written`; returns their lines.
     fn enter_in_order(
         &mut self,
-        entries: Vec<(FlowKey, Vec<String>)>,
+        entries: Vec<(FlowKey, u32, Vec<String>)>,
         written: &mut Vec<CompactString>,
     ) -> Vec<String> {
         let mut lines = Vec::new();
-        for (key, l) in entries {
-            self.index.insert(key.clone(), l.len() as u32);
+        for (key, id, l) in entries {
+            self.index.insert(id, l.len() as u32, self.agg.table());
             lines.extend(l);
             written.push(key.uid.clone());
             self.timeline_upto = Some(key);
@@ -525,8 +556,8 @@ impl WindowState {
                     continue;
                 }
                 let l = self.entry_lines(e, style);
-                let off = self.index.offset(key);
-                late.push((key.clone(), l.len() as u32));
+                let off = self.index.offset(key, self.agg.table());
+                late.push((e.id, l.len() as u32));
                 written.push(key.uid.clone());
                 match inserts.last_mut() {
                     Some((o, lines)) if *o == off => lines.extend(l),
@@ -534,8 +565,8 @@ impl WindowState {
                 }
             }
         }
-        for (key, n) in late {
-            self.index.insert(key, n);
+        for (id, n) in late {
+            self.index.insert(id, n, self.agg.table());
         }
         inserts.retain(|(_, l)| !l.is_empty());
         let (entries, waiting) = self.complete_entries(self.timeline_upto.as_ref(), style, horizon);
@@ -639,7 +670,7 @@ impl WindowState {
                 }
             }
             self.alts.remove(&uid);
-            self.spilled.insert(uid);
+            self.spilled.insert(uid_hash(&uid));
         }
         if self.timeline_known {
             let by_uid = &self.by_uid;
@@ -647,7 +678,7 @@ impl WindowState {
             self.alts.retain(|uid, _| {
                 let keep = by_uid.contains_key(uid);
                 if !keep {
-                    spilled.insert(uid.clone());
+                    spilled.insert(uid_hash(uid));
                 }
                 keep
             });
@@ -762,20 +793,26 @@ mod tests {
     #[test]
     fn line_index_offsets_across_blocks() {
         let mut ix = LineIndex::default();
-        // Insert 3,000 entries out of order, 2 lines each.
+        // 3,000 flows in the table out of order, inserted in yet another order, 2 lines each.
         let mut order: Vec<u64> = (0..3000).collect();
         order.sort_by_key(|i| (i * 7919) % 3001);
-        for i in &order {
-            ix.insert(FlowKey::new(*i as f64, "C", pos(*i)), 2);
+        let table: Vec<FlowKey> = order
+            .iter()
+            .map(|i| FlowKey::new(*i as f64, "C", pos(*i)))
+            .collect();
+        let mut ids: Vec<u32> = (0..3000).collect();
+        ids.sort_by_key(|i| (i * 31) % 3001);
+        for id in ids {
+            ix.insert(id, 2, &table);
         }
         assert_eq!(ix.len(), 3000);
         for i in [0u64, 1, 511, 1024, 2999] {
             assert_eq!(
-                ix.offset(&FlowKey::new(i as f64, "C", pos(i))),
+                ix.offset(&FlowKey::new(i as f64, "C", pos(i)), &table),
                 2 * i as usize
             );
         }
-        assert_eq!(ix.offset(&FlowKey::new(1e9, "C", pos(0))), 6000);
+        assert_eq!(ix.offset(&FlowKey::new(1e9, "C", pos(0)), &table), 6000);
     }
 
     #[test]
