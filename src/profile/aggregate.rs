@@ -12,6 +12,7 @@ use std::net::IpAddr;
 use compact_str::CompactString;
 use indexmap::IndexMap;
 use rustc_hash::{FxBuildHasher, FxHashSet as HashSet};
+use smallvec::SmallVec;
 
 use super::letters::{TupleClock, add_symbol_classes, symbol_classes};
 use super::order::FlowKey;
@@ -210,8 +211,15 @@ impl<K: Hash + Eq + Clone, V: Default> FirstSeen<K, V> {
 
     /// The value of `key`, created if new, with `rank` taken into account.
     fn slot(&mut self, table: &[FlowKey], key: &K, rank: Rank) -> &mut V {
+        self.slot_ranked(table, key, rank).0
+    }
+
+    /// [`FirstSeen::slot`], with the key's rank before this call (`rank` for a new key).
+    fn slot_ranked(&mut self, table: &[FlowKey], key: &K, rank: Rank) -> (&mut V, Rank) {
+        let mut was = rank;
         let at = match self.map.get_index_of(key) {
             Some(i) => {
+                was = self.map[i].0;
                 if before(table, rank, self.map[i].0) {
                     let j = self.position(table, i, rank);
                     self.map[i].0 = rank;
@@ -233,7 +241,7 @@ impl<K: Hash + Eq + Clone, V: Default> FirstSeen<K, V> {
                 j
             }
         };
-        &mut self.map[at].1
+        (&mut self.map[at].1, was)
     }
 
     fn len(&self) -> usize {
@@ -274,27 +282,25 @@ const SMALL: usize = 12;
 enum Inner {
     #[default]
     Empty,
-    /// The usual case: one key, no allocation.
-    One(Atom, Rank, u64),
+    /// The usual case: one key, no allocation. Every flow of the family key had it, so its
+    /// count is the family key's packets and its rank the family key's rank.
+    One(Atom),
     Small(Vec<(Atom, Rank, u64)>),
     Large(Box<FirstSeen<Atom, u64>>),
 }
 
 impl Inner {
-    fn add(&mut self, table: &[FlowKey], key: Atom, rank: Rank, n: u64) {
+    /// Count `n` packets of a flow of rank `rank` for `key`. `own` is the family key's rank and
+    /// packets before this flow (what a `One` stands for).
+    fn add(&mut self, table: &[FlowKey], key: Atom, rank: Rank, n: u64, own: (Rank, u64)) {
         match self {
-            Inner::Empty => *self = Inner::One(key, rank, n),
-            Inner::One(k, r, c) if *k == key => {
-                *c += n;
-                if before(table, rank, *r) {
-                    *r = rank;
-                }
-            }
-            Inner::One(k, r, c) => {
+            Inner::Empty => *self = Inner::One(key),
+            Inner::One(k) if *k == key => {}
+            Inner::One(k) => {
                 let mut v = Vec::with_capacity(2);
-                v.push((*k, *r, *c));
+                v.push((*k, own.0, own.1));
                 *self = Inner::Small(v);
-                self.add(table, key, rank, n);
+                self.add(table, key, rank, n, own);
             }
             Inner::Large(m) => *m.slot(table, &key, rank) += n,
             Inner::Small(v) => {
@@ -325,14 +331,14 @@ impl Inner {
         }
     }
 
-    /// Its entries, in order, into the object `w`.
-    fn write(&self, w: &mut ObjectWriter) {
+    /// Its entries, in order, into the object `w`; `pkts` is the family key's packets.
+    fn write(&self, w: &mut ObjectWriter, pkts: u64) {
         let mut put = |k: &Atom, c: u64| {
             w.int(&k.to_string(), c as i64);
         };
         match self {
             Inner::Empty => {}
-            Inner::One(k, _, c) => put(k, *c),
+            Inner::One(k) => put(k, pkts),
             Inner::Small(v) => v.iter().for_each(|e| put(&e.0, e.2)),
             Inner::Large(m) => m.iter().for_each(|(k, c)| put(k, *c)),
         }
@@ -419,6 +425,9 @@ struct TupleFlow {
     classes: (u8, u8),
 }
 
+/// A tuple's flows in the contract's order.
+type TupleFlows = SmallVec<[TupleFlow; 2]>;
+
 /// Everything the per-window hash holds. A function of the set of flows added: counts are
 /// sums, dict key order and letters follow the contract's flow order (see [`FirstSeen`]).
 #[derive(Clone, Debug, Default)]
@@ -431,9 +440,10 @@ pub struct WindowAggregate {
     families: FirstSeen<FamilyField, FirstSeen<Atom, Totals>>,
     dst_ips: FirstSeen<Atom, u64>,
     src_ips: FirstSeen<Atom, u64>,
-    /// Tuple → its flows in order (letters are computed when rendered).
-    out_tuples: FirstSeen<TupleKey, Vec<TupleFlow>>,
-    in_tuples: FirstSeen<TupleKey, Vec<TupleFlow>>,
+    /// Tuple → its flows in order (letters are computed when rendered); most tuples have one
+    /// or two flows, kept inline.
+    out_tuples: FirstSeen<TupleKey, TupleFlows>,
+    in_tuples: FirstSeen<TupleKey, TupleFlows>,
     /// Fields changed since the last [`WindowAggregate::take_changed`].
     changed: HashSet<Field>,
 }
@@ -505,14 +515,15 @@ impl WindowAggregate {
                     established,
                 };
                 let field_rank = (id, base + i as u8 + 1);
-                let t = self
+                let (t, was) = self
                     .families
                     .slot(table, &field, field_rank)
-                    .slot(table, &k, rank);
+                    .slot_ranked(table, &k, rank);
+                let own = (was, t.pkts);
                 t.flows += 1;
                 t.pkts += pkts;
                 t.bytes += bytes;
-                t.inner.add(table, inner, rank, pkts);
+                t.inner.add(table, inner, rank, pkts, own);
                 self.changed.insert(Field::Family(field));
             }
         }
@@ -578,7 +589,7 @@ impl WindowAggregate {
                     e.int("totalflows", t.flows as i64)
                         .int("totalpkt", t.pkts as i64)
                         .int("totalbytes", t.bytes as i64)
-                        .object(inner_name, |i| t.inner.write(i));
+                        .object(inner_name, |i| t.inner.write(i, t.pkts));
                 });
             }
             out.push((field.name(&self.protos), w.finish()));
@@ -602,7 +613,7 @@ impl WindowAggregate {
 fn tuples_json(
     table: &[FlowKey],
     protos: &[CompactString],
-    tuples: &FirstSeen<TupleKey, Vec<TupleFlow>>,
+    tuples: &FirstSeen<TupleKey, TupleFlows>,
 ) -> String {
     let mut out = String::with_capacity(tuples.len() * 64);
     out.push('{');
