@@ -3,7 +3,8 @@
 # at RATE lines/s (default 50,000), Zeek-style (time order, lines split across writes); a probe
 # samples file sizes and the committed checkpoints in Redis and prints the sustained rate and the
 # latency from a line written to its being visible in Redis (p50/p90/p99/max).
-# Input: the generated benchmark directory of N conn lines (default 500,000).
+# Input: the generated benchmark directory of N conn lines (default 500,000). DAEMON_FLAGS are
+# added to the daemon's command line (e.g. "--flush-interval-ms 250").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-500000}
@@ -32,7 +33,7 @@ last=$(awk '!/^#/ { t = $1 } END { print t }' "$SRC/conn.log")
 speed=$(awk -v n="$lines" -v a="$first" -v b="$last" -v r="$RATE" 'BEGIN { printf "%.3f", r * (b - a) / n }')
 echo "== follow: $lines lines at $RATE lines/s (replay --speed $speed)"
 ./target/release/kalipso-ingest --zeek-dir "$OUT" --home-net 10.0.0.0/16 --timezone UTC \
-    --redis-url "redis://127.0.0.1:$PORT/0" --log-level warn &
+    --redis-url "redis://127.0.0.1:$PORT/0" --log-level warn ${DAEMON_FLAGS:-} &
 DAEMON=$!
 sleep 1
 /usr/bin/time -f "replay: %e s" ./target/release/kalipso-ingest replay --from "$SRC" --to "$OUT" \

@@ -170,6 +170,9 @@ impl Drop for Committer {
     }
 }
 
+/// Most time one flush spends rendering the fields of filling windows.
+const FIELDS_BUDGET: Duration = Duration::from_millis(100);
+
 /// Knobs of follow mode.
 #[derive(Clone, Debug)]
 pub struct FollowOptions {
@@ -259,6 +262,9 @@ fn start_engine(settings: &Settings, store: &mut RedisStore) -> Result<Engine, I
     cfg.label = settings.label.clone();
     cfg.style.clock = settings.clock.clone();
     cfg.fields_every = Some(Duration::from_millis(settings.fields_interval_ms));
+    // Fields that fell due together are spread over flushes (a fifth of the flush interval
+    // each), not rendered in one long flush that holds every line back.
+    cfg.fields_budget = Some(FIELDS_BUDGET);
     let mut profiler = Profiler::new(cfg, true);
     if grid.is_some() {
         profiler.restore(store.persisted_state()?);

@@ -1,0 +1,77 @@
+//! The daemon's fields budget: when the fields of many filling windows fall due together, a
+//! flush renders them until its budget is spent and leaves the rest for the next flushes, so
+//! every window still gets its fields, spread over flushes.
+
+use std::time::Duration;
+
+use kalipso_ingest::profile::aggregate::Flow;
+use kalipso_ingest::profile::profiler::{Profiler, ProfilerConfig, Writes};
+use kalipso_ingest::profile::routing::{Direction, Routing};
+
+fn conn(i: u8) -> Flow {
+    Flow {
+        ts: 1000.0 + f64::from(i),
+        uid: format!("C{i}").into(),
+        saddr: format!("10.0.0.{i}").parse().unwrap(),
+        sport: 40000,
+        daddr: "8.8.8.8".parse().unwrap(),
+        dport: 53,
+        proto: "udp".into(),
+        appproto: "dns".into(),
+        dur: Some(0.1),
+        origstate: "SF".into(),
+        spkts: 1,
+        dpkts: 1,
+        sbytes: 40,
+        dbytes: 60,
+    }
+}
+
+fn profiler(budget: Option<Duration>) -> Profiler {
+    let routing = Routing {
+        home: Vec::new(),
+        direction: Direction::Out,
+    };
+    let mut cfg = ProfilerConfig::new(routing, 3600.0);
+    cfg.fields_every = Some(Duration::ZERO);
+    cfg.fields_budget = budget;
+    let mut p = Profiler::new(cfg, false);
+    for i in 1..=3 {
+        p.add_conn(conn(i), u64::from(i));
+    }
+    p
+}
+
+fn with_fields(w: &Writes) -> usize {
+    w.windows
+        .iter()
+        .filter(|(_, w)| !w.fields.is_empty())
+        .count()
+}
+
+#[test]
+fn without_a_budget_every_due_window_gets_its_fields_at_once() {
+    let mut p = profiler(None);
+    assert_eq!(with_fields(&p.take_writes()), 3);
+    assert_eq!(with_fields(&p.take_writes()), 0);
+}
+
+#[test]
+fn a_spent_budget_leaves_the_other_windows_for_the_next_flushes() {
+    // A budget shorter than any render: one window's fields per flush.
+    let mut p = profiler(Some(Duration::from_nanos(1)));
+    let first = p.take_writes();
+    assert_eq!(with_fields(&first), 1);
+    // Lines and flows of every window still go at once.
+    assert_eq!(
+        first
+            .windows
+            .iter()
+            .filter(|(_, w)| !w.flows.is_empty())
+            .count(),
+        3
+    );
+    assert_eq!(with_fields(&p.take_writes()), 1);
+    assert_eq!(with_fields(&p.take_writes()), 1);
+    assert_eq!(with_fields(&p.take_writes()), 0);
+}
