@@ -281,7 +281,7 @@ pub fn write_json_float(out: &mut String, f: f64) {
     } else if f.is_infinite() {
         out.push_str(if f > 0.0 { "Infinity" } else { "-Infinity" });
     } else {
-        out.push_str(&float_repr(f));
+        push_float_repr(out, f);
     }
 }
 
@@ -290,27 +290,44 @@ pub fn write_json_float(out: &mut String, f: f64) {
 /// Shortest round-trip digits; positional notation when the decimal exponent is in [-4, 16),
 /// always with a fractional part (`3600.0`); otherwise `d.ddde±XX` (`3e-06`, `1e+16`).
 pub fn float_repr(f: f64) -> String {
+    let mut out = String::with_capacity(24);
+    push_float_repr(&mut out, f);
+    out
+}
+
+/// [`float_repr`] appended to `out`, without allocating.
+pub fn push_float_repr(out: &mut String, f: f64) {
     if f.is_nan() {
-        return "nan".to_string();
+        out.push_str("nan");
+        return;
     }
     if f.is_infinite() {
-        return if f > 0.0 { "inf" } else { "-inf" }.to_string();
+        out.push_str(if f > 0.0 { "inf" } else { "-inf" });
+        return;
     }
     if f == 0.0 {
-        return if f.is_sign_negative() { "-0.0" } else { "0.0" }.to_string();
+        out.push_str(if f.is_sign_negative() { "-0.0" } else { "0.0" });
+        return;
     }
     // Rust's `{:e}` gives the shortest round-trip digits: "1.582810000123456e9", "3e-6".
-    let sci = format!("{:e}", f.abs());
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let mut sci = StackText::default();
+    let _ = write!(sci, "{:e}", f.abs());
+    let sci = sci.as_str();
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
-    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
-    let sign = if f < 0.0 { "-" } else { "" };
+    let mut digits = StackText::default();
+    for c in mantissa.chars().filter(|c| *c != '.') {
+        let _ = digits.write_char(c);
+    }
+    let digits = digits.as_str();
+    if f < 0.0 {
+        out.push('-');
+    }
     if (-4..16).contains(&exp) {
-        let mut out = String::from(sign);
         if exp >= 0 {
             let int_len = exp as usize + 1;
             if digits.len() <= int_len {
-                out.push_str(&digits);
+                out.push_str(digits);
                 out.extend(std::iter::repeat_n('0', int_len - digits.len()));
                 out.push_str(".0");
             } else {
@@ -321,18 +338,48 @@ pub fn float_repr(f: f64) -> String {
         } else {
             out.push_str("0.");
             out.extend(std::iter::repeat_n('0', (-exp - 1) as usize));
-            out.push_str(&digits);
+            out.push_str(digits);
         }
-        out
     } else {
-        let mut out = String::from(sign);
         out.push_str(&digits[..1]);
         if digits.len() > 1 {
             out.push('.');
             out.push_str(&digits[1..]);
         }
         let _ = write!(out, "e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs());
-        out
+    }
+}
+
+/// A short text on the stack (a float's digits); what does not fit is dropped.
+struct StackText {
+    buf: [u8; 40],
+    len: usize,
+}
+
+impl Default for StackText {
+    fn default() -> Self {
+        StackText {
+            buf: [0; 40],
+            len: 0,
+        }
+    }
+}
+
+impl StackText {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+impl std::fmt::Write for StackText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        if end > self.buf.len() {
+            return Err(std::fmt::Error);
+        }
+        self.buf[self.len..end].copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }
 
@@ -433,6 +480,20 @@ mod tests {
             (100.0, "100.0"),
         ] {
             assert_eq!(float_repr(f), want, "{f:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn float_repr_round_trips_and_is_appended_in_place(
+            f in proptest::num::f64::NORMAL | proptest::num::f64::SUBNORMAL
+                | proptest::num::f64::NEGATIVE | proptest::num::f64::POSITIVE,
+        ) {
+            let text = float_repr(f);
+            proptest::prop_assert_eq!(text.parse::<f64>().ok(), Some(f));
+            let mut out = String::from("x");
+            push_float_repr(&mut out, f);
+            proptest::prop_assert_eq!(out, format!("x{text}"));
         }
     }
 
