@@ -170,6 +170,9 @@ impl Drop for Committer {
     }
 }
 
+/// How often the directory is looked at while lines keep coming.
+const SCAN_EVERY: Duration = Duration::from_millis(100);
+
 /// Most time one flush spends rendering the fields of filling windows.
 const FIELDS_BUDGET: Duration = Duration::from_millis(100);
 
@@ -321,6 +324,7 @@ pub fn run_follow(
     let mut last_check = Instant::now();
     let mut failing = false;
     let mut last_records: u64 = 0;
+    let (mut busy, mut last_scan) = (false, Instant::now());
     loop {
         let stopping = control.stop.load(Ordering::Relaxed);
         if control.reload.swap(false, Ordering::Relaxed) {
@@ -337,10 +341,16 @@ pub fn run_follow(
         }
         let mut read = 0;
         if outstanding.is_none() && !stopping {
-            if let Err(e) = engine.tailer.scan() {
-                tracing::warn!(error = %e, "cannot scan the log directory");
+            // New and rotated files: looked for after every pause, and every `SCAN_EVERY`
+            // while lines keep coming (not at every read).
+            if !busy || last_scan.elapsed() >= SCAN_EVERY {
+                last_scan = Instant::now();
+                if let Err(e) = engine.tailer.scan() {
+                    tracing::warn!(error = %e, "cannot scan the log directory");
+                }
             }
             read = poll_files(&mut engine, &mut stats);
+            busy = read > 0;
             update_log_states(&mut engine, opts.idle_after);
             engine.profiler.expire_waiting_alts();
         }
