@@ -75,3 +75,19 @@ fn a_spent_budget_leaves_the_other_windows_for_the_next_flushes() {
     assert_eq!(with_fields(&p.take_writes()), 1);
     assert_eq!(with_fields(&p.take_writes()), 0);
 }
+
+#[test]
+fn closing_windows_are_spread_too_and_stay_until_their_fields_are_written() {
+    use kalipso_ingest::zeek::LogKind;
+    let mut p = profiler(Some(Duration::from_nanos(1)));
+    for kind in [LogKind::Conn, LogKind::Dns, LogKind::Http, LogKind::Ssl] {
+        p.finish_log(kind); // every log at its end: all three windows close
+    }
+    let mut written = 0;
+    for _ in 0..3 {
+        written += with_fields(&p.take_writes());
+        p.evict();
+        assert_eq!(p.open_windows(), 3 - written);
+    }
+    assert_eq!(written, 3);
+}

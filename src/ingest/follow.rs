@@ -173,7 +173,7 @@ impl Drop for Committer {
 /// How often the directory is looked at while lines keep coming.
 const SCAN_EVERY: Duration = Duration::from_millis(100);
 
-/// Most time one flush spends rendering the fields of filling windows.
+/// Most time one flush spends rendering window fields.
 const FIELDS_BUDGET: Duration = Duration::from_millis(100);
 
 /// Knobs of follow mode.
@@ -265,8 +265,8 @@ fn start_engine(settings: &Settings, store: &mut RedisStore) -> Result<Engine, I
     cfg.label = settings.label.clone();
     cfg.style.clock = settings.clock.clone();
     cfg.fields_every = Some(Duration::from_millis(settings.fields_interval_ms));
-    // Fields that fell due together are spread over flushes (a fifth of the flush interval
-    // each), not rendered in one long flush that holds every line back.
+    // Fields that fell due (or windows that closed) together are spread over flushes (a fifth
+    // of the flush interval each), not rendered in one long flush that holds every line back.
     cfg.fields_budget = Some(FIELDS_BUDGET);
     let mut profiler = Profiler::new(cfg, true);
     if grid.is_some() {

@@ -41,9 +41,10 @@ pub struct ProfilerConfig {
     /// not limit how fast it follows (timeline lines and flows still go at every flush).
     /// Windows whose fields wait are persisted: a restart reopens and rewrites them.
     pub fields_every: Option<std::time::Duration>,
-    /// Most time a flush spends rendering the fields of windows still filling (`None`: no
-    /// limit). Windows past it wait for the next flush, so that the windows whose fields fell
-    /// due together are spread over several flushes instead of delaying one.
+    /// Most time a flush spends rendering window fields (`None`: no limit). Windows past it
+    /// wait for the next flush (closing ones stay in memory until then), so that the windows
+    /// whose fields fell due together — or closed together — are spread over several flushes
+    /// instead of delaying one.
     pub fields_budget: Option<std::time::Duration>,
 }
 
@@ -591,15 +592,14 @@ impl Profiler {
             };
             let closing = self.cfg.window_end(id.1) + self.cfg.hold <= low;
             let within_budget = self.cfg.fields_budget.is_none_or(|b| fields_spent < b);
-            let with_fields = closing
-                || (within_budget
-                    && match self.cfg.fields_every {
+            let with_fields = within_budget
+                && (closing
+                    || match self.cfg.fields_every {
                         None => true,
                         Some(every) => w.fields_written_at.is_none_or(|t| t.elapsed() >= every),
                     });
             if w.dirty || w.timeline_pending || (with_fields && w.fields_waiting()) {
-                let started =
-                    (with_fields && !closing && w.fields_waiting()).then(std::time::Instant::now);
+                let started = (with_fields && w.fields_waiting()).then(std::time::Instant::now);
                 let write = w.take_write(&label, &self.cfg.style, horizon, with_fields);
                 if let Some(t) = started {
                     fields_spent += t.elapsed();
