@@ -103,14 +103,14 @@ impl Wakeup {
 /// and profiles the next records while Redis takes the previous ones. At most one commit is
 /// in flight; the loop gets each commit back with its result (a failed one is recovered and
 /// retried by the loop itself, exactly as before).
-struct Committer {
+struct CommitThread {
     jobs: Option<mpsc::SyncSender<(Commit, Grid, String)>>,
     results: mpsc::Receiver<(Commit, Result<Duration, StoreError>)>,
     handle: Option<std::thread::JoinHandle<()>>,
 }
 
-impl Committer {
-    fn start(url: &str) -> Committer {
+impl CommitThread {
+    fn start(url: &str) -> CommitThread {
         let url = url.to_string();
         let (jobs, incoming) = mpsc::sync_channel::<(Commit, Grid, String)>(1);
         let (done, results) = mpsc::channel();
@@ -136,7 +136,7 @@ impl Committer {
                 }
             })
             .ok();
-        Committer {
+        CommitThread {
             jobs: Some(jobs),
             results,
             handle,
@@ -161,7 +161,7 @@ impl Committer {
     }
 }
 
-impl Drop for Committer {
+impl Drop for CommitThread {
     fn drop(&mut self) {
         self.jobs = None;
         if let Some(h) = self.handle.take() {
@@ -318,7 +318,7 @@ pub fn run_follow(
     let mut in_flight = false;
     // At a stop: whether the last flush (of everything read) was built.
     let mut stop_flush_built = false;
-    let committer = Committer::start(&settings.redis_url);
+    let commit_thread = CommitThread::start(&settings.redis_url);
     let mut timings = Timings::default();
     let mut backoff = Duration::from_millis(200);
     let mut last_check = Instant::now();
@@ -357,7 +357,7 @@ pub fn run_follow(
         let due = last_flush.elapsed() >= opts.flush_interval;
         if in_flight {
             // Wait for it only when the next flush is due (or at the stop).
-            if let Some((commit, result)) = committer.result(due || stopping) {
+            if let Some((commit, result)) = commit_thread.result(due || stopping) {
                 in_flight = false;
                 match result {
                     Ok(took) => {
@@ -377,7 +377,7 @@ pub fn run_follow(
                 Ok(Some(f)) => {
                     let label = engine.profiler.config().label.clone();
                     match engine.grid {
-                        Some(g) => match committer.hand_over(f, g, label) {
+                        Some(g) => match commit_thread.hand_over(f, g, label) {
                             None => in_flight = true,
                             Some(f) => outstanding = Some((f, None)),
                         },
