@@ -145,9 +145,9 @@ impl Flow {
             Some(d) => w.float("dur", d),
             None => w.int("dur", 0),
         };
-        w.str("saddr", &self.saddr.to_string())
+        w.ip("saddr", self.saddr)
             .int("sport", self.sport.into())
-            .str("daddr", &self.daddr.to_string())
+            .ip("daddr", self.daddr)
             .int("dport", self.dport.into())
             .str("proto", &self.proto)
             .str("origstate", &self.origstate)

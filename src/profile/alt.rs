@@ -223,9 +223,9 @@ impl AltRecord {
         out.push_str(", ");
         crate::store::pyjson::write_json_str(&mut out, self.kind.as_str());
         out.push_str(", ");
-        crate::store::pyjson::write_json_str(&mut out, &self.saddr.to_string());
+        crate::store::pyjson::write_json_ip(&mut out, self.saddr);
         out.push_str(", ");
-        crate::store::pyjson::write_json_str(&mut out, &self.daddr.to_string());
+        crate::store::pyjson::write_json_ip(&mut out, self.daddr);
         if with_value {
             out.push_str(", ");
             out.push_str(&self.json);

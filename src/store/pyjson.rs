@@ -139,8 +139,13 @@ impl ObjectWriter {
 
     /// `"k": n`.
     pub fn int(&mut self, k: &str, v: i64) -> &mut Self {
-        let out = self.key(k);
-        let _ = write!(out, "{v}");
+        write_int(self.key(k), v);
+        self
+    }
+
+    /// `"k": "<address>"`.
+    pub fn ip(&mut self, k: &str, v: std::net::IpAddr) -> &mut Self {
+        write_json_ip(self.key(k), v);
         self
     }
 
@@ -252,8 +257,22 @@ impl PyValue {
 
 /// Append a JSON string literal as Python's `json.dumps` writes it (`ensure_ascii=True`).
 pub fn write_json_str(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
     out.push('"');
-    for c in s.chars() {
+    // Runs of printable ASCII are copied whole; anything else is escaped one char at a time.
+    let bytes = s.as_bytes();
+    let (mut start, mut i) = (0, 0);
+    while i < bytes.len() {
+        let b = bytes[i];
+        if (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\' {
+            i += 1;
+            continue;
+        }
+        out.push_str(&s[start..i]);
+        // `i` is a char boundary: only ASCII bytes were skipped.
+        let Some(c) = s[i..].chars().next() else {
+            break;
+        };
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
@@ -262,7 +281,6 @@ pub fn write_json_str(out: &mut String, s: &str) {
             '\t' => out.push_str("\\t"),
             '\u{8}' => out.push_str("\\b"),
             '\u{c}' => out.push_str("\\f"),
-            ' '..='~' => out.push(c),
             _ => {
                 let mut units = [0u16; 2];
                 for unit in c.encode_utf16(&mut units) {
@@ -270,8 +288,21 @@ pub fn write_json_str(out: &mut String, s: &str) {
                 }
             }
         }
+        i += c.len_utf8();
+        start = i;
     }
+    out.push_str(&s[start..]);
     out.push('"');
+}
+
+/// Append an address as a JSON string (its text never needs escaping), without a temporary.
+pub fn write_json_ip(out: &mut String, ip: std::net::IpAddr) {
+    let _ = write!(out, "\"{ip}\"");
+}
+
+/// Append an integer (`itoa`: no formatting machinery on the hot path).
+pub fn write_int(out: &mut String, v: i64) {
+    out.push_str(itoa::Buffer::new().format(v));
 }
 
 /// Append a float as `json.dumps` writes it (Python `repr`; `NaN`, `Infinity`, `-Infinity`).
@@ -483,7 +514,55 @@ mod tests {
         }
     }
 
+    /// `json.dumps` (ensure_ascii) of a string, one char at a time: the reference for the
+    /// run-copying [`write_json_str`].
+    fn json_str_reference(s: &str) -> String {
+        let mut out = String::from('"');
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\u{8}' => out.push_str("\\b"),
+                '\u{c}' => out.push_str("\\f"),
+                ' '..='~' => out.push(c),
+                _ => {
+                    let mut units = [0u16; 2];
+                    for unit in c.encode_utf16(&mut units) {
+                        out.push_str(&format!("\\u{unit:04x}"));
+                    }
+                }
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    #[test]
+    fn ips_and_ints_are_written_as_their_text() {
+        for ip in ["10.0.0.1", "2001:db8::1", "::ffff:1.2.3.4"] {
+            let ip: std::net::IpAddr = ip.parse().unwrap();
+            let mut out = String::new();
+            write_json_ip(&mut out, ip);
+            assert_eq!(out, json_str_reference(&ip.to_string()));
+        }
+        for v in [0, -1, 42, i64::MIN, i64::MAX] {
+            let mut out = String::new();
+            write_int(&mut out, v);
+            assert_eq!(out, v.to_string());
+        }
+    }
+
     proptest::proptest! {
+        #[test]
+        fn json_str_matches_the_char_by_char_reference(s in "\\PC*|[ -~\"\\\\\n\t\u{0}-\u{1f}\u{7f}é€😀]*") {
+            let mut out = String::from("x");
+            write_json_str(&mut out, &s);
+            proptest::prop_assert_eq!(out, format!("x{}", json_str_reference(&s)));
+        }
+
         #[test]
         fn float_repr_round_trips_and_is_appended_in_place(
             f in proptest::num::f64::NORMAL | proptest::num::f64::SUBNORMAL
