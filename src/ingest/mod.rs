@@ -225,8 +225,8 @@ pub const PART_BYTES: usize = 8 << 20;
 impl Committer {
     /// One `--once` flush: merge, render, commit with the files' checkpoints, evict. Windows
     /// are sent to the writer as they are rendered (in parts of about
-    /// [`IngestOptions::part_bytes`]), and windows
-    /// that are done leave memory as soon as they are rendered.
+    /// [`IngestOptions::part_bytes`]), and windows that are done leave memory as soon as they
+    /// are rendered.
     fn flush(
         &mut self,
         profiler: &mut Profiler,

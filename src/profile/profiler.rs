@@ -614,7 +614,7 @@ impl Profiler {
                         self.timeline_waiting.remove(&id);
                     }
                 }
-                if evict_done && closing && !w.dirty && !waiting {
+                if evict_done && is_done(&self.cfg, id, w, low) {
                     self.windows.remove(&id);
                     self.evicted.insert(id);
                 }
@@ -664,11 +664,7 @@ impl Profiler {
         let cfg = &self.cfg;
         let mut gone = Vec::new();
         self.windows.retain(|id, w| {
-            let keep = w.dirty
-                || w.timeline_pending
-                || w.fields_waiting()
-                || !w.loaded
-                || cfg.window_end(id.1) + cfg.hold > low;
+            let keep = !is_done(cfg, *id, w, low);
             if !keep {
                 gone.push(*id);
             }
@@ -676,4 +672,14 @@ impl Profiler {
         });
         self.evicted.extend(gone);
     }
+}
+
+/// Whether window `id` may leave memory: closed (every log is `hold` past its end, `low`
+/// being the lowest log time), merged with Redis, and with nothing left to write.
+fn is_done(cfg: &ProfilerConfig, id: WinId, w: &WindowState, low: f64) -> bool {
+    !(w.dirty
+        || w.timeline_pending
+        || w.fields_waiting()
+        || !w.loaded
+        || cfg.window_end(id.1) + cfg.hold > low)
 }
