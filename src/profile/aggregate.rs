@@ -6,11 +6,11 @@
 //! JSON object keeps the key order a Python dict filled in the contract's flow order (ts, uid,
 //! position) would have.
 
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 use std::net::IpAddr;
 
 use compact_str::CompactString;
-use indexmap::IndexMap;
+use hashbrown::HashTable;
 use rustc_hash::{FxBuildHasher, FxHashSet as HashSet};
 use smallvec::SmallVec;
 
@@ -178,37 +178,52 @@ fn before(table: &[FlowKey], a: Rank, b: Rank) -> bool {
     }
 }
 
+fn hash_of<K: Hash>(key: &K) -> u64 {
+    FxBuildHasher.hash_one(key)
+}
+
+/// Room for more entries in a growing vector: half as much again (not twice), so a full
+/// window wastes less memory; still geometric, so pushing stays amortized O(1).
+fn grow<T>(v: &mut Vec<T>) {
+    if v.len() == v.capacity() {
+        v.reserve_exact((v.len() / 2).max(4));
+    }
+}
+
+/// One key of a [`FirstSeen`] dict.
+#[derive(Clone, Debug)]
+struct Slot<K, V> {
+    key: K,
+    rank: Rank,
+    value: V,
+}
+
 /// A dict whose keys iterate in the order they were first seen in the contract's flow order
 /// (as a Python dict filled flow by flow), whatever order the flows are added in: each key
-/// keeps its rank, and a key first seen earlier than others moves before them.
+/// keeps its rank (lowered when an earlier flow has it), and is iterated by rank.
+///
+/// Kept compact, since an open window holds one per family field and these hold most of its
+/// memory: the entries in a vector in the order they were added, a table of their indices (no
+/// stored hashes), and a flag for the usual case where adding order is rank order already.
 #[derive(Clone, Debug)]
 struct FirstSeen<K, V> {
-    map: IndexMap<K, (Rank, V), FxBuildHasher>,
+    entries: Vec<Slot<K, V>>,
+    index: HashTable<u32>,
+    /// Whether `entries` are in rank order.
+    sorted: bool,
 }
 
 impl<K, V> Default for FirstSeen<K, V> {
     fn default() -> Self {
         FirstSeen {
-            map: IndexMap::default(),
+            entries: Vec::new(),
+            index: HashTable::new(),
+            sorted: true,
         }
     }
 }
 
 impl<K: Hash + Eq + Clone, V: Default> FirstSeen<K, V> {
-    /// The first index in `0..upto` whose rank is not before `rank`.
-    fn position(&self, table: &[FlowKey], upto: usize, rank: Rank) -> usize {
-        let (mut lo, mut hi) = (0, upto);
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            if before(table, self.map[mid].0, rank) {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        lo
-    }
-
     /// The value of `key`, created if new, with `rank` taken into account.
     fn slot(&mut self, table: &[FlowKey], key: &K, rank: Rank) -> &mut V {
         self.slot_ranked(table, key, rank).0
@@ -216,68 +231,159 @@ impl<K: Hash + Eq + Clone, V: Default> FirstSeen<K, V> {
 
     /// [`FirstSeen::slot`], with the key's rank before this call (`rank` for a new key).
     fn slot_ranked(&mut self, table: &[FlowKey], key: &K, rank: Rank) -> (&mut V, Rank) {
-        let mut was = rank;
-        let at = match self.map.get_index_of(key) {
+        let hash = hash_of(key);
+        let FirstSeen {
+            entries,
+            index,
+            sorted,
+        } = self;
+        let found = index
+            .find(hash, |&i| entries[i as usize].key == *key)
+            .map(|&i| i as usize);
+        let at = match found {
             Some(i) => {
-                was = self.map[i].0;
-                if before(table, rank, self.map[i].0) {
-                    let j = self.position(table, i, rank);
-                    self.map[i].0 = rank;
-                    self.map.move_index(i, j);
-                    j
-                } else {
-                    i
-                }
-            }
-            None => {
-                let len = self.map.len();
-                let j = match self.map.last() {
-                    Some((_, (last, _))) if before(table, rank, *last) => {
-                        self.position(table, len, rank)
+                let was = entries[i].rank;
+                if before(table, rank, was) {
+                    entries[i].rank = rank;
+                    if *sorted && i > 0 && !before(table, entries[i - 1].rank, rank) {
+                        *sorted = false;
                     }
-                    _ => len,
-                };
-                self.map.shift_insert(j, key.clone(), (rank, V::default()));
-                j
+                }
+                return (&mut entries[i].value, was);
             }
+            None => entries.len(),
         };
-        (&mut self.map[at].1, was)
+        if *sorted && at > 0 && !before(table, entries[at - 1].rank, rank) {
+            *sorted = false;
+        }
+        grow(entries);
+        entries.push(Slot {
+            key: key.clone(),
+            rank,
+            value: V::default(),
+        });
+        index.insert_unique(hash, at as u32, |&i| hash_of(&entries[i as usize].key));
+        (&mut entries[at].value, rank)
     }
 
     fn len(&self) -> usize {
-        self.map.len()
+        self.entries.len()
     }
 
     fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.entries.is_empty()
     }
 
-    fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.map.iter().map(|(k, (_, v))| (k, v))
-    }
-}
-
-/// A dict key of the window hash: an address or a port (written as their text).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum Atom {
-    Ip(IpAddr),
-    Port(u16),
-}
-
-impl std::fmt::Display for Atom {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Atom::Ip(ip) => ip.fmt(f),
-            Atom::Port(p) => p.fmt(f),
+    /// Every key and value, in rank order.
+    fn for_each(&self, table: &[FlowKey], mut f: impl FnMut(&K, &V)) {
+        if self.sorted {
+            self.entries.iter().for_each(|s| f(&s.key, &s.value));
+            return;
         }
+        let mut order: Vec<u32> = (0..self.entries.len() as u32).collect();
+        let rank = |i: &u32| self.entries[*i as usize].rank;
+        order.sort_unstable_by(|a, b| {
+            let (a, b) = (rank(a), rank(b));
+            if before(table, a, b) {
+                std::cmp::Ordering::Less
+            } else if before(table, b, a) {
+                std::cmp::Ordering::Greater
+            } else {
+                std::cmp::Ordering::Equal
+            }
+        });
+        for i in order {
+            let s = &self.entries[i as usize];
+            f(&s.key, &s.value);
+        }
+    }
+}
+
+/// The addresses of a window's peers, each stored once: dict keys refer to them by a 4-byte
+/// id (an address takes 17 bytes, and most keys of a window hold one).
+#[derive(Clone, Debug, Default)]
+struct Peers {
+    ips: Vec<IpAddr>,
+    index: HashTable<u32>,
+}
+
+impl Peers {
+    /// The id of `ip`, added if new.
+    fn id(&mut self, ip: IpAddr) -> u32 {
+        let hash = hash_of(&ip);
+        let Peers { ips, index } = self;
+        if let Some(&i) = index.find(hash, |&i| ips[i as usize] == ip) {
+            return i;
+        }
+        let id = ips.len() as u32;
+        grow(ips);
+        ips.push(ip);
+        index.insert_unique(hash, id, |&i| hash_of(&ips[i as usize]));
+        id
+    }
+
+    /// The address of an id.
+    fn ip(&self, id: u32) -> Option<IpAddr> {
+        self.ips.get(id as usize).copied()
+    }
+}
+
+/// A dict key of the window hash: a peer's id ([`Peers`]) or a port, as the dict's field says.
+type Atom = u32;
+
+/// What a dict's keys are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AtomKind {
+    Peer,
+    Port,
+}
+
+/// Writes dict keys as their text.
+struct KeyText<'a> {
+    peers: &'a Peers,
+    buf: String,
+}
+
+impl<'a> KeyText<'a> {
+    fn new(peers: &'a Peers) -> Self {
+        KeyText {
+            peers,
+            buf: String::with_capacity(48),
+        }
+    }
+
+    /// The text of `atom` read as `kind`.
+    fn text(&mut self, kind: AtomKind, atom: Atom) -> &str {
+        use std::fmt::Write;
+        self.buf.clear();
+        match kind {
+            AtomKind::Port => {
+                self.buf.push_str(itoa::Buffer::new().format(atom));
+            }
+            AtomKind::Peer => {
+                if let Some(ip) = self.peers.ip(atom) {
+                    let _ = write!(self.buf, "{ip}");
+                }
+            }
+        }
+        &self.buf
     }
 }
 
 /// Entries of a small inner dict kept in a vector before it becomes a map.
 const SMALL: usize = 12;
 
+/// An inner dict with more than one key.
+#[derive(Clone, Debug)]
+enum Many {
+    /// Up to [`SMALL`] keys in rank order, with their rank and packets.
+    Small(Vec<(Atom, Rank, u64)>),
+    Large(FirstSeen<Atom, u64>),
+}
+
 /// The inner packet-count dict of a family key (`dstports`, `dstips`, `srcips`): most hold one
-/// or a few keys, so they start as a short vector in first-seen order.
+/// key, so that one is stored inline; more go to the heap, as a short vector in rank order
+/// first.
 #[derive(Clone, Debug, Default)]
 enum Inner {
     #[default]
@@ -285,25 +391,33 @@ enum Inner {
     /// The usual case: one key, no allocation. Every flow of the family key had it, so its
     /// count is the family key's packets and its rank the family key's rank.
     One(Atom),
-    Small(Vec<(Atom, Rank, u64)>),
-    Large(Box<FirstSeen<Atom, u64>>),
+    Many(Box<Many>),
 }
 
 impl Inner {
     /// Count `n` packets of a flow of rank `rank` for `key`. `own` is the family key's rank and
     /// packets before this flow (what a `One` stands for).
     fn add(&mut self, table: &[FlowKey], key: Atom, rank: Rank, n: u64, own: (Rank, u64)) {
-        match self {
-            Inner::Empty => *self = Inner::One(key),
-            Inner::One(k) if *k == key => {}
+        let many = match self {
+            Inner::Empty => {
+                *self = Inner::One(key);
+                return;
+            }
+            Inner::One(k) if *k == key => return,
             Inner::One(k) => {
                 let mut v = Vec::with_capacity(2);
                 v.push((*k, own.0, own.1));
-                *self = Inner::Small(v);
-                self.add(table, key, rank, n, own);
+                *self = Inner::Many(Box::new(Many::Small(v)));
+                match self {
+                    Inner::Many(m) => m,
+                    _ => return,
+                }
             }
-            Inner::Large(m) => *m.slot(table, &key, rank) += n,
-            Inner::Small(v) => {
+            Inner::Many(m) => m,
+        };
+        match &mut **many {
+            Many::Large(m) => *m.slot(table, &key, rank) += n,
+            Many::Small(v) => {
                 let mut count = n;
                 if let Some(i) = v.iter().position(|e| e.0 == key) {
                     if !before(table, rank, v[i].1) {
@@ -323,24 +437,37 @@ impl Inner {
                 if v.len() > SMALL {
                     let mut m = FirstSeen::default();
                     for (k, r, c) in v.drain(..) {
-                        m.map.insert(k, (r, c));
+                        *m.slot(table, &k, r) += c;
                     }
-                    *self = Inner::Large(Box::new(m));
+                    **many = Many::Large(m);
                 }
             }
         }
     }
 
-    /// Its entries, in order, into the object `w`; `pkts` is the family key's packets.
-    fn write(&self, w: &mut ObjectWriter, pkts: u64) {
-        let mut put = |k: &Atom, c: u64| {
-            w.int(&k.to_string(), c as i64);
-        };
+    /// Its entries, in order, into the object `w`; `pkts` is the family key's packets, `kind`
+    /// what its keys are.
+    fn write(
+        &self,
+        table: &[FlowKey],
+        keys: &mut KeyText<'_>,
+        kind: AtomKind,
+        w: &mut ObjectWriter,
+        pkts: u64,
+    ) {
         match self {
             Inner::Empty => {}
-            Inner::One(k) => put(k, pkts),
-            Inner::Small(v) => v.iter().for_each(|e| put(&e.0, e.2)),
-            Inner::Large(m) => m.iter().for_each(|(k, c)| put(k, *c)),
+            Inner::One(k) => {
+                w.int(keys.text(kind, *k), pkts as i64);
+            }
+            Inner::Many(m) => match &**m {
+                Many::Small(v) => v.iter().for_each(|e| {
+                    w.int(keys.text(kind, e.0), e.2 as i64);
+                }),
+                Many::Large(m) => m.for_each(table, |k, c| {
+                    w.int(keys.text(kind, *k), *c as i64);
+                }),
+            },
         }
     }
 }
@@ -387,12 +514,21 @@ impl FamilyField {
             _ => "dstips",
         }
     }
+
+    /// What the keys of the family's dict are, and what the keys of their inner dicts are.
+    fn kinds(&self) -> (AtomKind, AtomKind) {
+        match self.family {
+            0 | 3 => (AtomKind::Peer, AtomKind::Port),
+            _ => (AtomKind::Port, AtomKind::Peer),
+        }
+    }
 }
 
 /// A tuple: `<peer>:<dport>:<proto>`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct TupleKey {
-    peer: IpAddr,
+    /// The peer's id ([`Peers`]).
+    peer: u32,
     dport: u16,
     /// Index into the window's protocol names.
     proto: u16,
@@ -408,10 +544,11 @@ enum Field {
     Family(FamilyField),
 }
 
-/// Totals of one key of a family, with its inner per-IP or per-port packet dict.
+/// Totals of one key of a family, with its inner per-IP or per-port packet dict. `flows`
+/// counts flows of one window, so it fits the window's 32-bit flow ids.
 #[derive(Clone, Debug, Default)]
 struct Totals {
-    flows: u64,
+    flows: u32,
     pkts: u64,
     bytes: u64,
     inner: Inner,
@@ -436,10 +573,13 @@ pub struct WindowAggregate {
     table: Vec<FlowKey>,
     /// The protocol names seen (lowercase), by index.
     protos: Vec<CompactString>,
+    /// The peers' addresses, by id.
+    peers: Peers,
     /// Family field → (key → totals).
     families: FirstSeen<FamilyField, FirstSeen<Atom, Totals>>,
-    dst_ips: FirstSeen<Atom, u64>,
-    src_ips: FirstSeen<Atom, u64>,
+    /// Peer → flows (a flow count fits 32 bits, as the flow ids do).
+    dst_ips: FirstSeen<Atom, u32>,
+    src_ips: FirstSeen<Atom, u32>,
     /// Tuple → its flows in order (letters are computed when rendered); most tuples have one
     /// or two flows, kept inline.
     out_tuples: FirstSeen<TupleKey, TupleFlows>,
@@ -461,11 +601,12 @@ impl WindowAggregate {
             }
         };
         let id = self.table.len() as u32;
+        grow(&mut self.table);
         self.table.push(key);
         let table = &self.table;
         let established = matches!(flow.state(), ConnSummary::Established);
         let (pkts, bytes) = (flow.pkts(), flow.allbytes());
-        let (sport, dport) = (Atom::Port(flow.sport), Atom::Port(flow.dport));
+        let (sport, dport) = (Atom::from(flow.sport), Atom::from(flow.dport));
         let classes = symbol_classes(flow.dur.unwrap_or(0.0), bytes);
         for (role_index, role) in roles.iter().enumerate() {
             let base = role_index as u8 * 4;
@@ -487,6 +628,7 @@ impl WindowAggregate {
                     3u8,
                 ),
             };
+            let peer = self.peers.id(peer);
             let tuple = TupleKey {
                 peer,
                 dport: flow.dport,
@@ -503,7 +645,6 @@ impl WindowAggregate {
             } else {
                 flows.insert(at, f);
             }
-            let peer = Atom::Ip(peer);
             *peer_counts.slot(table, &peer, rank) += 1;
             self.changed.insert(fields.0);
             self.changed.insert(fields.1);
@@ -559,12 +700,14 @@ impl WindowAggregate {
             Field::OutTuples,
             Field::InTuples,
         ]);
-        for (f, _) in self.families.iter() {
-            self.changed.insert(Field::Family(f.clone()));
+        for s in &self.families.entries {
+            self.changed.insert(Field::Family(s.key.clone()));
         }
     }
 
     fn render(&self, wanted: impl Fn(&Field) -> bool) -> Vec<(String, String)> {
+        let table = &self.table;
+        let mut keys = KeyText::new(&self.peers);
         let mut out = Vec::new();
         for (name, field, counts) in [
             ("DstIPs", Field::DstIps, &self.dst_ips),
@@ -572,28 +715,32 @@ impl WindowAggregate {
         ] {
             if !counts.is_empty() && wanted(&field) {
                 let mut w = ObjectWriter::with_capacity(counts.len() * 24);
-                for (k, v) in counts.iter() {
-                    w.int(&k.to_string(), *v as i64);
-                }
+                counts.for_each(table, |k, v| {
+                    w.int(keys.text(AtomKind::Peer, *k), i64::from(*v));
+                });
                 out.push((name.to_string(), w.finish()));
             }
         }
-        for (field, keys) in self.families.iter() {
+        self.families.for_each(table, |field, dict| {
             if !wanted(&Field::Family(field.clone())) {
-                continue;
+                return;
             }
             let inner_name = field.inner_name();
-            let mut w = ObjectWriter::with_capacity(keys.len() * 96);
-            for (k, t) in keys.iter() {
-                w.object(&k.to_string(), |e| {
-                    e.int("totalflows", t.flows as i64)
+            let (kind, inner_kind) = field.kinds();
+            let mut w = ObjectWriter::with_capacity(dict.len() * 96);
+            let mut inner_keys = KeyText::new(&self.peers);
+            dict.for_each(table, |k, t| {
+                w.object(keys.text(kind, *k), |e| {
+                    e.int("totalflows", i64::from(t.flows))
                         .int("totalpkt", t.pkts as i64)
                         .int("totalbytes", t.bytes as i64)
-                        .object(inner_name, |i| t.inner.write(i, t.pkts));
+                        .object(inner_name, |i| {
+                            t.inner.write(table, &mut inner_keys, inner_kind, i, t.pkts)
+                        });
                 });
-            }
+            });
             out.push((field.name(&self.protos), w.finish()));
-        }
+        });
         for (name, field, tuples) in [
             ("OutTuples", Field::OutTuples, &self.out_tuples),
             ("InTuples", Field::InTuples, &self.in_tuples),
@@ -601,7 +748,7 @@ impl WindowAggregate {
             if !tuples.is_empty() && wanted(&field) {
                 out.push((
                     name.to_string(),
-                    tuples_json(&self.table, &self.protos, tuples),
+                    tuples_json(table, &self.protos, &self.peers, tuples),
                 ));
             }
         }
@@ -613,15 +760,20 @@ impl WindowAggregate {
 fn tuples_json(
     table: &[FlowKey],
     protos: &[CompactString],
+    peers: &Peers,
     tuples: &FirstSeen<TupleKey, TupleFlows>,
 ) -> String {
+    use std::fmt::Write;
     let mut out = String::with_capacity(tuples.len() * 64);
     out.push('{');
     let mut letters = String::new();
-    for (i, (key, flows)) in tuples.iter().enumerate() {
-        if i > 0 {
+    let mut key_text = String::new();
+    let mut first = true;
+    tuples.for_each(table, |key, flows| {
+        if !first {
             out.push_str(", ");
         }
+        first = false;
         letters.clear();
         let mut clock = TupleClock::default();
         for f in flows {
@@ -629,8 +781,12 @@ fn tuples_json(
             clock = add_symbol_classes(&mut letters, clock, ts, f.classes);
         }
         let proto = protos.get(key.proto as usize).map_or("", |p| p.as_str());
-        let key = format!("{}:{}:{proto}", key.peer, key.dport);
-        crate::store::pyjson::write_json_str(&mut out, &key);
+        key_text.clear();
+        if let Some(ip) = peers.ip(key.peer) {
+            let _ = write!(key_text, "{ip}");
+        }
+        let _ = write!(key_text, ":{}:{proto}", key.dport);
+        crate::store::pyjson::write_json_str(&mut out, &key_text);
         out.push_str(": [");
         crate::store::pyjson::write_json_str(&mut out, &letters);
         out.push_str(", [");
@@ -644,7 +800,94 @@ fn tuples_json(
             None => out.push_str("false"),
         }
         out.push_str("]]");
-    }
+    });
     out.push('}');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::order::Position;
+    use proptest::prelude::*;
+
+    /// A flow from small pools of addresses and ports, so that keys repeat, inner dicts grow
+    /// past [`SMALL`] and ranks get lowered by earlier flows.
+    fn flow(i: usize, (ts, s, d, sp, dp, pk): (u8, u8, u8, u8, u8, u8)) -> (Flow, FlowKey) {
+        let ip = |n: u8| -> IpAddr {
+            if n % 5 == 0 {
+                format!("2001:db8::{n}")
+                    .parse()
+                    .unwrap_or(IpAddr::from([0; 4]))
+            } else {
+                IpAddr::from([10, 0, n % 4, n % 16])
+            }
+        };
+        let f = Flow {
+            ts: 1000.0 + f64::from(ts),
+            uid: CompactString::new(format!("C{i}")),
+            saddr: ip(s),
+            sport: 1000 + u16::from(sp % 24),
+            daddr: ip(d),
+            dport: [53, 80, 443, 8080][usize::from(dp % 4)],
+            proto: CompactString::new(if dp % 3 == 0 { "udp" } else { "tcp" }),
+            appproto: CompactString::default(),
+            dur: Some(f64::from(pk) / 7.0),
+            origstate: CompactString::new(if pk % 2 == 0 { "SF" } else { "S0" }),
+            spkts: u64::from(pk),
+            dpkts: 1,
+            sbytes: u64::from(pk) * 100,
+            dbytes: 7,
+        };
+        let key = FlowKey::new(
+            f.ts,
+            &f.uid,
+            Position {
+                line: i as u64,
+                seq: i as u64,
+            },
+        );
+        (f, key)
+    }
+
+    fn fields_of(flows: &[(Flow, FlowKey)], order: &[usize]) -> Vec<(String, String)> {
+        let mut agg = WindowAggregate::default();
+        for &i in order {
+            let (f, k) = &flows[i];
+            let roles: &[Role] = match i % 3 {
+                0 => &[Role::Client],
+                1 => &[Role::Server],
+                _ => &[Role::Client, Role::Server],
+            };
+            agg.add(f, roles, k.clone());
+        }
+        let mut fields = agg.fields();
+        fields.sort();
+        fields
+    }
+
+    proptest! {
+        /// The hash is a function of the set of flows: any adding order gives the same bytes.
+        #[test]
+        fn fields_do_not_depend_on_adding_order(
+            raw in proptest::collection::vec(any::<(u8, u8, u8, u8, u8, u8)>(), 1..300),
+            seed in any::<u64>(),
+        ) {
+            let flows: Vec<_> = raw.into_iter().enumerate().map(|(i, r)| flow(i, r)).collect();
+            let mut in_order: Vec<usize> = (0..flows.len()).collect();
+            in_order.sort_by(|a, b| flows[*a].1.cmp(&flows[*b].1));
+            let mut shuffled = in_order.clone();
+            let mut state = seed | 1;
+            for i in (1..shuffled.len()).rev() {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                shuffled.swap(i, (state % (i as u64 + 1)) as usize);
+            }
+            let reversed: Vec<usize> = in_order.iter().rev().copied().collect();
+            let expected = fields_of(&flows, &in_order);
+            prop_assert_eq!(&expected, &fields_of(&flows, &shuffled));
+            prop_assert_eq!(&expected, &fields_of(&flows, &reversed));
+        }
+    }
 }
