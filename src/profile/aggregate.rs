@@ -29,6 +29,10 @@ pub enum Role {
     Server,
 }
 
+/// The side(s) a window's profile is on for one flow: one, or both for a flow from a profile
+/// to itself (inline: no allocation per flow).
+pub type Roles = SmallVec<[Role; 2]>;
+
 /// A conn record as the profiler needs it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Flow {

@@ -10,7 +10,7 @@
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::net::IpAddr;
 
-use super::aggregate::{Flow, Role};
+use super::aggregate::{Flow, Role, Roles};
 use super::alt::AltRecord;
 use super::order::Position;
 use super::routing::Routing;
@@ -275,13 +275,13 @@ impl Profiler {
         self.see(LogKind::Conn, flow.ts);
         let touches = self.cfg.routing.route(flow.saddr, flow.daddr);
         let g = self.grid_number(flow.ts);
-        let mut places: Vec<(WinId, Vec<Role>)> = Vec::new();
+        let mut places: Vec<(WinId, Roles)> = Vec::new();
         for (ip, role) in touches {
             self.touch_profile(ip, flow.ts);
             if let Some(role) = role {
                 match places.iter_mut().find(|(w, _)| w.0 == ip) {
                     Some((_, roles)) => roles.push(role),
-                    None => places.push(((ip, g), vec![role])),
+                    None => places.push(((ip, g), Roles::from_elem(role, 1))),
                 }
             }
         }
@@ -491,7 +491,7 @@ impl Profiler {
         let mut uids = Vec::new();
         let mut flows = Vec::new();
         for flow in stored.flows {
-            let roles: Vec<Role> = routing
+            let roles: Roles = routing
                 .route(flow.saddr, flow.daddr)
                 .into_iter()
                 .filter(|(ip, _)| *ip == id.0)

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use compact_str::CompactString;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
-use super::aggregate::{Flow, Role, WindowAggregate};
+use super::aggregate::{Flow, Role, Roles, WindowAggregate};
 use super::alt::AltRecord;
 pub use super::order::{FlowKey, Position, TotalF64};
 use crate::store::pyjson::PyValue;
@@ -52,7 +52,7 @@ struct FlowEntry {
     /// Its index in the window's flow table.
     id: u32,
     flow: Flow,
-    roles: Vec<Role>,
+    roles: Roles,
     written: bool,
 }
 
@@ -312,7 +312,7 @@ impl WindowState {
     }
 
     /// Add a conn flow on the given sides of this window's profile.
-    pub fn add_flow(&mut self, flow: Flow, roles: Vec<Role>, pos: Position) {
+    pub fn add_flow(&mut self, flow: Flow, roles: Roles, pos: Position) {
         if self.spilled.contains(&uid_hash(&flow.uid)) {
             self.start_reload();
         }
@@ -320,7 +320,7 @@ impl WindowState {
         self.insert_flow(key, flow, roles);
     }
 
-    fn insert_flow(&mut self, key: FlowKey, flow: Flow, roles: Vec<Role>) {
+    fn insert_flow(&mut self, key: FlowKey, flow: Flow, roles: Roles) {
         let id = self.agg.add(&flow, &roles, key.clone());
         let copies = self.by_uid.entry(key.uid.clone()).or_default();
         copies.keys.push((key.ts, key.pos));
@@ -740,21 +740,21 @@ mod tests {
     fn timeline_appends_inserts_late_entries_and_reloads_on_changes_to_written_ones() {
         let style = TimelineStyle::default();
         let mut w = WindowState::new(true);
-        w.add_flow(flow("C1", 10.0), vec![Role::Client], pos(1));
+        w.add_flow(flow("C1", 10.0), Roles::from_elem(Role::Client, 1), pos(1));
         let first = w.take_write("unknown", &style, f64::INFINITY, true);
         assert_eq!(lines(&first), ("append", 2)); // main line + Attention
         assert_eq!(w.records_in_memory(), 0); // written: left memory
-        w.add_flow(flow("C3", 30.0), vec![Role::Client], pos(2));
+        w.add_flow(flow("C3", 30.0), Roles::from_elem(Role::Client, 1), pos(2));
         assert_eq!(
             lines(&w.take_write("unknown", &style, f64::INFINITY, true)),
             ("append", 2)
         );
         // Late conns before and between the written ones: inserted at their offsets (counted
         // in the list before the inserts), lines of one place together.
-        w.add_flow(flow("C0", 5.0), vec![Role::Client], pos(3));
-        w.add_flow(flow("C00", 5.0), vec![Role::Client], pos(4));
-        w.add_flow(flow("C2", 20.0), vec![Role::Client], pos(5));
-        w.add_flow(flow("C4", 40.0), vec![Role::Client], pos(6));
+        w.add_flow(flow("C0", 5.0), Roles::from_elem(Role::Client, 1), pos(3));
+        w.add_flow(flow("C00", 5.0), Roles::from_elem(Role::Client, 1), pos(4));
+        w.add_flow(flow("C2", 20.0), Roles::from_elem(Role::Client, 1), pos(5));
+        w.add_flow(flow("C4", 40.0), Roles::from_elem(Role::Client, 1), pos(6));
         let late = w.take_write("unknown", &style, f64::INFINITY, true);
         assert_eq!(lines(&late), ("append", 2));
         let offsets: Vec<(usize, usize)> = late
@@ -774,12 +774,12 @@ mod tests {
     fn a_late_entry_waits_for_its_join_without_holding_back_appends() {
         let style = TimelineStyle::default();
         let mut w = WindowState::new(true);
-        w.add_flow(flow("C2", 20.0), vec![Role::Client], pos(1));
+        w.add_flow(flow("C2", 20.0), Roles::from_elem(Role::Client, 1), pos(1));
         w.take_write("unknown", &style, 100.0, true);
         let mut long = flow("C1", 10.0);
         long.dur = Some(500.0);
-        w.add_flow(long, vec![Role::Client], pos(2));
-        w.add_flow(flow("C3", 30.0), vec![Role::Client], pos(3));
+        w.add_flow(long, Roles::from_elem(Role::Client, 1), pos(2));
+        w.add_flow(flow("C3", 30.0), Roles::from_elem(Role::Client, 1), pos(3));
         let now = w.take_write("unknown", &style, 100.0, true);
         assert_eq!(lines(&now), ("append", 2));
         assert!(now.timeline_inserts.is_empty());
@@ -819,8 +819,8 @@ mod tests {
     fn an_incomplete_entry_holds_back_the_ones_after_it() {
         let style = TimelineStyle::default();
         let mut w = WindowState::new(true);
-        w.add_flow(flow("C1", 10.0), vec![Role::Client], pos(1));
-        w.add_flow(flow("C2", 20.0), vec![Role::Client], pos(2));
+        w.add_flow(flow("C1", 10.0), Roles::from_elem(Role::Client, 1), pos(1));
+        w.add_flow(flow("C2", 20.0), Roles::from_elem(Role::Client, 1), pos(2));
         // The join horizon is between them: only C1 is written.
         assert_eq!(
             lines(&w.take_write("unknown", &style, 15.0, true)),
