@@ -4,11 +4,14 @@
 # samples file sizes and the committed checkpoints in Redis and prints the sustained rate and the
 # latency from a line written to its being visible in Redis (p50/p90/p99/max).
 # Input: the generated benchmark directory of N conn lines (default 500,000). DAEMON_FLAGS are
-# added to the daemon's command line (e.g. "--flush-interval-ms 250").
+# added to the daemon's command line (e.g. "--flush-interval-ms 250"); BIN is the binary followed
+# (default ./target/release/kalipso-ingest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-500000}
 RATE=${RATE:-50000}
+# The binary under test (for comparing builds).
+BIN=${BIN:-./target/release/kalipso-ingest}
 SRC=${BENCH_DIR:-/tmp/kalipso-bench-$N-4h}
 PORT=${BENCH_PORT:-6394}
 OUT=$(mktemp -d /tmp/kalipso-follow-XXXXXX)
@@ -32,7 +35,7 @@ first=$(awk '!/^#/ { print $1; exit }' "$SRC/conn.log")
 last=$(awk '!/^#/ { t = $1 } END { print t }' "$SRC/conn.log")
 speed=$(awk -v n="$lines" -v a="$first" -v b="$last" -v r="$RATE" 'BEGIN { printf "%.3f", r * (b - a) / n }')
 echo "== follow: $lines lines at $RATE lines/s (replay --speed $speed)"
-./target/release/kalipso-ingest --zeek-dir "$OUT" --home-net 10.0.0.0/16 --timezone UTC \
+"$BIN" --zeek-dir "$OUT" --home-net 10.0.0.0/16 --timezone UTC \
     --redis-url "redis://127.0.0.1:$PORT/0" --log-level warn ${DAEMON_FLAGS:-} &
 DAEMON=$!
 sleep 1
