@@ -220,7 +220,7 @@ struct Committer {
 
 /// Rendered window values sent to the writer thread as one part of the open transaction
 /// (default of [`IngestOptions::part_bytes`]).
-pub const PART_BYTES: usize = 8 << 20;
+pub const PART_BYTES: usize = 2 << 20;
 
 impl Committer {
     /// One `--once` flush: merge, render, commit with the files' checkpoints, evict. Windows

@@ -296,13 +296,14 @@ impl Profiler {
         let expires = flow.ts + flow.dur.unwrap_or(0.0) + self.cfg.join_grace;
         let ids: Vec<WinId> = places.iter().map(|(w, _)| *w).collect();
         let waiting = self.join.on_conn(&flow.uid, &ids, expires);
-        for (id, roles) in places {
-            self.window(id).add_flow(flow.clone(), roles, pos);
+        let n = places.len();
+        for ((id, roles), flow) in places.into_iter().zip(copies(flow, n)) {
+            self.window(id).add_flow(flow, roles, pos);
         }
         for (alt, pos) in waiting {
             self.stats.alts_joined += 1;
-            for id in &ids {
-                self.window(*id).add_alt(alt.clone(), pos);
+            for (id, alt) in ids.iter().zip(copies(alt, ids.len())) {
+                self.window(*id).add_alt(alt, pos);
             }
         }
     }
@@ -316,8 +317,9 @@ impl Profiler {
         let pos = self.position(line);
         if let Some((alt, ids)) = self.join.on_alt(alt, pos) {
             self.stats.alts_joined += 1;
-            for id in ids {
-                self.window(id).add_alt(alt.clone(), pos);
+            let n = ids.len();
+            for (id, alt) in ids.into_iter().zip(copies(alt, n)) {
+                self.window(id).add_alt(alt, pos);
             }
         } else {
             self.enforce_join_cap();
@@ -672,6 +674,19 @@ impl Profiler {
         });
         self.evicted.extend(gone);
     }
+}
+
+/// `item` `n` times: clones, then `item` itself last (a record placed in one window, the usual
+/// case, is moved there, not copied).
+fn copies<T: Clone>(item: T, n: usize) -> impl Iterator<Item = T> {
+    let mut item = Some(item);
+    (0..n).filter_map(move |i| {
+        if i + 1 == n {
+            item.take()
+        } else {
+            item.clone()
+        }
+    })
 }
 
 /// Whether window `id` may leave memory: closed (every log is `hold` past its end, `low`
