@@ -445,20 +445,32 @@ impl WindowState {
         let prefix = style.clock.format(f.ts);
         let mut roles = e.roles.clone();
         roles.sort_by_key(|r| matches!(r, Role::Server));
+        // Each line is the prefix, a space and its text, built in one string.
+        let start = |room: usize| {
+            let mut line = String::with_capacity(prefix.len() + 1 + room);
+            line.push_str(&prefix);
+            line.push(' ');
+            line
+        };
         let mut out = Vec::new();
         for role in roles {
-            let Some(main) = lines::main_line(f, role, &style.names) else {
+            let mut main = start(128);
+            if !lines::write_main_line(&mut main, f, role, &style.names) {
                 continue;
-            };
-            out.push(format!("{prefix} {main}"));
+            }
+            out.push(main);
             let mut any = false;
             for alt in self.alts_of(&f.uid) {
                 any = true;
-                out.push(format!("{prefix} {}", alt.sub));
+                let mut line = start(alt.sub.len());
+                line.push_str(&alt.sub);
+                out.push(line);
             }
             if !any {
-                if let Some(line) = lines::attention_line(f, &style.names) {
-                    out.push(format!("{prefix} {line}"));
+                if let Some(text) = lines::attention_line(f, &style.names) {
+                    let mut line = start(text.len());
+                    line.push_str(&text);
+                    out.push(line);
                 }
             }
         }

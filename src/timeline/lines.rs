@@ -6,6 +6,8 @@
 //! right at the exact unit boundaries (1024 bytes is `1.00Kb`, bug 12), and the MAR "unknown
 //! ICMP type" inbound line ends with a newline like every other line.
 
+use std::fmt::{self, Write};
+
 use super::services::PortNames;
 use crate::profile::aggregate::{Flow, Role};
 use crate::profile::alt::AltRecord;
@@ -14,15 +16,48 @@ use crate::zeek::LogKind;
 
 /// `Tot`/`Size`: bytes with two decimals and the unit, as Slips printed them.
 pub fn human_size(bytes: u64) -> String {
-    let x = bytes as f64;
-    if x < 1024.0 {
-        format!("{x:.2}b")
-    } else if x < 1_048_576.0 {
-        format!("{:.2}Kb", x / 1024.0)
-    } else if x < 1_073_741_824.0 {
-        format!("{:.2}Mb", x / 1_048_576.0)
-    } else {
-        format!("{:.2}Gb", x / 1_073_741_824.0)
+    HumanSize(bytes).to_string()
+}
+
+/// [`human_size`] written in place.
+struct HumanSize(u64);
+
+impl fmt::Display for HumanSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let x = self.0 as f64;
+        if x < 1024.0 {
+            write!(f, "{x:.2}b")
+        } else if x < 1_048_576.0 {
+            write!(f, "{:.2}Kb", x / 1024.0)
+        } else if x < 1_073_741_824.0 {
+            write!(f, "{:.2}Mb", x / 1_048_576.0)
+        } else {
+            write!(f, "{:.2}Gb", x / 1_073_741_824.0)
+        }
+    }
+}
+
+/// `Sent: <sent>, Recv: <received>, Tot: <size>`, then `end`.
+struct Sizes {
+    sent: u64,
+    recv: u64,
+    tot: u64,
+    end: &'static str,
+}
+
+impl fmt::Display for Sizes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Sizes {
+            sent,
+            recv,
+            tot,
+            end,
+        } = self;
+        write!(
+            f,
+            "Sent: {sent}, Recv: {recv}, Tot: {}{end}",
+            HumanSize(*tot)
+        )
     }
 }
 
@@ -37,56 +72,77 @@ fn is_tcp_or_udp(proto: &str) -> bool {
 /// The main line of a flow seen from the profile on side `role`; `None` for protocols the
 /// timeline does not show (neither tcp, udp nor icmp).
 pub fn main_line(flow: &Flow, role: Role, names: &PortNames) -> Option<String> {
+    let mut line = String::new();
+    write_main_line(&mut line, flow, role, names).then_some(line)
+}
+
+/// [`main_line`] appended to `out` (after the timestamp prefix, without a temporary string per
+/// piece); `false`, with nothing written, for protocols the timeline does not show.
+// The trailing `\n` is part of Slips' text, kept visible next to the spaces before it.
+#[allow(clippy::write_with_newline)]
+pub fn write_main_line(out: &mut String, flow: &Flow, role: Role, names: &PortNames) -> bool {
     let proto = flow.proto.as_str();
     let tot = flow.allbytes();
     let snt = flow.sbytes;
     let rcv = tot.saturating_sub(snt);
-    let size = human_size(tot);
+    let size = HumanSize(tot);
     let (saddr, daddr, dport) = (flow.saddr, flow.daddr, flow.dport);
     if is_icmp(proto) {
         let sport = flow.sport;
         let what = match sport {
-            8 => "PING echo".to_string(),
-            11 => "ICMP Time Excedded in Transit".to_string(),
-            3 => "ICMP Destination Net Unreachable".to_string(),
-            _ => String::new(),
+            8 => "PING echo",
+            11 => "ICMP Time Excedded in Transit",
+            3 => "ICMP Destination Net Unreachable",
+            _ => "",
         };
-        return Some(match (role, what.is_empty()) {
-            (Role::Client, false) => format!("- {what} sent to {daddr}, Size: {size} | \n"),
-            (Role::Client, true) => {
-                format!("- ICMP Unknown type sent to {daddr}, Type: 0x{sport}, Size: {size} | \n")
-            }
+        let _ = match (role, what.is_empty()) {
+            (Role::Client, false) => write!(out, "- {what} sent to {daddr}, Size: {size} | \n"),
+            (Role::Client, true) => write!(
+                out,
+                "- ICMP Unknown type sent to {daddr}, Type: 0x{sport}, Size: {size} | \n"
+            ),
             (Role::Server, false) if sport == 11 => {
-                format!("- {what} sent from {saddr}, Size: {size} \n")
+                write!(out, "- {what} sent from {saddr}, Size: {size} \n")
             }
-            (Role::Server, false) => format!("- {what} sent from {saddr}, Size: {size}\n"),
-            (Role::Server, true) => {
-                format!("- ICMP Unknown type sent from {saddr}, Type: 0x{sport}, Size: {size}\n")
-            }
-        });
+            (Role::Server, false) => write!(out, "- {what} sent from {saddr}, Size: {size}\n"),
+            (Role::Server, true) => write!(
+                out,
+                "- ICMP Unknown type sent from {saddr}, Type: 0x{sport}, Size: {size}\n"
+            ),
+        };
+        return true;
     }
     if !is_tcp_or_udp(proto) {
-        return None;
+        return false;
     }
     let established = flow.state().as_str() == "Established";
     let name = names.name(dport, proto);
-    Some(match role {
+    let _ = match role {
         Role::Client => {
-            let tail = format!("Sent: {snt}, Recv: {rcv}, Tot: {size} |");
+            let tail = Sizes {
+                sent: snt,
+                recv: rcv,
+                tot,
+                end: " |",
+            };
             match name {
                 Some(n) if established && tot != 0 => {
-                    format!("- {n} asked to {daddr} {dport}/{proto}, {tail} \n")
+                    write!(out, "- {n} asked to {daddr} {dport}/{proto}, {tail} \n")
                 }
-                Some(n) if established => format!(
+                Some(n) if established => write!(
+                    out,
                     "- {n} asked to {daddr} {dport}/{proto}, Be careful! Established but empty! {tail} \n"
                 ),
-                Some(n) if proto == "udp" && tot == snt => {
-                    format!("- Not answered {n} asked to {daddr} {dport}/{proto}, {tail}  \n")
-                }
-                Some(n) => {
-                    format!("- NOT Established {n} asked to {daddr} {dport}/{proto}, {tail} \n")
-                }
-                None => format!(
+                Some(n) if proto == "udp" && tot == snt => write!(
+                    out,
+                    "- Not answered {n} asked to {daddr} {dport}/{proto}, {tail}  \n"
+                ),
+                Some(n) => write!(
+                    out,
+                    "- NOT Established {n} asked to {daddr} {dport}/{proto}, {tail} \n"
+                ),
+                None => write!(
+                    out,
                     "[!] - Not recognized {} flow from {saddr} to {daddr} dport {dport}/{proto}, {tail} \n",
                     state_word(established)
                 ),
@@ -94,25 +150,36 @@ pub fn main_line(flow: &Flow, role: Role, names: &PortNames) -> Option<String> {
         }
         Role::Server => {
             // Seen from the receiving profile: it sent what the originator received.
-            let tail = format!("Sent: {rcv}, Recv: {snt}, Tot: {size}\n");
+            let tail = Sizes {
+                sent: rcv,
+                recv: snt,
+                tot,
+                end: "\n",
+            };
             match name {
                 Some(n) if established && tot != 0 => {
-                    format!("- {n}/{proto} asked from {saddr}, {tail}")
+                    write!(out, "- {n}/{proto} asked from {saddr}, {tail}")
                 }
-                Some(n) if established => format!(
+                Some(n) if established => write!(
+                    out,
                     "- {n}/{proto} asked from {saddr}, Be careful! Established but empty! {tail}"
                 ),
                 Some(n) if proto == "udp" && tot == snt => {
-                    format!("- Not answered {n}/{proto} asked from {saddr}, {tail}")
+                    write!(out, "- Not answered {n}/{proto} asked from {saddr}, {tail}")
                 }
-                Some(n) => format!("- NOT Established {n}/{proto} asked from {saddr}, {tail}"),
-                None => format!(
+                Some(n) => write!(
+                    out,
+                    "- NOT Established {n}/{proto} asked from {saddr}, {tail}"
+                ),
+                None => write!(
+                    out,
                     "[!] - Not recognized {} flow from {saddr} to {dport}/{proto}, {tail}",
                     state_word(established)
                 ),
             }
         }
-    })
+    };
+    true
 }
 
 fn state_word(established: bool) -> &'static str {
