@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::dump::{dump, without_run_state};
+use common::dump::{dump, dump_diff, without_run_state};
 use common::redis_server::RedisServer;
 use common::*;
 use kalipso_ingest::replay::{ReplayOptions, replay};
@@ -122,7 +122,11 @@ fn follow_with_rotation_equals_batch() {
     // and stores what still waited for a conn, as the batch run did.
     once(dir.path(), &server);
     let got = without_run_state(dump(&mut server.connection()));
-    assert!(got == want, "following differs from the batch result");
+    assert!(
+        got == want,
+        "following differs from the batch result:\n{}",
+        dump_diff(&got, &want)
+    );
 }
 
 #[test]
@@ -158,7 +162,8 @@ fn killed_again_and_again_loses_nothing_and_doubles_nothing() {
     let got = without_run_state(dump(&mut server.connection()));
     assert!(
         got == want,
-        "a killed and restarted daemon differs from the batch result"
+        "a killed and restarted daemon differs from the batch result:\n{}",
+        dump_diff(&got, &want)
     );
 }
 
@@ -189,7 +194,11 @@ fn redis_restarted_in_the_middle_loses_nothing() {
     assert_eq!(code, Some(0));
     once(dir.path(), &server);
     let got = without_run_state(dump(&mut server.connection()));
-    assert!(got == want, "a Redis restart changed the result");
+    assert!(
+        got == want,
+        "a Redis restart changed the result:\n{}",
+        dump_diff(&got, &want)
+    );
 }
 
 #[test]
@@ -225,7 +234,8 @@ fn redis_that_forgot_everything_is_rebuilt_from_the_files() {
     let got = without_run_state(dump(&mut server.connection()));
     assert!(
         got == want,
-        "rebuilding after Redis lost everything changed the result"
+        "rebuilding after Redis lost everything changed the result:\n{}",
+        dump_diff(&got, &want)
     );
 }
 

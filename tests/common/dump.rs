@@ -113,3 +113,65 @@ pub fn assert_golden(got: &Value, path: &Path) {
         );
     }
 }
+
+/// Where two dumps differ, for a failure message: the keys only one has, and for the first
+/// keys whose values differ, the fields (hash) or positions (list) that differ.
+pub fn dump_diff(got: &Value, want: &Value) -> String {
+    let empty = Map::new();
+    let (g, w) = (
+        got.as_object().unwrap_or(&empty),
+        want.as_object().unwrap_or(&empty),
+    );
+    let mut out = Vec::new();
+    for k in w.keys().filter(|k| !g.contains_key(*k)) {
+        out.push(format!("missing: {k}"));
+    }
+    for k in g.keys().filter(|k| !w.contains_key(*k)) {
+        out.push(format!("extra: {k}"));
+    }
+    for (k, gv) in g.iter() {
+        let Some(wv) = w.get(k) else { continue };
+        if gv == wv {
+            continue;
+        }
+        let (gv, wv) = (&gv["value"], &wv["value"]);
+        let detail = match (gv, wv) {
+            (Value::Object(a), Value::Object(b)) => {
+                let fields: Vec<String> = a
+                    .keys()
+                    .chain(b.keys())
+                    .filter(|f| a.get(*f) != b.get(*f))
+                    .take(5)
+                    .map(|f| {
+                        format!(
+                            "{f}: got {:.200} want {:.200}",
+                            show(a.get(f)),
+                            show(b.get(f))
+                        )
+                    })
+                    .collect();
+                fields.join("; ")
+            }
+            (Value::Array(a), Value::Array(b)) => {
+                let at = (0..a.len().max(b.len())).find(|i| a.get(*i) != b.get(*i));
+                format!(
+                    "lengths {} vs {}, first difference at {at:?}: got {:.200} want {:.200}",
+                    a.len(),
+                    b.len(),
+                    show(at.and_then(|i| a.get(i))),
+                    show(at.and_then(|i| b.get(i)))
+                )
+            }
+            _ => format!("got {:.200} want {:.200}", gv.to_string(), wv.to_string()),
+        };
+        out.push(format!("differs: {k}: {detail}"));
+        if out.len() > 12 {
+            break;
+        }
+    }
+    out.join("\n")
+}
+
+fn show(v: Option<&Value>) -> String {
+    v.map_or("(none)".to_string(), Value::to_string)
+}
