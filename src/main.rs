@@ -13,6 +13,13 @@ use clap::{Args, Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+use kalipso_ingest::config::{FileSettings, Settings};
+use kalipso_ingest::ingest::follow::{Control, FollowOptions, run_follow};
+use kalipso_ingest::ingest::{IngestError, IngestOptions, run_once};
+use kalipso_ingest::inspect::{inspect_file, render_text};
+use kalipso_ingest::source::find_logs;
+use kalipso_ingest::store::redis_store::StoreError;
+
 /// mimalloc's `mi_option_purge_delay` (its position in `mi_option_e`, mimalloc 3.x).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
@@ -25,13 +32,6 @@ fn return_memory_promptly() {
     // is read each time a purge is scheduled, so changing it at any time is allowed.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 10) };
 }
-
-use kalipso_ingest::config::{FileSettings, Settings};
-use kalipso_ingest::ingest::follow::{Control, FollowOptions, run_follow};
-use kalipso_ingest::ingest::{IngestError, IngestOptions, run_once};
-use kalipso_ingest::inspect::{inspect_file, render_text};
-use kalipso_ingest::source::find_logs;
-use kalipso_ingest::store::redis_store::StoreError;
 
 /// kalipso-ingest: reads Zeek logs (conn, dns, http, ssl; TSV or JSON; plain or gzip) and feeds
 /// the Redis layout that the Kalipso viewer of Slips reads.

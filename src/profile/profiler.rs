@@ -281,7 +281,7 @@ impl Profiler {
             if let Some(role) = role {
                 match places.iter_mut().find(|(w, _)| w.0 == ip) {
                     Some((_, roles)) => roles.push(role),
-                    None => places.push(((ip, g), Roles::from_elem(role, 1))),
+                    None => places.push(((ip, g), smallvec::smallvec![role])),
                 }
             }
         }

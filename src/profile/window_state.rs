@@ -740,6 +740,11 @@ mod tests {
         Position { line: seq, seq }
     }
 
+    /// The profile is the flow's client.
+    fn client() -> Roles {
+        smallvec::smallvec![Role::Client]
+    }
+
     fn lines(w: &WindowWrite) -> (&'static str, usize) {
         match &w.timeline {
             Some(TimelineWrite::Append(l)) => ("append", l.len()),
@@ -752,21 +757,21 @@ mod tests {
     fn timeline_appends_inserts_late_entries_and_reloads_on_changes_to_written_ones() {
         let style = TimelineStyle::default();
         let mut w = WindowState::new(true);
-        w.add_flow(flow("C1", 10.0), Roles::from_elem(Role::Client, 1), pos(1));
+        w.add_flow(flow("C1", 10.0), client(), pos(1));
         let first = w.take_write("unknown", &style, f64::INFINITY, true);
         assert_eq!(lines(&first), ("append", 2)); // main line + Attention
         assert_eq!(w.records_in_memory(), 0); // written: left memory
-        w.add_flow(flow("C3", 30.0), Roles::from_elem(Role::Client, 1), pos(2));
+        w.add_flow(flow("C3", 30.0), client(), pos(2));
         assert_eq!(
             lines(&w.take_write("unknown", &style, f64::INFINITY, true)),
             ("append", 2)
         );
         // Late conns before and between the written ones: inserted at their offsets (counted
         // in the list before the inserts), lines of one place together.
-        w.add_flow(flow("C0", 5.0), Roles::from_elem(Role::Client, 1), pos(3));
-        w.add_flow(flow("C00", 5.0), Roles::from_elem(Role::Client, 1), pos(4));
-        w.add_flow(flow("C2", 20.0), Roles::from_elem(Role::Client, 1), pos(5));
-        w.add_flow(flow("C4", 40.0), Roles::from_elem(Role::Client, 1), pos(6));
+        w.add_flow(flow("C0", 5.0), client(), pos(3));
+        w.add_flow(flow("C00", 5.0), client(), pos(4));
+        w.add_flow(flow("C2", 20.0), client(), pos(5));
+        w.add_flow(flow("C4", 40.0), client(), pos(6));
         let late = w.take_write("unknown", &style, f64::INFINITY, true);
         assert_eq!(lines(&late), ("append", 2));
         let offsets: Vec<(usize, usize)> = late
@@ -786,12 +791,12 @@ mod tests {
     fn a_late_entry_waits_for_its_join_without_holding_back_appends() {
         let style = TimelineStyle::default();
         let mut w = WindowState::new(true);
-        w.add_flow(flow("C2", 20.0), Roles::from_elem(Role::Client, 1), pos(1));
+        w.add_flow(flow("C2", 20.0), client(), pos(1));
         w.take_write("unknown", &style, 100.0, true);
         let mut long = flow("C1", 10.0);
         long.dur = Some(500.0);
-        w.add_flow(long, Roles::from_elem(Role::Client, 1), pos(2));
-        w.add_flow(flow("C3", 30.0), Roles::from_elem(Role::Client, 1), pos(3));
+        w.add_flow(long, client(), pos(2));
+        w.add_flow(flow("C3", 30.0), client(), pos(3));
         let now = w.take_write("unknown", &style, 100.0, true);
         assert_eq!(lines(&now), ("append", 2));
         assert!(now.timeline_inserts.is_empty());
@@ -831,8 +836,8 @@ mod tests {
     fn an_incomplete_entry_holds_back_the_ones_after_it() {
         let style = TimelineStyle::default();
         let mut w = WindowState::new(true);
-        w.add_flow(flow("C1", 10.0), Roles::from_elem(Role::Client, 1), pos(1));
-        w.add_flow(flow("C2", 20.0), Roles::from_elem(Role::Client, 1), pos(2));
+        w.add_flow(flow("C1", 10.0), client(), pos(1));
+        w.add_flow(flow("C2", 20.0), client(), pos(2));
         // The join horizon is between them: only C1 is written.
         assert_eq!(
             lines(&w.take_write("unknown", &style, 15.0, true)),
