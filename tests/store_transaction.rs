@@ -70,3 +70,35 @@ fn parts_are_invisible_until_the_commit_and_a_dropped_transaction_leaves_nothing
     assert_eq!((da.as_deref(), db.as_deref()), (Some("{}"), Some("{}")));
     assert_eq!(store.flush_seq().unwrap(), 7);
 }
+
+#[test]
+fn a_flush_redis_refuses_fails_whole_and_the_next_one_lands() {
+    let server = RedisServer::start();
+    let mut store = RedisStore::connect(&server.url()).unwrap();
+    let grid = Grid::anchored_at(1000.0, 3600.0);
+    let a = ("10.0.0.1".parse().unwrap(), 0);
+    let writes = Writes {
+        windows: vec![(a, window("DstIPs"))],
+        ..Writes::default()
+    };
+    let mut con = server.connection();
+    // Redis out of memory refuses every write while it is queued in the transaction.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(1)
+        .query(&mut con)
+        .unwrap();
+    let refused = store.write(&writes, grid, "normal", &[], 1);
+    assert!(refused.is_err(), "{refused:?}");
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(0)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(keys(&server), Vec::<String>::new());
+    // The same connection takes the next flush.
+    store.write(&writes, grid, "normal", &[], 1).unwrap();
+    assert_eq!(store.flush_seq().unwrap(), 1);
+}

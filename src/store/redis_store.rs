@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use redis::{Connection, Pipeline};
+use redis::{Cmd, Connection, ConnectionLike};
 
 use super::keys;
 use super::pyjson::float_repr;
@@ -76,6 +76,8 @@ pub struct WriteStats {
 pub struct RedisStore {
     url: String,
     con: Connection,
+    /// The flush encoder, kept with its buffers from one flush to the next.
+    encoder: Encoder,
     /// What was written so far.
     pub stats: WriteStats,
 }
@@ -108,6 +110,7 @@ impl RedisStore {
         Ok(RedisStore {
             url: url.to_string(),
             con,
+            encoder: Encoder::default(),
             stats: WriteStats::default(),
         })
     }
@@ -271,9 +274,9 @@ impl RedisStore {
     /// ([`Transaction::windows`]) and which [`Transaction::commit`] ends: Redis queues the
     /// parts, so the flush never sits whole in this process's memory, and stays atomic.
     pub fn begin(&mut self) -> Result<Transaction<'_>, StoreError> {
-        let mut batch = Batch::new(&mut self.con);
-        let opened = batch.add(|pipe| {
-            pipe.cmd("MULTI").ignore();
+        let mut batch = Batch::new(&mut self.con, &mut self.encoder);
+        let opened = batch.add(|c| {
+            c.arg("MULTI");
         });
         let mut tx = Transaction {
             batch,
@@ -373,15 +376,15 @@ impl Transaction<'_> {
             write_profiles(&mut self.batch, writes, grid)?;
             write_state(&mut self.batch, writes, label, self.new_flows)?;
             for chunk in checkpoints.chunks(256) {
-                self.batch.add(|pipe| {
-                    pipe.hset_multiple(keys::CHECKPOINTS, chunk).ignore();
+                self.batch.add(|c| {
+                    c.arg("HSET").arg(keys::CHECKPOINTS).arg(chunk);
                 })?;
             }
-            self.batch.add(|pipe| {
-                pipe.set(keys::FLUSH_SEQ, seq).ignore();
+            self.batch.add(|c| {
+                c.arg("SET").arg(keys::FLUSH_SEQ).arg(seq);
             })?;
-            self.batch.add(|pipe| {
-                pipe.cmd("EXEC").ignore();
+            self.batch.add(|c| {
+                c.arg("EXEC");
             })?;
             self.batch.send()
         })();
@@ -414,23 +417,46 @@ impl Drop for Transaction<'_> {
     }
 }
 
-/// A pipeline sent as soon as it holds [`BATCH`] commands, so memory stays bounded by one
-/// batch whatever the size of the flush.
+/// Commands of a flush encoded as they are queued, into a buffer kept from one flush to the
+/// next (with the command being built): a flush's bytes are copied once on their way to the
+/// socket, with no per-command allocation.
+struct Encoder {
+    out: Vec<u8>,
+    cmd: Cmd,
+}
+
+impl Default for Encoder {
+    fn default() -> Self {
+        Encoder {
+            out: Vec::new(),
+            cmd: Cmd::new(),
+        }
+    }
+}
+
+/// Room for a full batch and the command that fills it.
+const ENCODER_ROOM: usize = BATCH_BYTES + (BATCH_BYTES >> 2);
+
+/// Queued commands, sent as soon as they are [`BATCH`] or [`BATCH_BYTES`] of payload, so
+/// memory stays bounded by one batch whatever the size of the flush.
 struct Batch<'a> {
     con: &'a mut Connection,
-    pipe: Pipeline,
+    enc: &'a mut Encoder,
     in_pipe: usize,
-    /// Payload bytes queued in `pipe` (values and lines; small commands count 0).
+    /// Payload bytes queued (values and lines; small commands count 0).
     bytes: usize,
     commands: u64,
     round_trips: u64,
 }
 
 impl<'a> Batch<'a> {
-    fn new(con: &'a mut Connection) -> Batch<'a> {
+    fn new(con: &'a mut Connection, enc: &'a mut Encoder) -> Batch<'a> {
+        enc.out.clear();
+        // Allocated by the first flush (a connection that never writes has none).
+        enc.out.reserve(ENCODER_ROOM);
         Batch {
             con,
-            pipe: redis::pipe(),
+            enc,
             in_pipe: 0,
             bytes: 0,
             commands: 0,
@@ -438,15 +464,22 @@ impl<'a> Batch<'a> {
         }
     }
 
-    fn add(&mut self, f: impl FnOnce(&mut Pipeline)) -> redis::RedisResult<()> {
+    fn add(&mut self, f: impl FnOnce(&mut Cmd)) -> redis::RedisResult<()> {
         self.add_sized(0, f)
     }
 
-    /// Queue a command carrying about `bytes` of payload; the pipeline is sent once it holds
-    /// [`BATCH`] commands or [`BATCH_BYTES`] of payload, so a large flush never sits in
-    /// memory twice.
-    fn add_sized(&mut self, bytes: usize, f: impl FnOnce(&mut Pipeline)) -> redis::RedisResult<()> {
-        f(&mut self.pipe);
+    /// Queue the command `f` builds (its name, then its arguments), carrying about `bytes` of
+    /// payload; the batch is sent once it holds [`BATCH`] commands or [`BATCH_BYTES`] of
+    /// payload, so a large flush never sits in memory twice.
+    fn add_sized(&mut self, bytes: usize, f: impl FnOnce(&mut Cmd)) -> redis::RedisResult<()> {
+        let cmd = &mut self.enc.cmd;
+        cmd.clear();
+        f(cmd);
+        cmd.write_packed_command(&mut self.enc.out);
+        if bytes > BATCH_BYTES {
+            // Do not keep an outsized command's buffer for the rest of the run.
+            *cmd = Cmd::new();
+        }
         self.in_pipe += 1;
         self.bytes += bytes;
         self.commands += 1;
@@ -456,13 +489,23 @@ impl<'a> Batch<'a> {
         Ok(())
     }
 
+    /// Send what is queued and check every reply (a command refused inside `MULTI` makes
+    /// `EXEC` fail too, but is reported here first).
     fn send(&mut self) -> redis::RedisResult<()> {
         if self.in_pipe > 0 {
-            let pipe = std::mem::replace(&mut self.pipe, redis::pipe());
-            self.in_pipe = 0;
+            let count = std::mem::take(&mut self.in_pipe);
             self.bytes = 0;
-            pipe.exec(self.con)?;
+            let replies = self.con.req_packed_commands(&self.enc.out, 0, count);
+            self.enc.out.clear();
+            if self.enc.out.capacity() > 4 * BATCH_BYTES {
+                self.enc.out.shrink_to(ENCODER_ROOM);
+            }
             self.round_trips += 1;
+            for reply in replies? {
+                if let redis::Value::ServerError(e) = reply {
+                    return Err(e.into());
+                }
+            }
         }
         Ok(())
     }
@@ -499,30 +542,30 @@ return #out
 fn write_profiles(batch: &mut Batch<'_>, writes: &Writes, grid: Grid) -> redis::RedisResult<()> {
     let width = float_repr(grid.width);
     if !writes.portinfo.is_empty() {
-        batch.add(|pipe| {
-            pipe.hset_multiple(keys::PORTINFO, &writes.portinfo)
-                .ignore();
+        batch.add(|c| {
+            c.arg("HSET").arg(keys::PORTINFO).arg(&writes.portinfo[..]);
         })?;
     }
     for (ip, start) in &writes.profiles {
         let p = keys::profile(*ip);
-        batch.add(|pipe| {
-            pipe.sadd(keys::PROFILES, &p).ignore();
+        batch.add(|c| {
+            c.arg("SADD").arg(keys::PROFILES).arg(&p);
         })?;
-        batch.add(|pipe| {
-            pipe.hset_multiple(
-                &p,
-                &[
-                    ("Starttime", float_repr(*start)),
-                    ("duration", width.clone()),
-                ],
-            )
-            .ignore();
+        batch.add(|c| {
+            c.arg("HSET")
+                .arg(&p)
+                .arg("Starttime")
+                .arg(float_repr(*start))
+                .arg("duration")
+                .arg(&width);
         })?;
     }
     for ip in &writes.ips {
-        batch.add(|pipe| {
-            pipe.hset_nx(keys::IPS_INFO, ip.to_string(), "{}").ignore();
+        batch.add(|c| {
+            c.arg("HSETNX")
+                .arg(keys::IPS_INFO)
+                .arg(ip.to_string())
+                .arg("{}");
         })?;
     }
     Ok(())
@@ -547,8 +590,8 @@ fn write_window(
     ] {
         for chunk in pairs.chunks(256) {
             let bytes = chunk.iter().map(|(k, v)| k.len() + v.len()).sum();
-            batch.add_sized(bytes, |pipe| {
-                pipe.hset_multiple(&target, chunk).ignore();
+            batch.add_sized(bytes, |c| {
+                c.arg("HSET").arg(&target).arg(chunk);
             })?;
         }
     }
@@ -560,13 +603,12 @@ fn write_window(
             .flat_map(|(_, l)| l)
             .map(String::len)
             .sum();
-        batch.add_sized(bytes, |pipe| {
-            let c = pipe.cmd("EVAL").arg(INSERT_LINES).arg(1).arg(&k);
+        batch.add_sized(bytes, |c| {
+            c.arg("EVAL").arg(INSERT_LINES).arg(1).arg(&k);
             c.arg(w.timeline_inserts.len());
             for (off, lines) in &w.timeline_inserts {
                 c.arg(off).arg(lines.len()).arg(lines);
             }
-            c.ignore();
         })?;
     }
     match &w.timeline {
@@ -574,35 +616,37 @@ fn write_window(
             let k = keys::timeline(&key);
             for chunk in lines.chunks(1000) {
                 let bytes = chunk.iter().map(String::len).sum();
-                batch.add_sized(bytes, |pipe| {
-                    pipe.rpush(&k, chunk).ignore();
+                batch.add_sized(bytes, |c| {
+                    c.arg("RPUSH").arg(&k).arg(chunk);
                 })?;
             }
         }
         Some(TimelineWrite::Replace(lines)) => {
             // Inside the flush's transaction: a viewer never sees a half-written list.
             let k = keys::timeline(&key);
-            batch.add(|pipe| {
-                pipe.del(&k).ignore();
+            batch.add(|c| {
+                c.arg("DEL").arg(&k);
             })?;
             for chunk in lines.chunks(1000) {
                 let bytes = chunk.iter().map(String::len).sum();
-                batch.add_sized(bytes, |pipe| {
-                    pipe.rpush(&k, chunk).ignore();
+                batch.add_sized(bytes, |c| {
+                    c.arg("RPUSH").arg(&k).arg(chunk);
                 })?;
             }
         }
         None => {}
     }
     if w.has_data {
-        batch.add(|pipe| {
-            pipe.zadd(keys::tws(*ip), keys::tw_name(n), grid.start(*g))
-                .ignore();
+        batch.add(|c| {
+            c.arg("ZADD")
+                .arg(keys::tws(*ip))
+                .arg(grid.start(*g))
+                .arg(keys::tw_name(n));
         })?;
     }
     if w.has_conn && !(w.fields.is_empty() && w.flows.is_empty() && !w.timeline_changed()) {
-        batch.add(|pipe| {
-            pipe.sadd(keys::MODIFIED_TW, &key).ignore();
+        batch.add(|c| {
+            c.arg("SADD").arg(keys::MODIFIED_TW).arg(&key);
         })?;
     }
     Ok(())
@@ -617,8 +661,8 @@ fn write_state(
     new_flows: usize,
 ) -> redis::RedisResult<()> {
     if new_flows > 0 {
-        batch.add(|pipe| {
-            pipe.zincr(keys::LABELS, label, new_flows).ignore();
+        batch.add(|c| {
+            c.arg("ZINCRBY").arg(keys::LABELS).arg(new_flows).arg(label);
         })?;
     }
     // Our own state, in the same transaction as the data it describes.
@@ -632,25 +676,23 @@ fn write_state(
             .filter_map(|(u, v)| Some((u.as_str(), v.as_deref()?)))
             .collect();
         for chunk in set.chunks(256) {
-            batch.add(|pipe| {
-                pipe.hset_multiple(target, chunk).ignore();
+            batch.add(|c| {
+                c.arg("HSET").arg(target).arg(chunk);
             })?;
         }
         let del: Vec<&str> = del.iter().map(|(u, _)| u.as_str()).collect();
         for chunk in del.chunks(256) {
-            batch.add(|pipe| {
-                pipe.hdel(target, chunk).ignore();
+            batch.add(|c| {
+                c.arg("HDEL").arg(target).arg(chunk);
             })?;
         }
     }
     for ((ip, g), waiting) in &writes.timeline_waiting {
         let m = keys::win_member(*ip, *g);
-        batch.add(|pipe| {
-            if *waiting {
-                pipe.sadd(keys::WINDOWS_WAITING, &m).ignore();
-            } else {
-                pipe.srem(keys::WINDOWS_WAITING, &m).ignore();
-            }
+        batch.add(|c| {
+            c.arg(if *waiting { "SADD" } else { "SREM" })
+                .arg(keys::WINDOWS_WAITING)
+                .arg(&m);
         })?;
     }
     if !writes.watermarks.is_empty() {
@@ -659,8 +701,8 @@ fn write_state(
             .iter()
             .map(|(k, t)| (k.as_str(), float_repr(*t)))
             .collect();
-        batch.add(|pipe| {
-            pipe.hset_multiple(keys::WATERMARKS, &marks).ignore();
+        batch.add(|c| {
+            c.arg("HSET").arg(keys::WATERMARKS).arg(&marks[..]);
         })?;
     }
     Ok(())
