@@ -476,3 +476,48 @@ fn the_join_cap_bounds_waiting_records_without_losing_data() {
     );
     assert!(s.to_string().contains("stopped waiting"));
 }
+
+/// A conn log of one host over 5,000 s (a conn every 10 s from the start of an hour), with
+/// a long conn that started in the first second written after the conns of its 4,600th
+/// second (Zeek writes a conn when it ends), or in its place by time.
+fn with_long_conn(late: bool) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from(
+        "#separator \\x09\n#path\tconn\n#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tservice\tduration\torig_bytes\tresp_bytes\tconn_state\torig_pkts\tresp_pkts\n#types\ttime\tstring\taddr\tport\taddr\tport\tenum\tstring\tinterval\tcount\tcount\tstring\tcount\tcount\n",
+    );
+    let start = 3600.0 * 278.0;
+    let line = |ts: f64, uid: &str, dur: f64| {
+        format!(
+            "{ts:.6}\t{uid}\t10.0.0.1\t40000\t8.8.8.8\t443\ttcp\t-\t{dur:.6}\t100\t200\tSF\t3\t4\n"
+        )
+    };
+    let long = line(start + 1.5, "Clong", 4598.0);
+    for i in 0..500 {
+        text.push_str(&line(start + 10.0 * f64::from(i), &format!("C{i}"), 0.5));
+        if (i == 0 && !late) || (i == 460 && late) {
+            text.push_str(&long);
+        }
+    }
+    std::fs::write(dir.path().join("conn.log"), text).unwrap();
+    dir
+}
+
+#[test]
+fn a_long_conn_written_late_keeps_its_window_open_instead_of_reopening_it() {
+    // A batch run holds a window 10 minutes past its end for conns that come late, but it
+    // scans its conn logs first: knowing that a conn of the first hour is still to come 16
+    // minutes after it, it keeps the window instead of writing it, dropping it and reopening
+    // it from Redis.
+    let opts = IngestOptions {
+        flush_every: 5,
+        ..IngestOptions::default()
+    };
+    let (late, in_order) = (with_long_conn(true), with_long_conn(false));
+    let server = RedisServer::start();
+    let summary = ingest_width(&server, late.path(), &[], Direction::Out, 3600.0, &opts);
+    assert_eq!(summary.stats.flows, 501);
+    assert_eq!(summary.stats.reopened, 0);
+    let got = without_run_state(dump(&mut server.connection()));
+    let want = run_dump_width(in_order.path(), &[], Direction::Out, 3600.0, &opts);
+    assert_same(&want, &got, "a long conn written late");
+}

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use crate::config::Settings;
 use crate::join::WinId;
 use crate::profile::profiler::{Profiler, ProfilerConfig};
+use crate::profile::schedule::ConnSchedule;
 use crate::profile::window::Grid;
 use crate::profile::window_state::WindowWrite;
 use crate::source::checkpoint::{Checkpoint, FileId};
@@ -176,13 +177,16 @@ fn checkpoints(files: &mut [RunFile]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The earliest conn that lands in a profile window (`None`: no such conn).
-fn earliest_profiled_conn(settings: &Settings, files: &[RunFile]) -> Option<f64> {
+/// A scan of the conn logs before a batch run: the earliest conn that lands in a profile
+/// window (`None`: no such conn), and each window's last conn ([`ConnSchedule`]).
+fn scan_conns(settings: &Settings, files: &[RunFile]) -> (Option<f64>, ConnSchedule) {
     let bytes = Arc::new(AtomicU64::new(0));
     let mut earliest: Option<f64> = None;
+    let mut schedule = ConnSchedule::default();
     for mut s in streams(files, &bytes, Some(LogKind::Conn)) {
         while let Some(e) = s.next_event() {
             if let Event::Conn(f, _) = e {
+                schedule.conn(f.ts, settings.tw_width);
                 let profiled = settings
                     .routing
                     .route(f.saddr, f.daddr)
@@ -194,7 +198,7 @@ fn earliest_profiled_conn(settings: &Settings, files: &[RunFile]) -> Option<f64>
             }
         }
     }
-    earliest
+    (earliest, schedule)
 }
 
 /// Write what changed, after merging what Redis holds for windows and profiles that need it.
@@ -335,25 +339,29 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
     let scan_start = Instant::now();
     let stored = store.grid(settings.tw_width)?;
     let has_history = stored.is_some();
-    let grid = match stored {
-        Some(g) => Some(g),
-        None => match earliest_profiled_conn(settings, &files) {
-            Some(ts) => Some(store.init_grid(Grid::anchored_at(ts, settings.tw_width))?),
-            None => None,
-        },
+    let (earliest, schedule) = scan_conns(settings, &files);
+    let grid = match (stored, earliest) {
+        (Some(g), _) => Some(g),
+        (None, Some(ts)) => Some(store.init_grid(Grid::anchored_at(ts, settings.tw_width))?),
+        (None, None) => None,
     };
 
     t.anchor_scan = scan_start.elapsed();
     let mut cfg = ProfilerConfig::new(settings.routing.clone(), settings.tw_width);
     cfg.label = settings.label.clone();
     cfg.style.clock = settings.clock.clone();
-    // A finished directory is read in time order: a window is done a few minutes after its end
-    // (Zeek writes a conn when it ends; longer ones reopen the window from Redis, exactly).
+    // A finished directory is read in time order, and its conns scanned first: a window whose
+    // conns are all in is done the join grace after its end; one still expecting a conn (Zeek
+    // writes a conn when it ends) stays up to a width past its end; a later conn reopens the
+    // window from Redis, exactly. Without the scan's knowledge (alt records waiting for their
+    // conn), a few minutes.
     cfg.hold = opts.hold.unwrap_or(settings.tw_width.min(600.0));
+    cfg.hold_for_late_conn = Some(opts.hold.unwrap_or(settings.tw_width));
     // Nobody watches a batch run's windows fill up: their hash fields are written once, when
     // they close (persisted as waiting, so a killed run is finished by the next one).
     cfg.fields_every = Some(std::time::Duration::MAX);
     let mut profiler = Profiler::new(cfg, has_history);
+    profiler.set_conn_schedule(schedule);
     if let Some(cap) = opts.join_cap {
         profiler.set_join_cap(cap);
     }
@@ -378,6 +386,7 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
     };
     let progress = Progress::new(opts.progress, total_bytes);
     let mut since_flush = 0u64;
+    let mut conns_read = 0u64;
     let mut flushes = 0u64;
     // Without a grid (no profiled conn at all) orphan alt records still need one.
     let mut grid = grid;
@@ -394,7 +403,10 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
         }
         let src = event.source();
         match event {
-            Event::Conn(flow, s) => profiler.add_conn(flow, s.line),
+            Event::Conn(flow, s) => {
+                conns_read += 1;
+                profiler.add_conn(flow, s.line)
+            }
             Event::Alt(alt, s) => profiler.add_alt(alt, s.line),
         }
         if let Some(f) = files.get_mut(src.file) {
@@ -408,6 +420,7 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
         clock = now;
         if since_flush >= opts.flush_every {
             since_flush = 0;
+            profiler.set_conns_read(conns_read);
             mark_ended(&mut merged, &mut files);
             if let Some(g) = grid {
                 commits.flush(&mut profiler, &mut store, g, &mut files, &mut t)?;

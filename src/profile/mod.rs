@@ -9,6 +9,7 @@ pub mod letters;
 pub mod order;
 pub mod profiler;
 pub mod routing;
+pub mod schedule;
 pub mod state;
 pub mod window;
 pub mod window_state;

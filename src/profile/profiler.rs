@@ -14,6 +14,7 @@ use super::aggregate::{Flow, Role, Roles};
 use super::alt::AltRecord;
 use super::order::Position;
 use super::routing::Routing;
+use super::schedule::ConnSchedule;
 use super::window_state::{WindowState, WindowWrite};
 use crate::join::{JoinChanges, UidJoin, WinId};
 use crate::timeline::TimelineStyle;
@@ -31,6 +32,9 @@ pub struct ProfilerConfig {
     /// How long (log time) a window stays in memory after its end before it is written for the
     /// last time and dropped. Records arriving later reopen it from Redis.
     pub hold: f64,
+    /// How long a window the conn schedule says still expects a conn stays after its end
+    /// (batch runs, [`Profiler::set_conn_schedule`]); `None`: `hold`.
+    pub hold_for_late_conn: Option<f64>,
     /// How long after a conn's end (log time) an alt record can still join it.
     pub join_grace: f64,
     /// Port names and clock of the timeline.
@@ -61,6 +65,7 @@ impl ProfilerConfig {
             width,
             label: "unknown".into(),
             hold: width,
+            hold_for_late_conn: None,
             join_grace: 60.0,
             style: TimelineStyle::default(),
             fields_every: None,
@@ -188,6 +193,9 @@ pub struct Profiler {
     portinfo_written: bool,
     /// Windows whose timeline was waiting at the last write (persisted).
     timeline_waiting: HashSet<WinId>,
+    /// Which windows still expect a conn (a batch run's scan of its conn logs), and how many
+    /// conns are read: see [`Profiler::set_conn_schedule`].
+    schedule: Option<(ConnSchedule, u64)>,
     /// What happened so far.
     pub stats: ProfilerStats,
 }
@@ -209,7 +217,24 @@ impl Profiler {
             seq: 0,
             portinfo_written: false,
             timeline_waiting: HashSet::default(),
+            schedule: None,
             stats: ProfilerStats::default(),
+        }
+    }
+
+    /// Give the profiler the schedule of the conns to come (a batch run's scan of its conn
+    /// logs, in the order it reads them). A window whose conns are all in then closes as soon
+    /// as every log is the join grace past its end (or `hold`, if shorter); one still
+    /// expecting a conn stays `hold_for_late_conn` past its end. Without a schedule every
+    /// window stays `hold`.
+    pub fn set_conn_schedule(&mut self, schedule: ConnSchedule) {
+        self.schedule = Some((schedule, 0));
+    }
+
+    /// How many conns of the schedule are read (added) so far.
+    pub fn set_conns_read(&mut self, read: u64) {
+        if let Some((_, n)) = &mut self.schedule {
+            *n = read;
         }
     }
 
@@ -592,7 +617,7 @@ impl Profiler {
             let Some(w) = self.windows.get_mut(&id) else {
                 continue;
             };
-            let closing = self.cfg.window_end(id.1) + self.cfg.hold <= low;
+            let closing = is_closed(&self.cfg, id, low, self.schedule.as_ref());
             let within_budget = self.cfg.fields_budget.is_none_or(|b| fields_spent < b);
             let with_fields = within_budget
                 && (closing
@@ -616,7 +641,7 @@ impl Profiler {
                         self.timeline_waiting.remove(&id);
                     }
                 }
-                if evict_done && is_done(&self.cfg, id, w, low) {
+                if evict_done && is_done(&self.cfg, id, w, low, self.schedule.as_ref()) {
                     self.windows.remove(&id);
                     self.evicted.insert(id);
                 }
@@ -664,9 +689,10 @@ impl Profiler {
         self.expire_joins();
         let low = self.low_watermark();
         let cfg = &self.cfg;
+        let schedule = self.schedule.as_ref();
         let mut gone = Vec::new();
         self.windows.retain(|id, w| {
-            let keep = !is_done(cfg, *id, w, low);
+            let keep = !is_done(cfg, *id, w, low, schedule);
             if !keep {
                 gone.push(*id);
             }
@@ -689,12 +715,35 @@ fn copies<T: Clone>(item: T, n: usize) -> impl Iterator<Item = T> {
     })
 }
 
-/// Whether window `id` may leave memory: closed (every log is `hold` past its end, `low`
-/// being the lowest log time), merged with Redis, and with nothing left to write.
-fn is_done(cfg: &ProfilerConfig, id: WinId, w: &WindowState, low: f64) -> bool {
+/// Whether window `id` is closed, `low` being the lowest log time: every log is `hold` past
+/// its end. With a conn schedule: only the join grace past it (if shorter) when every conn of
+/// the window is in, `hold_for_late_conn` when one is still to come.
+fn is_closed(
+    cfg: &ProfilerConfig,
+    id: WinId,
+    low: f64,
+    schedule: Option<&(ConnSchedule, u64)>,
+) -> bool {
+    let hold = match schedule {
+        None => cfg.hold,
+        Some((s, read)) if s.all_in(id.1, *read) => cfg.hold.min(cfg.join_grace),
+        Some(_) => cfg.hold_for_late_conn.unwrap_or(cfg.hold).max(cfg.hold),
+    };
+    cfg.window_end(id.1) + hold <= low
+}
+
+/// Whether window `id` may leave memory: closed ([`is_closed`]), merged with Redis, and with
+/// nothing left to write.
+fn is_done(
+    cfg: &ProfilerConfig,
+    id: WinId,
+    w: &WindowState,
+    low: f64,
+    schedule: Option<&(ConnSchedule, u64)>,
+) -> bool {
     !(w.dirty
         || w.timeline_pending
         || w.fields_waiting()
         || !w.loaded
-        || cfg.window_end(id.1) + cfg.hold > low)
+        || !is_closed(cfg, id, low, schedule))
 }
