@@ -8,6 +8,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
+use compact_str::CompactString;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::profile::alt::AltRecord;
@@ -29,15 +30,15 @@ pub const DEFAULT_PENDING_CAP: usize = 2_000_000;
 #[derive(Debug)]
 pub struct UidJoin {
     /// Joinable conns: where they are stored, and until when (log time) they can be joined.
-    conns: HashMap<String, (Vec<WinId>, f64)>,
+    conns: HashMap<CompactString, (Vec<WinId>, f64)>,
     /// Uids whose joinable entry or waiting records changed since the last
     /// [`UidJoin::take_changes`] (what must be persisted).
-    changed_conns: HashSet<String>,
-    changed_pending: HashSet<String>,
-    expiry: BinaryHeap<Reverse<(TotalF64, String)>>,
-    pending: HashMap<String, Vec<PendingAlt>>,
+    changed_conns: HashSet<CompactString>,
+    changed_pending: HashSet<CompactString>,
+    expiry: BinaryHeap<Reverse<(TotalF64, CompactString)>>,
+    pending: HashMap<CompactString, Vec<PendingAlt>>,
     /// Uids in the order their first pending record arrived (may hold uids already joined).
-    waiting_order: VecDeque<String>,
+    waiting_order: VecDeque<CompactString>,
     pending_count: usize,
     cap: usize,
     /// Alt records that gave up waiting because of the cap.
@@ -69,9 +70,10 @@ impl UidJoin {
     /// A conn with `uid` is stored in `windows` and can receive alt records until the alt logs
     /// pass `expires` (log time). Returns the alt records that were waiting for it.
     pub fn on_conn(&mut self, uid: &str, windows: &[WinId], expires: f64) -> Vec<PendingAlt> {
+        let uid = CompactString::new(uid);
         let (places, e) = self
             .conns
-            .entry(uid.to_string())
+            .entry(uid.clone())
             .or_insert_with(|| (Vec::new(), expires));
         for w in windows {
             if !places.contains(w) {
@@ -79,13 +81,12 @@ impl UidJoin {
             }
         }
         *e = e.max(expires);
-        self.expiry
-            .push(Reverse((TotalF64(expires), uid.to_string())));
-        self.changed_conns.insert(uid.to_string());
-        let waiting = self.pending.remove(uid).unwrap_or_default();
+        self.expiry.push(Reverse((TotalF64(expires), uid.clone())));
+        let waiting = self.pending.remove(&uid).unwrap_or_default();
         if !waiting.is_empty() {
-            self.changed_pending.insert(uid.to_string());
+            self.changed_pending.insert(uid.clone());
         }
+        self.changed_conns.insert(uid);
         self.pending_count -= waiting.len();
         waiting
     }
@@ -184,7 +185,7 @@ impl UidJoin {
 
     /// Every alt record still waiting (end of input: their conn never came), in uid order.
     pub fn drain_orphans(&mut self) -> Vec<PendingAlt> {
-        let mut uids: Vec<String> = self.pending.keys().cloned().collect();
+        let mut uids: Vec<CompactString> = self.pending.keys().cloned().collect();
         uids.sort();
         self.pending_count = 0;
         self.waiting_order.clear();
@@ -199,16 +200,16 @@ impl UidJoin {
 #[derive(Debug, Default, PartialEq)]
 pub struct JoinChanges {
     /// uid → `{"w": [[ip, window], …], "e": expiry}` of conns that can still be joined.
-    pub conns: Vec<(String, Option<String>)>,
+    pub conns: Vec<(CompactString, Option<String>)>,
     /// uid → `[[ts, kind, saddr, daddr, value], …]` of alt records waiting for their conn.
-    pub pending: Vec<(String, Option<String>)>,
+    pub pending: Vec<(CompactString, Option<String>)>,
 }
 
 impl UidJoin {
     /// The changes to persist since the last call.
     pub fn take_changes(&mut self) -> JoinChanges {
         let mut out = JoinChanges::default();
-        let mut conns: Vec<String> = self.changed_conns.drain().collect();
+        let mut conns: Vec<CompactString> = self.changed_conns.drain().collect();
         conns.sort();
         for uid in conns {
             let value = match self.conns.get(&uid) {
@@ -228,7 +229,7 @@ impl UidJoin {
             };
             out.conns.push((uid, value));
         }
-        let mut pending: Vec<String> = self.changed_pending.drain().collect();
+        let mut pending: Vec<CompactString> = self.changed_pending.drain().collect();
         pending.sort();
         for uid in pending {
             let value = self
@@ -260,8 +261,9 @@ impl UidJoin {
         let Some(places) = places else {
             return false;
         };
-        self.conns.insert(uid.to_string(), (places, e));
-        self.expiry.push(Reverse((TotalF64(e), uid.to_string())));
+        self.conns.insert(CompactString::new(uid), (places, e));
+        self.expiry
+            .push(Reverse((TotalF64(e), CompactString::new(uid))));
         true
     }
 
@@ -273,10 +275,10 @@ impl UidJoin {
         if records.is_empty() {
             return true;
         }
-        self.waiting_order.push_back(uid.to_string());
+        self.waiting_order.push_back(CompactString::new(uid));
         self.pending_count += records.len();
         self.pending
-            .entry(uid.to_string())
+            .entry(CompactString::new(uid))
             .or_default()
             .extend(records.into_iter().map(|a| (a, Position::default())));
         true
@@ -337,7 +339,7 @@ mod tests {
         let w: WinId = ("10.0.0.1".parse().unwrap(), 0);
         assert_eq!(j.on_conn("B", &[w], 10.0).len(), 1);
         let changes = j.take_changes();
-        assert_eq!(changes.pending, vec![("B".to_string(), None)]);
+        assert_eq!(changes.pending, vec![("B".into(), None)]);
         assert_eq!(changes.conns.len(), 1);
     }
 
@@ -364,6 +366,6 @@ mod tests {
         // Expiry is persisted as a deletion.
         j.expire(1000.0);
         let changes = j.take_changes();
-        assert_eq!(changes.conns, vec![("C1".to_string(), None)]);
+        assert_eq!(changes.conns, vec![("C1".into(), None)]);
     }
 }

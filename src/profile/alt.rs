@@ -1,6 +1,7 @@
 //! The dns/http/ssl records ("alt flows") as the profiler keeps them: the fields the join needs
 //! (time, uid, addresses) and the `_altflows` value (reference §5.2), built once from the record.
 
+use compact_str::CompactString;
 use std::net::IpAddr;
 
 use std::borrow::Cow;
@@ -16,7 +17,7 @@ pub struct AltRecord {
     /// Which log it came from (never `Conn`).
     pub kind: LogKind,
     /// Zeek uid of the connection it belongs to.
-    pub uid: String,
+    pub uid: CompactString,
     /// Originator address.
     pub saddr: IpAddr,
     /// Responder address.
@@ -88,26 +89,32 @@ impl AltRecord {
     pub fn new(
         ts: f64,
         kind: LogKind,
-        uid: String,
+        uid: CompactString,
         saddr: IpAddr,
         daddr: IpAddr,
         value: PyValue,
     ) -> AltRecord {
+        // Both strings wait in memory with the record until its conn's entry is written:
+        // without the slack of their growth.
+        let mut json = value.to_json();
+        json.shrink_to_fit();
+        let mut sub = crate::timeline::lines::sub_line_of(kind, &value);
+        sub.shrink_to_fit();
         AltRecord {
             ts,
             kind,
             uid,
             saddr,
             daddr,
-            json: value.to_json(),
-            sub: crate::timeline::lines::sub_line_of(kind, &value),
+            json,
+            sub,
         }
     }
 
     /// A dns record, or `None` when it must be dropped (bad ts or addresses).
     pub fn from_dns(r: &DnsRecord<'_>) -> Option<AltRecord> {
         let (ts, saddr, daddr) = header(r.ts, r.id.orig_h, r.id.resp_h)?;
-        let uid = s(&r.uid).to_string();
+        let uid = CompactString::new(s(&r.uid));
         let mut w = start(&uid, LogKind::Dns);
         w.str("query", s(&r.query))
             .str("qclass_name", s(&r.qclass_name))
@@ -134,7 +141,7 @@ impl AltRecord {
     /// An http record, or `None` when it must be dropped.
     pub fn from_http(r: &HttpRecord<'_>) -> Option<AltRecord> {
         let (ts, saddr, daddr) = header(r.ts, r.id.orig_h, r.id.resp_h)?;
-        let uid = s(&r.uid).to_string();
+        let uid = CompactString::new(s(&r.uid));
         let mut w = start(&uid, LogKind::Http);
         w.str("method", s(&r.method))
             .str("host", s(&r.host))
@@ -163,7 +170,7 @@ impl AltRecord {
     /// An ssl record, or `None` when it must be dropped.
     pub fn from_ssl(r: &SslRecord<'_>) -> Option<AltRecord> {
         let (ts, saddr, daddr) = header(r.ts, r.id.orig_h, r.id.resp_h)?;
-        let uid = s(&r.uid).to_string();
+        let uid = CompactString::new(s(&r.uid));
         let mut w = start(&uid, LogKind::Ssl);
         w.str("version", s(&r.version)).str("cipher", s(&r.cipher));
         for (k, v) in [("resumed", r.resumed), ("established", r.established)] {
@@ -263,7 +270,7 @@ impl AltRecord {
                 Some(AltRecord::new(
                     ts.as_f64()?,
                     kind,
-                    uid.to_string(),
+                    CompactString::new(uid),
                     saddr.as_str()?.parse().ok()?,
                     daddr.as_str()?.parse().ok()?,
                     PyValue::from_serde(value),
