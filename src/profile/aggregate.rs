@@ -17,7 +17,7 @@ use smallvec::SmallVec;
 use super::letters::{TupleClock, add_symbol_classes, symbol_classes};
 use super::order::FlowKey;
 use super::state::ConnSummary;
-use crate::store::pyjson::{ObjectWriter, write_json_float};
+use crate::store::pyjson::{ObjectWriter, push_ip, write_json_float};
 use crate::zeek::ConnRecord;
 
 /// Which side of a flow the profile is on.
@@ -358,7 +358,6 @@ impl<'a> KeyText<'a> {
 
     /// The text of `atom` read as `kind`.
     fn text(&mut self, kind: AtomKind, atom: Atom) -> &str {
-        use std::fmt::Write;
         self.buf.clear();
         match kind {
             AtomKind::Port => {
@@ -366,7 +365,7 @@ impl<'a> KeyText<'a> {
             }
             AtomKind::Peer => {
                 if let Some(ip) = self.peers.ip(atom) {
-                    let _ = write!(self.buf, "{ip}");
+                    push_ip(&mut self.buf, ip);
                 }
             }
         }
@@ -767,7 +766,6 @@ fn tuples_json(
     peers: &Peers,
     tuples: &FirstSeen<TupleKey, TupleFlows>,
 ) -> String {
-    use std::fmt::Write;
     let mut out = String::with_capacity(tuples.len() * 64);
     out.push('{');
     let mut letters = String::new();
@@ -787,9 +785,12 @@ fn tuples_json(
         let proto = protos.get(key.proto as usize).map_or("", |p| p.as_str());
         key_text.clear();
         if let Some(ip) = peers.ip(key.peer) {
-            let _ = write!(key_text, "{ip}");
+            push_ip(&mut key_text, ip);
         }
-        let _ = write!(key_text, ":{}:{proto}", key.dport);
+        key_text.push(':');
+        key_text.push_str(itoa::Buffer::new().format(key.dport));
+        key_text.push(':');
+        key_text.push_str(proto);
         crate::store::pyjson::write_json_str(&mut out, &key_text);
         out.push_str(": [");
         crate::store::pyjson::write_json_str(&mut out, &letters);

@@ -630,14 +630,18 @@ impl WindowState {
                     jsons.push(e.flow.to_flow_json(label));
                 }
             }
-            let Some(last) = jsons.last() else {
-                continue;
-            };
-            w.flows.push((uid.to_string(), last.clone()));
-            if jsons.len() > 1 {
+            let last = if jsons.len() > 1 {
+                let last = jsons.last().cloned();
                 let list = PyValue::List(jsons.into_iter().map(PyValue::Str).collect());
                 w.copies.push((uid.to_string(), list.to_json()));
-            }
+                last
+            } else {
+                jsons.pop()
+            };
+            let Some(last) = last else {
+                continue;
+            };
+            w.flows.push((uid.to_string(), last));
         }
         let mut uids: Vec<CompactString> = self.dirty_alts.drain().collect();
         uids.sort();

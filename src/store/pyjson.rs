@@ -297,7 +297,62 @@ pub fn write_json_str(out: &mut String, s: &str) {
 
 /// Append an address as a JSON string (its text never needs escaping), without a temporary.
 pub fn write_json_ip(out: &mut String, ip: std::net::IpAddr) {
-    let _ = write!(out, "\"{ip}\"");
+    out.push('"');
+    push_ip(out, ip);
+    out.push('"');
+}
+
+/// Append an address as Python's `str()` writes it (the standard text form). IPv4, the usual
+/// case, is written digit by digit, without the formatting machinery.
+pub fn push_ip(out: &mut String, ip: std::net::IpAddr) {
+    match ip {
+        std::net::IpAddr::V4(a) => {
+            let mut buf = [0u8; 15];
+            let n = ipv4_text(&mut buf, a);
+            out.push_str(std::str::from_utf8(&buf[..n]).unwrap_or_default());
+        }
+        std::net::IpAddr::V6(a) => {
+            let _ = write!(out, "{a}");
+        }
+    }
+}
+
+/// An address shown as [`push_ip`] writes it, for `write!`.
+pub struct IpText(pub std::net::IpAddr);
+
+impl std::fmt::Display for IpText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            std::net::IpAddr::V4(a) => {
+                let mut buf = [0u8; 15];
+                let n = ipv4_text(&mut buf, a);
+                f.write_str(std::str::from_utf8(&buf[..n]).unwrap_or_default())
+            }
+            std::net::IpAddr::V6(a) => std::fmt::Display::fmt(&a, f),
+        }
+    }
+}
+
+/// `a.b.c.d` into `buf`; returns its length.
+fn ipv4_text(buf: &mut [u8; 15], a: std::net::Ipv4Addr) -> usize {
+    let mut n = 0;
+    for (i, o) in a.octets().into_iter().enumerate() {
+        if i > 0 {
+            buf[n] = b'.';
+            n += 1;
+        }
+        if o >= 100 {
+            buf[n] = b'0' + o / 100;
+            n += 1;
+        }
+        if o >= 10 {
+            buf[n] = b'0' + (o / 10) % 10;
+            n += 1;
+        }
+        buf[n] = b'0' + o % 10;
+        n += 1;
+    }
+    n
 }
 
 /// Append an integer (`itoa`: no formatting machinery on the hot path).
@@ -503,6 +558,27 @@ fn is_py_printable(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_are_written_as_their_standard_text() {
+        for ip in [
+            "0.0.0.0",
+            "10.0.0.1",
+            "192.168.100.255",
+            "255.255.255.255",
+            "8.8.8.8",
+            "100.64.9.10",
+            "2001:db8::1",
+            "::ffff:10.0.0.1",
+            "::",
+        ] {
+            let a: std::net::IpAddr = ip.parse().unwrap();
+            let mut s = String::new();
+            push_ip(&mut s, a);
+            assert_eq!(s, a.to_string());
+            assert_eq!(IpText(a).to_string(), a.to_string());
+        }
+    }
 
     #[test]
     fn float_repr_matches_python() {

@@ -11,7 +11,7 @@ use std::fmt::{self, Write};
 use super::services::PortNames;
 use crate::profile::aggregate::{Flow, Role};
 use crate::profile::alt::AltRecord;
-use crate::store::pyjson::PyValue;
+use crate::store::pyjson::{IpText, PyValue};
 use crate::zeek::LogKind;
 
 /// `Tot`/`Size`: bytes with two decimals and the unit, as Slips printed them.
@@ -86,7 +86,7 @@ pub fn write_main_line(out: &mut String, flow: &Flow, role: Role, names: &PortNa
     let snt = flow.sbytes;
     let rcv = tot.saturating_sub(snt);
     let size = HumanSize(tot);
-    let (saddr, daddr, dport) = (flow.saddr, flow.daddr, flow.dport);
+    let (saddr, daddr, dport) = (IpText(flow.saddr), IpText(flow.daddr), flow.dport);
     if is_icmp(proto) {
         let sport = flow.sport;
         let what = match sport {
