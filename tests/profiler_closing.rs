@@ -2,6 +2,10 @@
 //! of its conns, the join grace after it when its conns are all in, longer when one is still
 //! to come.
 
+mod common;
+
+use common::dns_conn;
+
 use kalipso_ingest::profile::aggregate::Flow;
 use kalipso_ingest::profile::profiler::{Profiler, ProfilerConfig};
 use kalipso_ingest::profile::routing::{Direction, Routing};
@@ -9,22 +13,7 @@ use kalipso_ingest::profile::schedule::ConnSchedule;
 use kalipso_ingest::zeek::LogKind;
 
 fn conn(i: u32, ts: f64) -> Flow {
-    Flow {
-        ts,
-        uid: format!("C{i}").into(),
-        saddr: "10.0.0.1".parse().unwrap(),
-        sport: 40000,
-        daddr: "8.8.8.8".parse().unwrap(),
-        dport: 53,
-        proto: "udp".into(),
-        appproto: "dns".into(),
-        dur: Some(0.1),
-        origstate: "SF".into(),
-        spkts: 1,
-        dpkts: 1,
-        sbytes: 40,
-        dbytes: 60,
-    }
+    dns_conn(&format!("C{i}"), ts, "10.0.0.1")
 }
 
 /// A profiler (3600 s windows held `hold` after their end, or 3600 s when a conn is still

@@ -2,6 +2,10 @@
 //! flush renders them until its budget is spent and leaves the rest for the next flushes, so
 //! every window still gets its fields, spread over flushes.
 
+mod common;
+
+use common::dns_conn;
+
 use std::time::Duration;
 
 use kalipso_ingest::profile::aggregate::Flow;
@@ -9,22 +13,11 @@ use kalipso_ingest::profile::profiler::{Profiler, ProfilerConfig, Writes};
 use kalipso_ingest::profile::routing::{Direction, Routing};
 
 fn conn(i: u8) -> Flow {
-    Flow {
-        ts: 1000.0 + f64::from(i),
-        uid: format!("C{i}").into(),
-        saddr: format!("10.0.0.{i}").parse().unwrap(),
-        sport: 40000,
-        daddr: "8.8.8.8".parse().unwrap(),
-        dport: 53,
-        proto: "udp".into(),
-        appproto: "dns".into(),
-        dur: Some(0.1),
-        origstate: "SF".into(),
-        spkts: 1,
-        dpkts: 1,
-        sbytes: 40,
-        dbytes: 60,
-    }
+    dns_conn(
+        &format!("C{i}"),
+        1000.0 + f64::from(i),
+        &format!("10.0.0.{i}"),
+    )
 }
 
 fn profiler(budget: Option<Duration>) -> Profiler {

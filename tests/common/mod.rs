@@ -135,3 +135,23 @@ pub fn simple_records(path: &Path) -> Vec<std::collections::BTreeMap<String, Str
     }
     out
 }
+
+/// A small answered dns conn (udp to 8.8.8.8:53, one packet each way) from `saddr` at `ts`.
+pub fn dns_conn(uid: &str, ts: f64, saddr: &str) -> kalipso_ingest::profile::aggregate::Flow {
+    kalipso_ingest::profile::aggregate::Flow {
+        ts,
+        uid: uid.into(),
+        saddr: saddr.parse().expect("test address"),
+        sport: 40000,
+        daddr: "8.8.8.8".parse().expect("test address"),
+        dport: 53,
+        proto: "udp".into(),
+        appproto: "dns".into(),
+        dur: Some(0.1),
+        origstate: "SF".into(),
+        spkts: 1,
+        dpkts: 1,
+        sbytes: 40,
+        dbytes: 60,
+    }
+}
