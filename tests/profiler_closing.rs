@@ -31,7 +31,7 @@ fn profiler(until: f64, schedule: bool, due: Option<f64>) -> Profiler {
     if schedule {
         let mut s = ConnSchedule::default();
         for ts in [1000.0, until].into_iter().chain(due) {
-            s.conn(ts, 3600.0);
+            s.conn(ts, 3600.0, 60.0, ["10.0.0.1".parse().unwrap()]);
         }
         p.set_conn_schedule(s);
     }

@@ -13,6 +13,7 @@ pub mod writer;
 
 use std::collections::HashSet;
 use std::io::IsTerminal;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -179,22 +180,29 @@ fn checkpoints(files: &mut [RunFile]) -> Vec<(String, String)> {
 
 /// A scan of the conn logs before a batch run: the earliest conn that lands in a profile
 /// window (`None`: no such conn), and each window's last conn ([`ConnSchedule`]).
-fn scan_conns(settings: &Settings, files: &[RunFile]) -> (Option<f64>, ConnSchedule) {
+/// A conn is late for the schedule when one written before it is `late_after` seconds past
+/// the end of its window (the join grace: when the window could close).
+fn scan_conns(
+    settings: &Settings,
+    files: &[RunFile],
+    late_after: f64,
+) -> (Option<f64>, ConnSchedule) {
     let bytes = Arc::new(AtomicU64::new(0));
     let mut earliest: Option<f64> = None;
     let mut schedule = ConnSchedule::default();
     for mut s in streams(files, &bytes, Some(LogKind::Conn)) {
         while let Some(e) = s.next_event() {
             if let Event::Conn(f, _) = e {
-                schedule.conn(f.ts, settings.tw_width);
-                let profiled = settings
+                let profiles: Vec<IpAddr> = settings
                     .routing
                     .route(f.saddr, f.daddr)
-                    .iter()
-                    .any(|(_, r)| r.is_some());
-                if profiled && earliest.is_none_or(|t| f.ts < t) {
+                    .into_iter()
+                    .filter_map(|(ip, r)| r.map(|_| ip))
+                    .collect();
+                if !profiles.is_empty() && earliest.is_none_or(|t| f.ts < t) {
                     earliest = Some(f.ts);
                 }
+                schedule.conn(f.ts, settings.tw_width, late_after, profiles);
             }
         }
     }
@@ -339,7 +347,8 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
     let scan_start = Instant::now();
     let stored = store.grid(settings.tw_width)?;
     let has_history = stored.is_some();
-    let (earliest, schedule) = scan_conns(settings, &files);
+    let mut cfg = ProfilerConfig::new(settings.routing.clone(), settings.tw_width);
+    let (earliest, schedule) = scan_conns(settings, &files, cfg.join_grace);
     let grid = match (stored, earliest) {
         (Some(g), _) => Some(g),
         (None, Some(ts)) => Some(store.init_grid(Grid::anchored_at(ts, settings.tw_width))?),
@@ -347,7 +356,6 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
     };
 
     t.anchor_scan = scan_start.elapsed();
-    let mut cfg = ProfilerConfig::new(settings.routing.clone(), settings.tw_width);
     cfg.label = settings.label.clone();
     cfg.style.clock = settings.clock.clone();
     // A finished directory is read in time order, and its conns scanned first: a window whose

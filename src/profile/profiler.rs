@@ -726,7 +726,7 @@ fn is_closed(
 ) -> bool {
     let hold = match schedule {
         None => cfg.hold,
-        Some((s, read)) if s.all_in(id.1, *read) => cfg.hold.min(cfg.join_grace),
+        Some((s, read)) if s.all_in(id, *read) => cfg.hold.min(cfg.join_grace),
         Some(_) => cfg.hold_for_late_conn.unwrap_or(cfg.hold).max(cfg.hold),
     };
     cfg.window_end(id.1) + hold <= low
