@@ -46,22 +46,37 @@ pub fn split_micros(ts: f64) -> (i64, u32) {
 
 fn format<Tz: TimeZone>(t: DateTime<Tz>) -> String {
     use chrono::{Datelike, Timelike};
-    use std::fmt::Write as _;
-    // Written by hand: chrono's format string is parsed on every call, and every timeline line
-    // needs one.
+    // Written by hand, digit by digit: chrono's format string is parsed on every call, and
+    // every timeline line needs one.
     let mut out = String::with_capacity(26);
-    let _ = write!(
-        out,
-        "{:04}/{:02}/{:02} {:02}:{:02}:{:02}.{:06}",
-        t.year(),
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.nanosecond() / 1000
-    );
+    let year = t.year();
+    if (0..=9999).contains(&year) {
+        push_digits(&mut out, year as u32, 4);
+    } else {
+        use std::fmt::Write as _;
+        let _ = write!(out, "{year:04}");
+    }
+    out.push('/');
+    push_digits(&mut out, t.month(), 2);
+    out.push('/');
+    push_digits(&mut out, t.day(), 2);
+    out.push(' ');
+    push_digits(&mut out, t.hour(), 2);
+    out.push(':');
+    push_digits(&mut out, t.minute(), 2);
+    out.push(':');
+    push_digits(&mut out, t.second(), 2);
+    out.push('.');
+    push_digits(&mut out, t.nanosecond() / 1000, 6);
     out
+}
+
+/// The last `width` decimal digits of `v`, zero-padded.
+fn push_digits(out: &mut String, v: u32, width: u32) {
+    for i in (0..width).rev() {
+        let d = (v / 10u32.pow(i)) % 10;
+        out.push(char::from(b'0' + d as u8));
+    }
 }
 
 impl Clock {

@@ -13,6 +13,9 @@ pub struct PortNames {
     names: HashMap<String, String>,
     /// Distinct fields in first-seen order (for writing `portinfo`).
     order: Vec<String>,
+    /// The same names by port number, then protocol: what a timeline line looks up (without
+    /// building its `"<port>/<proto>"` text).
+    by_port: HashMap<u16, Vec<(String, String)>>,
 }
 
 impl PortNames {
@@ -36,14 +39,34 @@ impl PortNames {
                 order.push(field);
             }
         }
-        PortNames { names, order }
+        let mut by_port: HashMap<u16, Vec<(String, String)>> = HashMap::new();
+        for field in &order {
+            let Some((port, proto)) = field.split_once('/') else {
+                continue;
+            };
+            // Only ports written as `name()` formats them (no sign, no leading zero).
+            match port.parse::<u16>() {
+                Ok(n) if n.to_string() == port => by_port
+                    .entry(n)
+                    .or_default()
+                    .push((proto.to_string(), names[field].clone())),
+                _ => {}
+            }
+        }
+        PortNames {
+            names,
+            order,
+            by_port,
+        }
     }
 
     /// The name of `port`/`proto` (lowercase proto), if known.
     pub fn name(&self, port: u16, proto: &str) -> Option<&str> {
-        self.names
-            .get(&format!("{port}/{proto}"))
-            .map(String::as_str)
+        self.by_port
+            .get(&port)?
+            .iter()
+            .find(|(p, _)| p == proto)
+            .map(|(_, name)| name.as_str())
     }
 
     /// Every `portinfo` field and its name.
@@ -75,5 +98,15 @@ mod tests {
         assert_eq!(n.name(5355, "udp"), Some("llmr"));
         assert!(n.fields().iter().all(|(f, _)| f != "udp/192"));
         assert_eq!(n.name(4444, "tcp"), None);
+    }
+
+    #[test]
+    fn a_port_is_found_only_as_written_in_the_table() {
+        let n =
+            PortNames::parse("080\ttcp\tpadded\n81\ttcp\tweb\n81\tudp\tother\n81\ttcp\tlater\n");
+        assert_eq!(n.name(80, "tcp"), None);
+        assert_eq!(n.name(81, "tcp"), Some("later"));
+        assert_eq!(n.name(81, "udp"), Some("other"));
+        assert_eq!(n.name(81, "icmp"), None);
     }
 }
