@@ -39,6 +39,20 @@ fn daemon(dir: &Path, server: &RedisServer) -> Child {
         .expect("start the daemon")
 }
 
+/// [`daemon`] with its warnings appended to `log` (kept across restarts, shown on a failure).
+fn daemon_logged(dir: &Path, server: &RedisServer, log: &Path) -> Child {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("daemon log");
+    command(dir, server)
+        .stdout(Stdio::null())
+        .stderr(file)
+        .spawn()
+        .expect("start the daemon")
+}
+
 fn once(dir: &Path, server: &RedisServer) {
     let out = command(dir, server)
         .args(["--once", "--no-progress"])
@@ -146,13 +160,15 @@ fn killed_again_and_again_loses_nothing_and_doubles_nothing() {
         .unwrap()
     });
     // SIGKILL at five moments while the logs are being written, restarting each time.
-    let mut child = daemon(dir.path(), &server);
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("daemon.log");
+    let mut child = daemon_logged(dir.path(), &server, &log);
     // (five to six seconds of writing; the daemon commits every 500 ms)
     for delay_ms in [700u64, 1100, 450, 900, 1300] {
         std::thread::sleep(Duration::from_millis(delay_ms));
         let _ = child.kill(); // SIGKILL: no chance to flush
         let _ = child.wait();
-        child = daemon(dir.path(), &server);
+        child = daemon_logged(dir.path(), &server, &log);
     }
     writer.join().unwrap();
     settle(&server);
@@ -160,11 +176,21 @@ fn killed_again_and_again_loses_nothing_and_doubles_nothing() {
     assert_eq!(code, Some(0));
     once(dir.path(), &server);
     let got = without_run_state(dump(&mut server.connection()));
-    assert!(
-        got == want,
-        "a killed and restarted daemon differs from the batch result:\n{}",
-        dump_diff(&got, &want)
-    );
+    if got != want {
+        let mut files: Vec<String> = std::fs::read_dir(dir.path())
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        panic!(
+            "a killed and restarted daemon differs from the batch result:\n{}\nfiles: {files:?}\ndaemon warnings:\n{}",
+            dump_diff(&got, &want),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
 }
 
 #[test]
