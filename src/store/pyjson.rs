@@ -306,11 +306,7 @@ pub fn write_json_ip(out: &mut String, ip: std::net::IpAddr) {
 /// case, is written digit by digit, without the formatting machinery.
 pub fn push_ip(out: &mut String, ip: std::net::IpAddr) {
     match ip {
-        std::net::IpAddr::V4(a) => {
-            let mut buf = [0u8; 15];
-            let n = ipv4_text(&mut buf, a);
-            out.push_str(std::str::from_utf8(&buf[..n]).unwrap_or_default());
-        }
+        std::net::IpAddr::V4(a) => out.push_str(ipv4_text(&mut [0u8; 15], a)),
         std::net::IpAddr::V6(a) => {
             let _ = write!(out, "{a}");
         }
@@ -323,18 +319,14 @@ pub struct IpText(pub std::net::IpAddr);
 impl std::fmt::Display for IpText {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.0 {
-            std::net::IpAddr::V4(a) => {
-                let mut buf = [0u8; 15];
-                let n = ipv4_text(&mut buf, a);
-                f.write_str(std::str::from_utf8(&buf[..n]).unwrap_or_default())
-            }
+            std::net::IpAddr::V4(a) => f.write_str(ipv4_text(&mut [0u8; 15], a)),
             std::net::IpAddr::V6(a) => std::fmt::Display::fmt(&a, f),
         }
     }
 }
 
-/// `a.b.c.d` into `buf`; returns its length.
-fn ipv4_text(buf: &mut [u8; 15], a: std::net::Ipv4Addr) -> usize {
+/// `a.b.c.d`, written into `buf`.
+fn ipv4_text(buf: &mut [u8; 15], a: std::net::Ipv4Addr) -> &str {
     let mut n = 0;
     for (i, o) in a.octets().into_iter().enumerate() {
         if i > 0 {
@@ -352,7 +344,8 @@ fn ipv4_text(buf: &mut [u8; 15], a: std::net::Ipv4Addr) -> usize {
         buf[n] = b'0' + o % 10;
         n += 1;
     }
-    n
+    // Only ASCII digits and dots were written.
+    std::str::from_utf8(&buf[..n]).unwrap_or_default()
 }
 
 /// Append an integer (`itoa`: no formatting machinery on the hot path).

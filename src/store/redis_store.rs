@@ -420,18 +420,10 @@ impl Drop for Transaction<'_> {
 /// Commands of a flush encoded as they are queued, into a buffer kept from one flush to the
 /// next (with the command being built): a flush's bytes are copied once on their way to the
 /// socket, with no per-command allocation.
+#[derive(Default)]
 struct Encoder {
     out: Vec<u8>,
     cmd: Cmd,
-}
-
-impl Default for Encoder {
-    fn default() -> Self {
-        Encoder {
-            out: Vec::new(),
-            cmd: Cmd::new(),
-        }
-    }
 }
 
 /// Room for a full batch and the command that fills it.
