@@ -502,11 +502,16 @@ impl FamilyField {
             "NotEstablished"
         };
         let proto = protos.get(self.proto as usize).map_or("", |p| p.as_str());
-        format!(
-            "{}{}{state}",
-            FAMILIES[self.family as usize],
-            proto.to_uppercase()
-        )
+        let family = FAMILIES[self.family as usize];
+        let mut name = String::with_capacity(family.len() + proto.len() + state.len());
+        name.push_str(family);
+        if proto.is_ascii() {
+            name.extend(proto.chars().map(|c| c.to_ascii_uppercase()));
+        } else {
+            name.push_str(&proto.to_uppercase());
+        }
+        name.push_str(state);
+        name
     }
 
     /// The name of the inner dict of each key.

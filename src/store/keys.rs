@@ -2,6 +2,8 @@
 
 use std::net::IpAddr;
 
+use crate::store::pyjson::push_ip;
+
 /// SET of every profile id.
 pub const PROFILES: &str = "profiles";
 /// HASH ip → enrichment JSON (`{}` until enrichment exists).
@@ -21,12 +23,12 @@ pub const WIDTH: &str = "kalipso-ingest:tw-width";
 
 /// `profile_<ip>`: the profile id and its hash.
 pub fn profile(ip: IpAddr) -> String {
-    format!("profile_{ip}")
+    with_ip("profile_", ip)
 }
 
 /// `twsprofile_<ip>`: ZSET of the profile's windows (no separator, as Slips).
 pub fn tws(ip: IpAddr) -> String {
-    format!("twsprofile_{ip}")
+    with_ip("twsprofile_", ip)
 }
 
 /// `timewindow<N>`.
@@ -36,32 +38,35 @@ pub fn tw_name(n: i64) -> String {
 
 /// `profile_<ip>_timewindow<N>`: the window hash (and the prefix of its companions).
 pub fn window(ip: IpAddr, n: i64) -> String {
-    format!("profile_{ip}_timewindow{n}")
+    let mut key = with_ip("profile_", ip);
+    key.push_str("_timewindow");
+    key.push_str(itoa::Buffer::new().format(n));
+    key
 }
 
 /// `…_flows`: uid → flow JSON.
 pub fn flows(window: &str) -> String {
-    format!("{window}_flows")
+    [window, "_flows"].concat()
 }
 
 /// `…_timeline`: the window's timeline lines (LIST).
 pub fn timeline(window: &str) -> String {
-    format!("{window}_timeline")
+    [window, "_timeline"].concat()
 }
 
 /// `…_altflows`: uid → last dns/http/ssl JSON.
 pub fn altflows(window: &str) -> String {
-    format!("{window}_altflows")
+    [window, "_altflows"].concat()
 }
 
 /// Our record of repeated uids in a window: uid → JSON list of every copy's flow JSON.
 pub fn copies(window: &str) -> String {
-    format!("{OWN_PREFIX}copies:{window}")
+    [OWN_PREFIX, "copies:", window].concat()
 }
 
 /// Our record of every alt record of a window: uid → JSON list of `[ts, kind, saddr, daddr, value]`.
 pub fn alts(window: &str) -> String {
-    format!("{OWN_PREFIX}alts:{window}")
+    [OWN_PREFIX, "alts:", window].concat()
 }
 
 /// HASH file identity → checkpoint JSON (how far each file is read).
@@ -80,7 +85,19 @@ pub const FLUSH_SEQ: &str = "kalipso-ingest:flush-seq";
 
 /// `<ip>|<absolute window>`: a window in our own sets.
 pub fn win_member(ip: IpAddr, g: i64) -> String {
-    format!("{ip}|{g}")
+    let mut member = with_ip("", ip);
+    member.push('|');
+    member.push_str(itoa::Buffer::new().format(g));
+    member
+}
+
+/// `prefix` then the address, with room for a window suffix (no formatting machinery: these
+/// are built for every window of every flush).
+fn with_ip(prefix: &str, ip: IpAddr) -> String {
+    let mut key = String::with_capacity(prefix.len() + 64);
+    key.push_str(prefix);
+    push_ip(&mut key, ip);
+    key
 }
 
 /// Patterns of every key this tool writes (what `--reset` removes).
@@ -94,3 +111,31 @@ pub const OWN_PATTERNS: &[&str] = &[
     LABELS,
     PORTINFO,
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_names_as_slips_wrote_them() {
+        let v4: IpAddr = "10.0.0.1".parse().unwrap();
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        assert_eq!(profile(v4), "profile_10.0.0.1");
+        assert_eq!(tws(v6), "twsprofile_2001:db8::1");
+        assert_eq!(tw_name(3), "timewindow3");
+        let w = window(v6, -2);
+        assert_eq!(w, "profile_2001:db8::1_timewindow-2");
+        assert_eq!(flows(&w), "profile_2001:db8::1_timewindow-2_flows");
+        assert_eq!(timeline(&w), "profile_2001:db8::1_timewindow-2_timeline");
+        assert_eq!(altflows(&w), "profile_2001:db8::1_timewindow-2_altflows");
+        assert_eq!(
+            copies(&w),
+            "kalipso-ingest:copies:profile_2001:db8::1_timewindow-2"
+        );
+        assert_eq!(
+            alts(&w),
+            "kalipso-ingest:alts:profile_2001:db8::1_timewindow-2"
+        );
+        assert_eq!(win_member(v4, 123), "10.0.0.1|123");
+    }
+}

@@ -40,9 +40,7 @@ impl PyValue {
             PyValue::Null => out.push_str("null"),
             PyValue::Bool(true) => out.push_str("true"),
             PyValue::Bool(false) => out.push_str("false"),
-            PyValue::Int(n) => {
-                let _ = write!(out, "{n}");
-            }
+            PyValue::Int(n) => out.push_str(itoa::Buffer::new().format(*n)),
             PyValue::Float(f) => write_json_float(out, *f),
             PyValue::Str(s) => write_json_str(out, s),
             PyValue::List(items) => {
@@ -126,8 +124,15 @@ impl ObjectWriter {
             self.out.push_str(", ");
         }
         self.first = false;
-        write_json_str(&mut self.out, k);
-        self.out.push_str(": ");
+        if k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            // The usual key, a field name: nothing to escape.
+            self.out.push('"');
+            self.out.push_str(k);
+            self.out.push_str("\": ");
+        } else {
+            write_json_str(&mut self.out, k);
+            self.out.push_str(": ");
+        }
         &mut self.out
     }
 
@@ -217,31 +222,56 @@ impl PyValue {
     /// Python's `str(value)` (what `'{}'.format(value)` prints): strings as they are, lists
     /// as their `repr`, `True`/`False`/`None`, floats as `repr`.
     pub fn py_str(&self) -> String {
+        let mut out = String::new();
+        self.push_py_str(&mut out);
+        out
+    }
+
+    /// [`PyValue::py_str`] appended to `out`.
+    pub fn push_py_str(&self, out: &mut String) {
         match self {
-            PyValue::Str(s) => s.clone(),
-            other => other.py_repr(),
+            PyValue::Str(s) => out.push_str(s),
+            other => other.push_py_repr(out),
         }
     }
 
     /// Python's `repr(value)`.
     pub fn py_repr(&self) -> String {
+        let mut out = String::new();
+        self.push_py_repr(&mut out);
+        out
+    }
+
+    /// [`PyValue::py_repr`] appended to `out`.
+    pub fn push_py_repr(&self, out: &mut String) {
         match self {
-            PyValue::Null => "None".into(),
-            PyValue::Bool(true) => "True".into(),
-            PyValue::Bool(false) => "False".into(),
-            PyValue::Int(n) => n.to_string(),
-            PyValue::Float(f) => float_repr(*f),
-            PyValue::Str(s) => py_str_repr(s),
+            PyValue::Null => out.push_str("None"),
+            PyValue::Bool(true) => out.push_str("True"),
+            PyValue::Bool(false) => out.push_str("False"),
+            PyValue::Int(n) => out.push_str(itoa::Buffer::new().format(*n)),
+            PyValue::Float(f) => push_float_repr(out, *f),
+            PyValue::Str(s) => push_py_str_repr(out, s),
             PyValue::List(items) => {
-                let parts: Vec<String> = items.iter().map(PyValue::py_repr).collect();
-                format!("[{}]", parts.join(", "))
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    item.push_py_repr(out);
+                }
+                out.push(']');
             }
             PyValue::Object(entries) => {
-                let parts: Vec<String> = entries
-                    .iter()
-                    .map(|(k, v)| format!("{}: {}", py_str_repr(k), v.py_repr()))
-                    .collect();
-                format!("{{{}}}", parts.join(", "))
+                out.push('{');
+                for (i, (k, v)) in entries.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    push_py_str_repr(out, k);
+                    out.push_str(": ");
+                    v.push_py_repr(out);
+                }
+                out.push('}');
             }
         }
     }
@@ -484,12 +514,18 @@ impl std::fmt::Write for StackText {
 
 /// Python `repr(s)` of a str: single quotes unless the text has `'` and no `"`.
 pub fn py_str_repr(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    push_py_str_repr(&mut out, s);
+    out
+}
+
+/// [`py_str_repr`] appended to `out`.
+pub fn push_py_str_repr(out: &mut String, s: &str) {
     let quote = if s.contains('\'') && !s.contains('"') {
         '"'
     } else {
         '\''
     };
-    let mut out = String::with_capacity(s.len() + 2);
     out.push(quote);
     for c in s.chars() {
         match c {
@@ -515,7 +551,6 @@ pub fn py_str_repr(s: &str) -> String {
         }
     }
     out.push(quote);
-    out
 }
 
 /// Python `str(list_of_str)`: `['a', 'b']`, `[]`.
@@ -525,7 +560,7 @@ pub fn py_list_repr<S: AsRef<str>>(items: &[S]) -> String {
         if i > 0 {
             out.push_str(", ");
         }
-        out.push_str(&py_str_repr(item.as_ref()));
+        push_py_str_repr(&mut out, item.as_ref());
     }
     out.push(']');
     out
@@ -713,5 +748,34 @@ mod tests {
         assert_eq!(py_str_repr("caf\u{e9} \u{2019}"), "'caf\u{e9} \u{2019}'");
         assert_eq!(py_str_repr("\u{0}\u{85}\u{200b}"), "'\\x00\\x85\\u200b'");
         assert_eq!(py_str_repr("\u{e000}"), "'\\ue000'");
+        // repr and str of nested values, appended in place.
+        let v = PyValue::Object(vec![
+            ("n".into(), PyValue::Int(-3)),
+            ("f".into(), PyValue::Float(0.1)),
+            (
+                "it's".into(),
+                PyValue::List(vec![PyValue::Null, PyValue::Bool(true)]),
+            ),
+            ("s".into(), PyValue::Str("x'y".into())),
+        ]);
+        assert_eq!(
+            v.py_repr(),
+            r#"{'n': -3, 'f': 0.1, "it's": [None, True], 's': "x'y"}"#
+        );
+        assert_eq!(PyValue::Str("x'y".into()).py_str(), "x'y");
+        assert_eq!(PyValue::Float(1e16).py_str(), "1e+16");
+    }
+
+    #[test]
+    fn object_keys_are_escaped_only_when_they_need_it() {
+        let mut w = ObjectWriter::new();
+        w.int("id_orig_h2", 1)
+            .str("a\"b", "v")
+            .bool("é", true)
+            .raw("", "[]");
+        assert_eq!(
+            w.finish(),
+            r#"{"id_orig_h2": 1, "a\"b": "v", "\u00e9": true, "": []}"#
+        );
     }
 }

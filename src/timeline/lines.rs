@@ -11,18 +11,53 @@ use std::fmt::{self, Write};
 use super::services::PortNames;
 use crate::profile::aggregate::{Flow, Role};
 use crate::profile::alt::AltRecord;
-use crate::store::pyjson::{IpText, PyValue};
+use crate::store::pyjson::{PyValue, push_ip};
 use crate::zeek::LogKind;
+use std::net::IpAddr;
 
 /// `Tot`/`Size`: bytes with two decimals and the unit, as Slips printed them.
 pub fn human_size(bytes: u64) -> String {
-    HumanSize(bytes).to_string()
+    let mut out = String::new();
+    push_human_size(&mut out, bytes);
+    out
 }
 
-/// [`human_size`] written in place.
-struct HumanSize(u64);
+/// [`human_size`] appended to `out`: Python's `'%.2f'` of the exact quotient (round half to
+/// even), computed in integers.
+fn push_human_size(out: &mut String, bytes: u64) {
+    if bytes >= 1 << 53 {
+        // Slips divided the float; from 2^53 on it is not the integer any more.
+        let _ = write!(out, "{}", HumanSizeFloat(bytes));
+        return;
+    }
+    let (shift, unit) = match bytes {
+        0..1024 => (0, "b"),
+        1024..1_048_576 => (10, "Kb"),
+        1_048_576..1_073_741_824 => (20, "Mb"),
+        _ => (30, "Gb"),
+    };
+    let hundredths = u128::from(bytes) * 100;
+    let mut q = hundredths >> shift;
+    if shift > 0 {
+        let rem = hundredths & ((1 << shift) - 1);
+        let half = 1u128 << (shift - 1);
+        if rem > half || (rem == half && q & 1 == 1) {
+            q += 1;
+        }
+    }
+    let mut digits = itoa::Buffer::new();
+    out.push_str(digits.format(q / 100));
+    out.push('.');
+    let cents = (q % 100) as u8;
+    out.push(char::from(b'0' + cents / 10));
+    out.push(char::from(b'0' + cents % 10));
+    out.push_str(unit);
+}
 
-impl fmt::Display for HumanSize {
+/// The size as Slips computed it, through a float (for sizes of 2^53 bytes and more).
+struct HumanSizeFloat(u64);
+
+impl fmt::Display for HumanSizeFloat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let x = self.0 as f64;
         if x < 1024.0 {
@@ -37,27 +72,43 @@ impl fmt::Display for HumanSize {
     }
 }
 
-/// `Sent: <sent>, Recv: <received>, Tot: <size>`, then `end`.
-struct Sizes {
-    sent: u64,
-    recv: u64,
-    tot: u64,
-    end: &'static str,
-}
+/// A line being appended to, piece by piece (no formatting machinery on the hot path).
+struct Text<'a>(&'a mut String);
 
-impl fmt::Display for Sizes {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Sizes {
-            sent,
-            recv,
-            tot,
-            end,
-        } = self;
-        write!(
-            f,
-            "Sent: {sent}, Recv: {recv}, Tot: {}{end}",
-            HumanSize(*tot)
-        )
+impl Text<'_> {
+    fn s(&mut self, piece: &str) -> &mut Self {
+        self.0.push_str(piece);
+        self
+    }
+
+    fn ip(&mut self, ip: IpAddr) -> &mut Self {
+        push_ip(self.0, ip);
+        self
+    }
+
+    fn n(&mut self, n: u64) -> &mut Self {
+        self.0.push_str(itoa::Buffer::new().format(n));
+        self
+    }
+
+    fn size(&mut self, bytes: u64) -> &mut Self {
+        push_human_size(self.0, bytes);
+        self
+    }
+
+    /// `Sent: <sent>, Recv: <recv>, Tot: <size>`.
+    fn sizes(&mut self, sent: u64, recv: u64, tot: u64) -> &mut Self {
+        self.s("Sent: ")
+            .n(sent)
+            .s(", Recv: ")
+            .n(recv)
+            .s(", Tot: ")
+            .size(tot)
+    }
+
+    /// ` <port>/<proto>` after a destination, `<name>/<proto>` after a service name.
+    fn port_proto(&mut self, port: u16, proto: &str) -> &mut Self {
+        self.n(u64::from(port)).s("/").s(proto)
     }
 }
 
@@ -78,15 +129,13 @@ pub fn main_line(flow: &Flow, role: Role, names: &PortNames) -> Option<String> {
 
 /// [`main_line`] appended to `out` (after the timestamp prefix, without a temporary string per
 /// piece); `false`, with nothing written, for protocols the timeline does not show.
-// The trailing `\n` is part of Slips' text, kept visible next to the spaces before it.
-#[allow(clippy::write_with_newline)]
 pub fn write_main_line(out: &mut String, flow: &Flow, role: Role, names: &PortNames) -> bool {
     let proto = flow.proto.as_str();
     let tot = flow.allbytes();
     let snt = flow.sbytes;
     let rcv = tot.saturating_sub(snt);
-    let size = HumanSize(tot);
-    let (saddr, daddr, dport) = (IpText(flow.saddr), IpText(flow.daddr), flow.dport);
+    let (saddr, daddr, dport) = (flow.saddr, flow.daddr, flow.dport);
+    let mut t = Text(out);
     if is_icmp(proto) {
         let sport = flow.sport;
         let what = match sport {
@@ -95,20 +144,39 @@ pub fn write_main_line(out: &mut String, flow: &Flow, role: Role, names: &PortNa
             3 => "ICMP Destination Net Unreachable",
             _ => "",
         };
-        let _ = match (role, what.is_empty()) {
-            (Role::Client, false) => write!(out, "- {what} sent to {daddr}, Size: {size} | \n"),
-            (Role::Client, true) => write!(
-                out,
-                "- ICMP Unknown type sent to {daddr}, Type: 0x{sport}, Size: {size} | \n"
-            ),
-            (Role::Server, false) if sport == 11 => {
-                write!(out, "- {what} sent from {saddr}, Size: {size} \n")
-            }
-            (Role::Server, false) => write!(out, "- {what} sent from {saddr}, Size: {size}\n"),
-            (Role::Server, true) => write!(
-                out,
-                "- ICMP Unknown type sent from {saddr}, Type: 0x{sport}, Size: {size}\n"
-            ),
+        match role {
+            Role::Client if what.is_empty() => t
+                .s("- ICMP Unknown type sent to ")
+                .ip(daddr)
+                .s(", Type: 0x")
+                .n(u64::from(sport))
+                .s(", Size: ")
+                .size(tot)
+                .s(" | \n"),
+            Role::Client => t
+                .s("- ")
+                .s(what)
+                .s(" sent to ")
+                .ip(daddr)
+                .s(", Size: ")
+                .size(tot)
+                .s(" | \n"),
+            Role::Server if what.is_empty() => t
+                .s("- ICMP Unknown type sent from ")
+                .ip(saddr)
+                .s(", Type: 0x")
+                .n(u64::from(sport))
+                .s(", Size: ")
+                .size(tot)
+                .s("\n"),
+            Role::Server => t
+                .s("- ")
+                .s(what)
+                .s(" sent from ")
+                .ip(saddr)
+                .s(", Size: ")
+                .size(tot)
+                .s(if sport == 11 { " \n" } else { "\n" }),
         };
         return true;
     }
@@ -117,67 +185,61 @@ pub fn write_main_line(out: &mut String, flow: &Flow, role: Role, names: &PortNa
     }
     let established = flow.state().as_str() == "Established";
     let name = names.name(dport, proto);
-    let _ = match role {
-        Role::Client => {
-            let tail = Sizes {
-                sent: snt,
-                recv: rcv,
-                tot,
-                end: " |",
-            };
-            match name {
-                Some(n) if established && tot != 0 => {
-                    write!(out, "- {n} asked to {daddr} {dport}/{proto}, {tail} \n")
-                }
-                Some(n) if established => write!(
-                    out,
-                    "- {n} asked to {daddr} {dport}/{proto}, Be careful! Established but empty! {tail} \n"
-                ),
-                Some(n) if proto == "udp" && tot == snt => write!(
-                    out,
-                    "- Not answered {n} asked to {daddr} {dport}/{proto}, {tail}  \n"
-                ),
-                Some(n) => write!(
-                    out,
-                    "- NOT Established {n} asked to {daddr} {dport}/{proto}, {tail} \n"
-                ),
-                None => write!(
-                    out,
-                    "[!] - Not recognized {} flow from {saddr} to {daddr} dport {dport}/{proto}, {tail} \n",
-                    state_word(established)
-                ),
-            }
-        }
-        Role::Server => {
-            // Seen from the receiving profile: it sent what the originator received.
-            let tail = Sizes {
-                sent: rcv,
-                recv: snt,
-                tot,
-                end: "\n",
-            };
-            match name {
-                Some(n) if established && tot != 0 => {
-                    write!(out, "- {n}/{proto} asked from {saddr}, {tail}")
-                }
-                Some(n) if established => write!(
-                    out,
-                    "- {n}/{proto} asked from {saddr}, Be careful! Established but empty! {tail}"
-                ),
-                Some(n) if proto == "udp" && tot == snt => {
-                    write!(out, "- Not answered {n}/{proto} asked from {saddr}, {tail}")
-                }
-                Some(n) => write!(
-                    out,
-                    "- NOT Established {n}/{proto} asked from {saddr}, {tail}"
-                ),
-                None => write!(
-                    out,
-                    "[!] - Not recognized {} flow from {saddr} to {dport}/{proto}, {tail}",
-                    state_word(established)
-                ),
-            }
-        }
+    // What comes between the service name and the addresses, by the flow's state.
+    let (before, after) = match name {
+        Some(_) if established && tot != 0 => ("- ", ""),
+        Some(_) if established => ("- ", "Be careful! Established but empty! "),
+        Some(_) if proto == "udp" && tot == snt => ("- Not answered ", ""),
+        Some(_) => ("- NOT Established ", ""),
+        None => ("[!] - Not recognized ", ""),
+    };
+    let not_answered = name.is_some() && !established && proto == "udp" && tot == snt;
+    match (role, name) {
+        (Role::Client, Some(n)) => t
+            .s(before)
+            .s(n)
+            .s(" asked to ")
+            .ip(daddr)
+            .s(" ")
+            .port_proto(dport, proto)
+            .s(", ")
+            .s(after)
+            .sizes(snt, rcv, tot)
+            .s(if not_answered { " |  \n" } else { " | \n" }),
+        (Role::Client, None) => t
+            .s(before)
+            .s(state_word(established))
+            .s(" flow from ")
+            .ip(saddr)
+            .s(" to ")
+            .ip(daddr)
+            .s(" dport ")
+            .port_proto(dport, proto)
+            .s(", ")
+            .sizes(snt, rcv, tot)
+            .s(" | \n"),
+        // Seen from the receiving profile: it sent what the originator received.
+        (Role::Server, Some(n)) => t
+            .s(before)
+            .s(n)
+            .s("/")
+            .s(proto)
+            .s(" asked from ")
+            .ip(saddr)
+            .s(", ")
+            .s(after)
+            .sizes(rcv, snt, tot)
+            .s("\n"),
+        (Role::Server, None) => t
+            .s(before)
+            .s(state_word(established))
+            .s(" flow from ")
+            .ip(saddr)
+            .s(" to ")
+            .port_proto(dport, proto)
+            .s(", ")
+            .sizes(rcv, snt, tot)
+            .s("\n"),
     };
     true
 }
@@ -220,49 +282,55 @@ pub fn sub_line(alt: &AltRecord) -> &str {
 
 /// The sub-line of a dns, http or ssl record of `kind` whose `_altflows` value is `v`.
 pub fn sub_line_of(kind: LogKind, v: &PyValue) -> String {
-    let f = |k: &str| v.get(k).map(PyValue::py_str).unwrap_or_default();
+    let mut out = String::with_capacity(160);
+    // `piece`, then the field `key` as Python's `str()` (nothing when missing; "" for none).
+    let mut put = |piece: &str, key: &str| {
+        out.push_str(piece);
+        if let Some(value) = (!key.is_empty()).then(|| v.get(key)).flatten() {
+            value.push_py_str(&mut out);
+        }
+    };
     match kind {
-        LogKind::Dns => format!(
-            "\t- Query: {}, Query Class: {}, Type: {}, Response Code: {}, Answers: {}\n",
-            f("query"),
-            f("qclass_name"),
-            f("qtype_name"),
-            f("rcode_name"),
-            f("answers")
-        ),
-        LogKind::Http => format!(
-            "\t- {} http://{}{} HTTP/{} {}/{}  MIME:{} Sent:{}b, Recv:{}b UA:{} \n",
-            f("method"),
-            f("host"),
-            f("uri"),
-            f("version"),
-            f("status_code"),
-            f("status_msg"),
-            f("resp_mime_types"),
-            f("request_body_len"),
-            f("response_body_len"),
-            f("user_agent")
-        ),
+        LogKind::Dns => {
+            put("\t- Query: ", "query");
+            put(", Query Class: ", "qclass_name");
+            put(", Type: ", "qtype_name");
+            put(", Response Code: ", "rcode_name");
+            put(", Answers: ", "answers");
+            put("\n", "");
+        }
+        LogKind::Http => {
+            put("\t- ", "method");
+            put(" http://", "host");
+            put("", "uri");
+            put(" HTTP/", "version");
+            put(" ", "status_code");
+            put("/", "status_msg");
+            put("  MIME:", "resp_mime_types");
+            put(" Sent:", "request_body_len");
+            put("b, Recv:", "response_body_len");
+            put("b UA:", "user_agent");
+            put(" \n", "");
+        }
         _ => {
-            let status = f("validation_status");
             let resumed = v.get("resumed") == Some(&PyValue::Bool(true));
-            let trust = if status == "ok" {
-                "Yes"
-            } else if status.is_empty() && resumed {
-                "?? (Resumed)"
-            } else {
-                "No"
+            let trust = match v.get("validation_status") {
+                Some(PyValue::Str(s)) if s == "ok" => "Yes",
+                Some(PyValue::Str(s)) if s.is_empty() && resumed => "?? (Resumed)",
+                None if resumed => "?? (Resumed)",
+                _ => "No",
             };
-            format!(
-                "\t- {}. Issuer: {}. Trust Cert: {trust}. Subject: {}. Version: {}. Resumed: {} \n",
-                f("server_name"),
-                f("issuer"),
-                f("subject"),
-                f("version"),
-                f("resumed")
-            )
+            put("\t- ", "server_name");
+            put(". Issuer: ", "issuer");
+            put(". Trust Cert: ", "");
+            put(trust, "");
+            put(". Subject: ", "subject");
+            put(". Version: ", "version");
+            put(". Resumed: ", "resumed");
+            put(" \n", "");
         }
     }
+    out
 }
 
 #[cfg(test)]
@@ -391,5 +459,32 @@ mod tests {
         assert_eq!(human_size(1_073_741_824), "1.00Gb");
         // '{:.2f}' rounds half-to-even on the binary value (reference §0.4).
         assert_eq!(human_size(1152), "1.12Kb");
+    }
+
+    #[test]
+    fn sizes_in_integers_are_the_float_formatting() {
+        let float = |b: u64| HumanSizeFloat(b).to_string();
+        let mut sizes: Vec<u64> = (0..70_000).collect();
+        for unit in [1u64 << 10, 1 << 20, 1 << 30] {
+            for q in [1, 2, 3, 7, 100, 1023, 1024, 5000] {
+                // Exact halves of a hundredth (ties: odd eighths of the unit), and neighbours.
+                for eighths in [1, 3, 5, 7] {
+                    let b = q * unit + eighths * unit / 8;
+                    sizes.extend([b - 1, b, b + 1]);
+                }
+                sizes.extend([q * unit - 1, q * unit, q * unit + 1]);
+            }
+        }
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            sizes.push(x >> (11 + x % 40));
+        }
+        sizes.extend([(1 << 53) - 1, 1 << 53, u64::MAX]);
+        for b in sizes {
+            assert_eq!(human_size(b), float(b), "{b}");
+        }
     }
 }

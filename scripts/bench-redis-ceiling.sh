@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# make bench-ceiling: how fast Redis alone can absorb what kalipso-ingest writes — the ceiling
+# of any ingestor on this machine with this layout. Runs `kalipso-ingest --once` on the
+# generated benchmark directory (as scripts/bench.sh; N conn lines, default 500,000, over HOURS
+# hours, default 4) into a private Redis that logs every write to its append-only file, then
+# replays that file with `redis-cli --pipe` (the fastest client there is: the bytes are already
+# encoded) into a second, empty Redis and prints its time, its CPU and the flows/s it implies.
+# Both databases are compared with DEBUG DIGEST: the replay is exactly the ingest's writes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${N:-500000}
+HOURS=${HOURS:-4}
+DIR=${BENCH_DIR:-/tmp/kalipso-bench-$N-${HOURS}h}
+PORT=${BENCH_PORT:-6392}
+REPLAY_PORT=$((PORT + 1))
+WORK=$(mktemp -d /tmp/kalipso-ceiling.XXXXXX)
+cargo build --release --quiet
+if [ ! -s "$DIR/conn.log" ]; then
+    cargo run --release --quiet --example generate -- "$DIR" "$N" 1 "$HOURS"
+fi
+stop() {
+    redis-cli -p "$PORT" shutdown nosave >/dev/null 2>&1 || true
+    redis-cli -p "$REPLAY_PORT" shutdown nosave >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+}
+trap stop EXIT
+start() { # port, extra flags...
+    local port=$1
+    shift
+    redis-server --port "$port" --bind 127.0.0.1 --save '' --daemonize yes \
+        --enable-debug-command local --pidfile "$WORK/redis-$port.pid" "$@" >/dev/null
+    for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && return; sleep 0.1; done
+    echo "redis-server on $port did not start" >&2
+    exit 1
+}
+cpu() { redis-cli -p "$1" info cpu | awk -F: '/^used_cpu_(user|sys):/ {s += $2} END {printf "%.2f", s}'; }
+
+# 1. The ingest, every write logged (no fsync, no rewrite: one plain RESP file).
+start "$PORT" --dir "$WORK" --appendonly yes --appendfsync no --auto-aof-rewrite-percentage 0
+out=$(./target/release/kalipso-ingest --zeek-dir "$DIR" --once --home-net 10.0.0.0/16 \
+    --timezone UTC --redis-url "redis://127.0.0.1:$PORT/0" --no-progress --log-level warn 2>&1)
+flows=$(echo "$out" | sed -n 's/.*flows profiled: \([0-9]*\).*/\1/p')
+elapsed=$(echo "$out" | sed -n 's/.*elapsed: \([0-9.]*\) s.*/\1/p')
+ingest_cpu=$(cpu "$PORT")
+digest=$(redis-cli -p "$PORT" debug digest)
+aof=$(ls "$WORK"/appendonlydir/*.incr.aof)
+
+# 2. The same writes, replayed by redis-cli into an empty Redis without a log.
+start "$REPLAY_PORT" --appendonly no
+cat "$aof" >/dev/null # from the page cache, not the disk
+t0=$(date +%s.%N)
+replies=$(redis-cli -p "$REPLAY_PORT" --pipe <"$aof" | tail -1)
+t1=$(date +%s.%N)
+replay_cpu=$(cpu "$REPLAY_PORT")
+replay_digest=$(redis-cli -p "$REPLAY_PORT" debug digest)
+
+echo "== $N conn lines over $HOURS h: $flows flows, $(($(stat -c %s "$aof") / 1048576)) MiB of writes"
+echo "$replies"
+awk -v f="$flows" -v e="$elapsed" -v ic="$ingest_cpu" -v t0="$t0" -v t1="$t1" -v rc="$replay_cpu" 'BEGIN {
+    printf "kalipso-ingest --once:          %.1f s, %.0f flows/s (Redis CPU %.1f s, with its log)\n", e, f / e, ic
+    printf "redis-cli --pipe replay:        %.1f s, %.0f flows/s (Redis CPU %.1f s)\n", t1 - t0, f / (t1 - t0), rc
+    printf "ceiling from Redis CPU alone:   %.0f flows/s\n", f / rc
+}'
+if [ "$digest" = "$replay_digest" ]; then
+    echo "replayed database identical (DEBUG DIGEST $digest)"
+else
+    echo "replayed database DIFFERS: $digest vs $replay_digest" >&2
+    exit 1
+fi
