@@ -218,7 +218,10 @@ impl UidJoin {
                     let w = places
                         .iter()
                         .map(|(ip, g)| {
-                            PyValue::List(vec![PyValue::Str(ip.to_string()), PyValue::Int(*g)])
+                            PyValue::List(vec![
+                                PyValue::Str(ip.to_string().into()),
+                                PyValue::Int(*g),
+                            ])
                         })
                         .collect();
                     let mut v = ObjectWriter::with_capacity(48 * places.len() + 32);

@@ -34,16 +34,16 @@ fn s<'a>(v: &'a Option<Cow<'_, str>>) -> &'a str {
 
 /// The fields of an alt record in order, as Python values: one source for its JSON and its
 /// sub-line.
-struct Fields(Vec<(String, PyValue)>);
+struct Fields(Vec<(CompactString, PyValue)>);
 
 impl Fields {
     fn put(&mut self, k: &str, v: PyValue) -> &mut Self {
-        self.0.push((k.to_string(), v));
+        self.0.push((CompactString::new(k), v));
         self
     }
 
     fn str(&mut self, k: &str, v: &str) -> &mut Self {
-        self.put(k, PyValue::Str(v.to_string()))
+        self.put(k, PyValue::Str(CompactString::new(v)))
     }
 
     fn int(&mut self, k: &str, v: i64) -> &mut Self {
@@ -60,7 +60,12 @@ fn list(w: &mut Fields, k: &str, v: &Option<Vec<Cow<'_, str>>>) {
     match v {
         Some(items) => w.put(
             k,
-            PyValue::List(items.iter().map(|i| PyValue::Str(i.to_string())).collect()),
+            PyValue::List(
+                items
+                    .iter()
+                    .map(|i| PyValue::Str(CompactString::new(i)))
+                    .collect(),
+            ),
         ),
         None => w.str(k, ""),
     };

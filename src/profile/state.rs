@@ -20,6 +20,16 @@ impl ConnSummary {
 
     /// Summarise a raw state (substring tests, in Slips' order) with the flow's packet count.
     pub fn from_state(state: &str, pkts: u64) -> ConnSummary {
+        // Zeek's own states first: what the substring tests give them, without the tests.
+        match state {
+            "SF" | "S1" | "S2" | "S3" | "RSTO" | "OTH" => ConnSummary::Established,
+            "S0" | "REJ" | "RSTOS0" | "RSTRH" | "SH" | "SHR" => ConnSummary::NotEstablished,
+            _ => Self::by_substrings(state, pkts),
+        }
+    }
+
+    /// [`ConnSummary::from_state`] for any text: Slips' substring tests in its order.
+    fn by_substrings(state: &str, pkts: u64) -> ConnSummary {
         use ConnSummary::*;
         if state.contains("new") || state.contains("established") {
             return Established;
@@ -70,5 +80,22 @@ mod tests {
         }
         assert_eq!(ConnSummary::from_state("RSTR", 3), NotEstablished);
         assert_eq!(ConnSummary::from_state("RSTR", 10), Established);
+    }
+
+    #[test]
+    fn zeek_states_summarised_as_the_substring_tests_do() {
+        let zeek = [
+            "S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SH", "SHR",
+            "OTH",
+        ];
+        for s in zeek {
+            for pkts in 0..6 {
+                assert_eq!(
+                    ConnSummary::from_state(s, pkts),
+                    ConnSummary::by_substrings(s, pkts),
+                    "{s} {pkts}"
+                );
+            }
+        }
     }
 }

@@ -632,7 +632,8 @@ impl WindowState {
             }
             let last = if jsons.len() > 1 {
                 let last = jsons.last().cloned();
-                let list = PyValue::List(jsons.into_iter().map(PyValue::Str).collect());
+                let list =
+                    PyValue::List(jsons.into_iter().map(|j| PyValue::Str(j.into())).collect());
                 w.copies.push((uid.to_string(), list.to_json()));
                 last
             } else {

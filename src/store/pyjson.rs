@@ -5,6 +5,7 @@
 //! original Python wrote (reference §0): `", "` and `": "` separators, insertion-ordered keys,
 //! `ensure_ascii` with lowercase `\uXXXX`, floats as Python `repr` (`3e-06`, `3600.0`).
 
+use compact_str::CompactString;
 use std::fmt::Write as _;
 
 /// A JSON value with Python's ordering and number semantics.
@@ -19,11 +20,11 @@ pub enum PyValue {
     /// A float (written as Python `repr`).
     Float(f64),
     /// A string.
-    Str(String),
+    Str(CompactString),
     /// A list.
     List(Vec<PyValue>),
     /// An object, keys in insertion order.
-    Object(Vec<(String, PyValue)>),
+    Object(Vec<(CompactString, PyValue)>),
 }
 
 impl PyValue {
@@ -81,11 +82,11 @@ impl PyValue {
                 Some(i) if !n.is_f64() => PyValue::Int(i),
                 _ => PyValue::Float(n.as_f64().unwrap_or(f64::NAN)),
             },
-            J::String(s) => PyValue::Str(s.clone()),
+            J::String(s) => PyValue::Str(CompactString::new(s)),
             J::Array(items) => PyValue::List(items.iter().map(PyValue::from_serde).collect()),
             J::Object(m) => PyValue::Object(
                 m.iter()
-                    .map(|(k, v)| (k.clone(), PyValue::from_serde(v)))
+                    .map(|(k, v)| (CompactString::new(k), PyValue::from_serde(v)))
                     .collect(),
             ),
         }
@@ -336,7 +337,12 @@ pub fn write_json_ip(out: &mut String, ip: std::net::IpAddr) {
 /// case, is written digit by digit, without the formatting machinery.
 pub fn push_ip(out: &mut String, ip: std::net::IpAddr) {
     match ip {
-        std::net::IpAddr::V4(a) => out.push_str(ipv4_text(&mut [0u8; 15], a)),
+        std::net::IpAddr::V4(a) => {
+            let mut buf = [0u8; 15];
+            let n = ipv4_bytes(&mut buf, a);
+            // ASCII digits and dots, pushed as they are (no UTF-8 check of the text).
+            out.extend(buf[..n].iter().map(|&b| char::from(b)));
+        }
         std::net::IpAddr::V6(a) => {
             let _ = write!(out, "{a}");
         }
@@ -357,6 +363,13 @@ impl std::fmt::Display for IpText {
 
 /// `a.b.c.d`, written into `buf`.
 fn ipv4_text(buf: &mut [u8; 15], a: std::net::Ipv4Addr) -> &str {
+    let n = ipv4_bytes(buf, a);
+    // Only ASCII digits and dots were written.
+    std::str::from_utf8(&buf[..n]).unwrap_or_default()
+}
+
+/// `a.b.c.d` written into `buf`; its length.
+fn ipv4_bytes(buf: &mut [u8; 15], a: std::net::Ipv4Addr) -> usize {
     let mut n = 0;
     for (i, o) in a.octets().into_iter().enumerate() {
         if i > 0 {
@@ -374,8 +387,7 @@ fn ipv4_text(buf: &mut [u8; 15], a: std::net::Ipv4Addr) -> &str {
         buf[n] = b'0' + o % 10;
         n += 1;
     }
-    // Only ASCII digits and dots were written.
-    std::str::from_utf8(&buf[..n]).unwrap_or_default()
+    n
 }
 
 /// Append an integer (`itoa`: no formatting machinery on the hot path).
@@ -724,7 +736,7 @@ mod tests {
                 "answers".into(),
                 PyValue::List(vec![PyValue::Str("93.184.216.34".into())]),
             ),
-            ("ttls".into(), PyValue::Str(String::new())),
+            ("ttls".into(), PyValue::Str(CompactString::default())),
             ("resumed".into(), PyValue::Bool(false)),
             ("x".into(), PyValue::Null),
             ("e".into(), PyValue::List(vec![])),
