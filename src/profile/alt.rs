@@ -100,11 +100,19 @@ impl AltRecord {
         value: PyValue,
     ) -> AltRecord {
         // Both strings wait in memory with the record until its conn's entry is written:
-        // without the slack of their growth.
-        let mut json = value.to_json();
-        json.shrink_to_fit();
-        let mut sub = crate::timeline::lines::sub_line_of(kind, &value);
-        sub.shrink_to_fit();
+        // rendered into a buffer kept by the thread, then copied at their exact size (no
+        // growth on the way, no slack after).
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+        }
+        let (json, sub) = SCRATCH.with_borrow_mut(|buf| {
+            buf.clear();
+            value.write_json(buf);
+            let json = buf.as_str().to_owned();
+            buf.clear();
+            crate::timeline::lines::push_sub_line(buf, kind, &value);
+            (json, buf.as_str().to_owned())
+        });
         AltRecord {
             ts,
             kind,

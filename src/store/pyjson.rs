@@ -430,9 +430,17 @@ pub fn push_float_repr(out: &mut String, f: f64) {
         out.push_str(if f.is_sign_negative() { "-0.0" } else { "0.0" });
         return;
     }
-    // The shortest round-trip digits (Ryū, as Python's repr) and the decimal exponent.
     let mut ryu = ryu::Buffer::new();
-    let (digits, exp) = shortest_digits(ryu.format_finite(f.abs()));
+    // Ryū's text is Python's wherever both write the number without an exponent, which is
+    // from 1e-4 (Ryū goes down to 1e-5: `0.00001` is Python's `1e-05`) to below 1e16.
+    let text = ryu.format_finite(f);
+    let unsigned = text.strip_prefix('-').unwrap_or(text);
+    if !unsigned.contains('e') && !unsigned.starts_with("0.0000") {
+        out.push_str(text);
+        return;
+    }
+    // The shortest round-trip digits (Ryū, as Python's repr) and the decimal exponent.
+    let (digits, exp) = shortest_digits(unsigned);
     let digits = digits.as_str();
     if f < 0.0 {
         out.push('-');
@@ -645,6 +653,12 @@ mod tests {
             (1.7976931348623157e308, "1.7976931348623157e+308"),
             (12.5, "12.5"),
             (100.0, "100.0"),
+            (-1.5e-05, "-1.5e-05"),
+            (-0.0001, "-0.0001"),
+            (1.234e-05, "1.234e-05"),
+            (1e15, "1000000000000000.0"),
+            (-1e16, "-1e+16"),
+            (-1582810000.5, "-1582810000.5"),
         ] {
             assert_eq!(float_repr(f), want, "{f:?}");
         }

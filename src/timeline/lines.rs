@@ -280,14 +280,13 @@ pub fn sub_line(alt: &AltRecord) -> &str {
     &alt.sub
 }
 
-/// The sub-line of a dns, http or ssl record of `kind` whose `_altflows` value is `v`.
-pub fn sub_line_of(kind: LogKind, v: &PyValue) -> String {
-    let mut out = String::with_capacity(160);
+/// Append the sub-line of a dns, http or ssl record of `kind` whose `_altflows` value is `v`.
+pub fn push_sub_line(out: &mut String, kind: LogKind, v: &PyValue) {
     // `piece`, then the field `key` as Python's `str()` (nothing when missing; "" for none).
     let mut put = |piece: &str, key: &str| {
         out.push_str(piece);
         if let Some(value) = (!key.is_empty()).then(|| v.get(key)).flatten() {
-            value.push_py_str(&mut out);
+            value.push_py_str(out);
         }
     };
     match kind {
@@ -330,7 +329,6 @@ pub fn sub_line_of(kind: LogKind, v: &PyValue) -> String {
             put(" \n", "");
         }
     }
-    out
 }
 
 #[cfg(test)]
