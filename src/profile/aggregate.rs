@@ -143,7 +143,7 @@ impl Flow {
 
     /// The `_flows` value (reference §5.1 key order).
     pub fn to_flow_json(&self, label: &str) -> String {
-        let mut w = ObjectWriter::new();
+        let mut w = ObjectWriter::with_capacity(384);
         w.float("ts", self.ts);
         match self.dur {
             Some(d) => w.float("dur", d),

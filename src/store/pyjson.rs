@@ -125,7 +125,7 @@ impl ObjectWriter {
             self.out.push_str(", ");
         }
         self.first = false;
-        if k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        if k.bytes().all(|b| JSON_PLAIN[usize::from(b)]) {
             // The usual key, a field name: nothing to escape.
             self.out.push('"');
             self.out.push_str(k);
@@ -286,6 +286,17 @@ impl PyValue {
     }
 }
 
+/// Bytes `json.dumps` (`ensure_ascii`) copies as they are: printable ASCII but `"` and `\`.
+static JSON_PLAIN: [bool; 256] = {
+    let mut plain = [false; 256];
+    let mut b = b' ';
+    while b <= b'~' {
+        plain[b as usize] = b != b'"' && b != b'\\';
+        b += 1;
+    }
+    plain
+};
+
 /// Append a JSON string literal as Python's `json.dumps` writes it (`ensure_ascii=True`).
 pub fn write_json_str(out: &mut String, s: &str) {
     out.reserve(s.len() + 2);
@@ -294,8 +305,7 @@ pub fn write_json_str(out: &mut String, s: &str) {
     let bytes = s.as_bytes();
     let (mut start, mut i) = (0, 0);
     while i < bytes.len() {
-        let b = bytes[i];
-        if (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\' {
+        if JSON_PLAIN[usize::from(bytes[i])] {
             i += 1;
             continue;
         }
