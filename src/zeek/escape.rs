@@ -7,6 +7,14 @@
 
 use std::borrow::Cow;
 
+/// Whether any value in `raw` (a whole line, or one value) has something to decode: an escape
+/// or a control byte the JSON writer would show escaped. One pass without early exit, which
+/// the compiler vectorizes: cheaper for a whole line than a test per value.
+pub fn needs_decoding(raw: &[u8]) -> bool {
+    raw.iter()
+        .fold(false, |any, &b| any | (b == b'\\') | is_escaped_control(b))
+}
+
 /// Decode one raw ASCII-writer value (not a set: split sets before decoding their elements).
 pub fn decode_value(raw: &[u8]) -> Cow<'_, str> {
     if !raw.iter().any(|&b| b == b'\\' || is_escaped_control(b)) {
@@ -99,6 +107,25 @@ fn hex_val(c: u8) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_needs_decoding_exactly_when_one_of_its_values_does() {
+        let tab_separated = b"1582810000.1\tCx\t10.0.0.1\t(empty)\t-\tna\xc3\xafve";
+        assert!(!needs_decoding(tab_separated));
+        for raw in [&b"a\\\\b"[..], b"\\x41", b"bell\x07", b"del\x7f", b"\x00"] {
+            assert!(needs_decoding(raw), "{raw:?}");
+            assert!(matches!(decode_value(raw), Cow::Owned(_)) || raw == b"\\x41");
+        }
+        for raw in [
+            &b"back\x08space"[..],
+            b"form\x0cfeed",
+            b"cr\rlf\n",
+            b"tab\t",
+        ] {
+            assert!(!needs_decoding(raw), "{raw:?}");
+            assert!(matches!(decode_value(raw), Cow::Borrowed(_)));
+        }
+    }
 
     #[test]
     fn plain_values_are_borrowed() {

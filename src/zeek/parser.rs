@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::error::LineErrorKind;
-use super::escape::{decode_str, decode_value, unescape_bytes};
+use super::escape::{decode_str, decode_value, needs_decoding, unescape_bytes};
 use super::logname::LogKind;
 use super::record::{Record, Slots, Val, empty_slots, is_list_field, slot_of};
 
@@ -294,9 +294,12 @@ impl LineParser {
         // One UTF-8 check for the whole line lets every field borrow as `&str` (separators
         // are ASCII, so splits fall on character boundaries); otherwise decode per field.
         let text = std::str::from_utf8(line).ok();
+        // The usual line has nothing to decode in any value: checked once for the whole line.
+        let plain = text.is_some() && !needs_decoding(line);
         let decode = |start: usize, end: usize| -> Cow<'a, str> {
             // `get`: a non-ASCII separator byte may split inside a character.
             match text.and_then(|t| t.get(start..end)) {
+                Some(t) if plain => Cow::Borrowed(t),
                 Some(t) => decode_str(t),
                 None => decode_value(&line[start..end]),
             }
