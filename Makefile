@@ -2,7 +2,7 @@
 SAMPLE ?= fixtures/slips/test9
 CARGO ?= cargo
 
-.PHONY: demo test deps build lint bench fuzz
+.PHONY: demo test deps build lint bench bench-ceiling fuzz
 
 ## demo: build, ingest the bundled sample into Redis (started on 127.0.0.1:6379 when none
 ## answers there; REDIS_URL=... to use another), print the summary and how to open Kalipso.
@@ -39,6 +39,11 @@ bench: build
 		fixtures/slips/test9/conn.log
 	./scripts/bench.sh
 	./scripts/bench-follow.sh
+
+## bench-ceiling: how fast Redis alone absorbs the writes of the N-line benchmark (default
+## 500,000): the ingest's writes logged by Redis, replayed by redis-cli into an empty Redis.
+bench-ceiling: build
+	./scripts/bench-redis-ceiling.sh
 
 ## fuzz: ten minutes of cargo-fuzz on the reader (needs a nightly toolchain and cargo-fuzz).
 fuzz:
