@@ -54,16 +54,17 @@ pub enum TailItem<'a> {
 }
 
 impl TailFile {
-    /// Open `path` (identity `id`) and position it after `resume` bytes, replaying the header
-    /// lines before it so the schema is known.
+    /// Follow `file` — found at `path`, identity `id` taken from this very handle, not from
+    /// the name, which Zeek may give to a new file at any moment — from `resume` bytes,
+    /// replaying the header lines before it so the schema is known.
     pub fn open(
+        mut file: File,
         path: &Path,
         id: FileId,
         kind: LogKind,
         resume: u64,
         line: u64,
     ) -> io::Result<TailFile> {
-        let mut file = File::open(path)?;
         let mut parser = LineParser::new(Some(kind));
         let mut offset = 0;
         if resume > 0 {
@@ -237,8 +238,13 @@ impl Tailer {
             if path.to_string_lossy().ends_with(".gz") {
                 continue;
             }
-            let Ok(Some(id)) = FileId::of(&path) else {
-                continue; // vanished, or its header is not complete yet
+            // One handle for the identity and the reading: opening the name twice could give
+            // two files when it is rotated in between (the old one renamed, a new one created).
+            let Ok(file) = File::open(&path) else {
+                continue; // vanished
+            };
+            let Ok(Some(id)) = FileId::of_file(&file) else {
+                continue; // its header is not complete yet
             };
             present.insert(id, path.clone());
             if self.files.contains_key(&id) {
@@ -249,7 +255,7 @@ impl Tailer {
                 continue;
             }
             let (resume, line) = cp.map_or((0, 0), |c| (c.offset, c.line));
-            match TailFile::open(&path, id, kind, resume, line) {
+            match TailFile::open(file, &path, id, kind, resume, line) {
                 Ok(t) => {
                     tracing::info!(file = %path.display(), offset = resume, "following");
                     self.files.insert(id, t);
@@ -405,6 +411,35 @@ mod tests {
         std::fs::remove_file(&rotated).unwrap();
         append(&p, &line("C4"));
         assert_eq!(drain(&mut t), ["C4"]);
+    }
+
+    #[test]
+    fn a_file_renamed_as_it_is_opened_is_read_from_the_handle_its_identity_came_from() {
+        // Zeek rotates conn.log between the moment the tailer takes its identity and the
+        // moment it starts reading: the resume point belongs to the old file, which must be
+        // the one read (opening the name again would read the new file from the old one's
+        // checkpoint: lines lost, others read twice).
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("conn.log");
+        std::fs::write(&p, format!("{HEADER}{}{}", line("C1"), line("C2"))).unwrap();
+        let file = File::open(&p).unwrap();
+        let id = FileId::of_file(&file).unwrap().unwrap();
+        std::fs::rename(&p, dir.path().join("conn.2026-11-23-10-00-00.log")).unwrap();
+        std::fs::write(
+            &p,
+            format!("{}{}", HEADER.replace("10-00-00", "11-00-00"), line("C9")),
+        )
+        .unwrap();
+        let resume = (HEADER.len() + line("C1").len()) as u64;
+        let mut t = TailFile::open(file, &p, id, LogKind::Conn, resume, 9).unwrap();
+        let mut got = Vec::new();
+        t.poll(|_, item, _| {
+            if let TailItem::Record(r) = item {
+                got.push(r.uid().unwrap_or("?").to_string());
+            }
+        })
+        .unwrap();
+        assert_eq!(got, ["C2"]);
     }
 
     #[test]
