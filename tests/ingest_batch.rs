@@ -521,3 +521,97 @@ fn a_long_conn_written_late_keeps_its_window_open_instead_of_reopening_it() {
     let want = run_dump_width(in_order.path(), &[], Direction::Out, 3600.0, &opts);
     assert_same(&want, &got, "a long conn written late");
 }
+
+/// A conn log written in two header blocks (as when a writer reopens it): the second block's
+/// columns in another order, and holding the earliest conn (the one `timewindow1` starts at).
+fn with_two_header_blocks() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let start = 3600.0 * 300.0;
+    let mut text = String::from(
+        "#separator \\x09\n#path\tconn\n#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tduration\torig_bytes\tresp_bytes\tconn_state\n#types\ttime\tstring\taddr\tport\taddr\tport\tenum\tinterval\tcount\tcount\tstring\n",
+    );
+    for i in 0..100 {
+        let ts = start + 7.0 * f64::from(i);
+        text.push_str(&format!(
+            "{ts:.6}\tA{i}\t10.0.0.{}\t40000\t8.8.8.8\t53\tudp\t0.1\t40\t80\tSF\n",
+            i % 5 + 1
+        ));
+    }
+    text.push_str("#close\t2026-11-23-10-00-00\n");
+    text.push_str(
+        "#separator \\x09\n#path\tconn\n#fields\tuid\tid.resp_h\tid.resp_p\tid.orig_h\tid.orig_p\tproto\tts\tduration\torig_bytes\tresp_bytes\tconn_state\n#types\tstring\taddr\tport\taddr\tport\tenum\ttime\tinterval\tcount\tcount\tstring\n",
+    );
+    for i in 0..300 {
+        // The last one began an hour and a half before everything else.
+        let ts = if i == 299 {
+            start - 5400.0
+        } else {
+            start + 700.0 + 7.0 * f64::from(i)
+        };
+        text.push_str(&format!(
+            "B{i}\t1.1.1.1\t443\t10.0.1.{}\t50000\ttcp\t{ts:.6}\t2.5\t300\t4000\tSF\n",
+            i % 7 + 1
+        ));
+    }
+    std::fs::write(dir.path().join("conn.log"), text).unwrap();
+    dir
+}
+
+#[test]
+fn the_conn_pre_scan_cut_in_two_gives_the_same_database() {
+    // The pass over the conn logs that finds `timewindow1` and each window's last conn cuts
+    // large plain files in two and scans both halves at once (forced here on small files):
+    // the second half must see the header in force where it starts, and the late conn it
+    // holds must still keep its window open.
+    let split = IngestOptions {
+        scan_split_bytes: 0,
+        flush_every: 5,
+        ..IngestOptions::default()
+    };
+    let whole = IngestOptions {
+        scan_split_bytes: u64::MAX,
+        flush_every: 5,
+        ..IngestOptions::default()
+    };
+    let (blocks, late) = (with_two_header_blocks(), with_long_conn(true));
+    let dirs = [
+        (blocks.path().to_path_buf(), "two header blocks"),
+        (late.path().to_path_buf(), "a long conn written late"),
+        (fixtures().join("slips/test9"), "slips test9"),
+        (fixtures().join("corpus/rita-truncated"), "rita truncated"),
+    ];
+    for (dir, what) in &dirs {
+        for direction in [Direction::Out, Direction::All] {
+            let want = run_dump_width(dir, &[], direction, 3600.0, &whole);
+            let server = RedisServer::start();
+            let summary = ingest_width(&server, dir, &[], direction, 3600.0, &split);
+            assert_eq!(summary.stats.reopened, 0, "{what}");
+            let got = without_run_state(dump(&mut server.connection()));
+            assert_same(&want, &got, what);
+        }
+    }
+    // The earliest conn, in the second block, starts `timewindow1` either way.
+    let server = RedisServer::start();
+    ingest_width(&server, blocks.path(), &[], Direction::Out, 3600.0, &split);
+    let windows: Vec<(String, f64)> = redis::cmd("ZRANGE")
+        .arg("twsprofile_10.0.1.6")
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query(&mut server.connection())
+        .unwrap();
+    assert_eq!(windows.first().map(|w| w.0.as_str()), Some("timewindow1"));
+    // Resumed from a checkpoint: the cut is made in what is left to read.
+    for stop in [2, 30] {
+        let server = RedisServer::start();
+        let first = IngestOptions {
+            stop_after_flushes: Some(stop),
+            ..split.clone()
+        };
+        ingest_width(&server, blocks.path(), &[], Direction::All, 3600.0, &first);
+        ingest_width(&server, blocks.path(), &[], Direction::All, 3600.0, &split);
+        let got = without_run_state(dump(&mut server.connection()));
+        let want = run_dump_width(blocks.path(), &[], Direction::All, 3600.0, &whole);
+        assert_same(&want, &got, "resumed");
+    }
+}

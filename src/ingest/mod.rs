@@ -69,6 +69,10 @@ pub struct IngestOptions {
     /// Bytes of rendered windows sent to Redis as one part of the open flush transaction
     /// (tests: 0 sends each window as its own part).
     pub part_bytes: usize,
+    /// Conn files with at least this many bytes left to read are pre-scanned (the pass that
+    /// finds `timewindow1` and each window's last conn) in two halves on two threads (tests:
+    /// 0 cuts every conn file).
+    pub scan_split_bytes: u64,
 }
 
 impl Default for IngestOptions {
@@ -81,6 +85,7 @@ impl Default for IngestOptions {
             join_cap: None,
             stop_after_flushes: None,
             part_bytes: PART_BYTES,
+            scan_split_bytes: SCAN_SPLIT_BYTES,
         }
     }
 }
@@ -145,10 +150,9 @@ fn run_files(found: Vec<(PathBuf, LogKind)>, stored: &[(String, String)]) -> Vec
     out
 }
 
-fn streams(files: &[RunFile], bytes: &Arc<AtomicU64>, only: Option<LogKind>) -> Vec<KindStream> {
+fn streams(files: &[RunFile], bytes: &Arc<AtomicU64>) -> Vec<KindStream> {
     [LogKind::Conn, LogKind::Dns, LogKind::Http, LogKind::Ssl]
         .into_iter()
-        .filter(|k| only.is_none_or(|o| o == *k))
         .map(|k| {
             let of_kind = files
                 .iter()
@@ -186,27 +190,108 @@ fn scan_conns(
     settings: &Settings,
     files: &[RunFile],
     late_after: f64,
+    split_bytes: u64,
 ) -> (Option<f64>, ConnSchedule) {
     let bytes = Arc::new(AtomicU64::new(0));
     let mut earliest: Option<f64> = None;
     let mut schedule = ConnSchedule::default();
-    for mut s in streams(files, &bytes, Some(LogKind::Conn)) {
-        while let Some(e) = s.next_event() {
-            if let Event::Conn(f, _) = e {
-                let profiles: Vec<IpAddr> = settings
-                    .routing
-                    .route(f.saddr, f.daddr)
-                    .into_iter()
-                    .filter_map(|(ip, r)| r.map(|_| ip))
-                    .collect();
-                if !profiles.is_empty() && earliest.is_none_or(|t| f.ts < t) {
-                    earliest = Some(f.ts);
-                }
-                schedule.conn(f.ts, settings.tw_width, late_after, profiles);
-            }
+    let mut place = |ts: f64, profiles: Profiles| {
+        if !profiles.is_empty() && earliest.is_none_or(|t| ts < t) {
+            earliest = Some(ts);
         }
+        schedule.conn(ts, settings.tw_width, late_after, profiles);
+    };
+    for (index, f) in files.iter().enumerate() {
+        if f.kind != LogKind::Conn {
+            continue;
+        }
+        let whole = FileToRead {
+            index,
+            path: f.path.clone(),
+            resume: f.offset,
+        };
+        let Some(half) = scan_split(&f.path, f.offset, split_bytes) else {
+            scan_part(settings, whole, u64::MAX, &bytes, &mut place);
+            continue;
+        };
+        // A large plain file is parsed in two halves at once; the second half's conns wait
+        // in a list and are placed after the first's, so the schedule sees reading order.
+        let second = FileToRead {
+            resume: half,
+            ..whole.clone()
+        };
+        std::thread::scope(|scope| {
+            let later = scope.spawn(|| {
+                let mut conns = Vec::new();
+                scan_part(settings, second, u64::MAX, &bytes, &mut |ts, p| {
+                    conns.push((ts, p))
+                });
+                conns
+            });
+            scan_part(settings, whole, half, &bytes, &mut place);
+            match later.join() {
+                Ok(conns) => conns.into_iter().for_each(|(ts, p)| place(ts, p)),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        });
     }
     (earliest, schedule)
+}
+
+/// The profiles a conn is counted in (one or two).
+type Profiles = smallvec::SmallVec<[IpAddr; 2]>;
+
+/// Conn files with at least this many bytes left to read are scanned in two halves (default
+/// of [`IngestOptions::scan_split_bytes`]).
+pub const SCAN_SPLIT_BYTES: u64 = 8 << 20;
+
+/// Where to cut a conn file in two for [`scan_conns`]: the start of the first line after the
+/// middle of what is left from `from`; `None` for a file with less than `min` bytes left, a
+/// compressed one, or one that cannot be read (the single scan reports it).
+fn scan_split(path: &std::path::Path, from: u64, min: u64) -> Option<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    if len <= from || len - from < min {
+        return None;
+    }
+    let mut magic = [0u8; 2];
+    file.read_exact(&mut magic).ok()?;
+    if magic == [0x1f, 0x8b] {
+        return None;
+    }
+    let middle = from + (len - from) / 2;
+    file.seek(SeekFrom::Start(middle)).ok()?;
+    let mut buf = vec![0u8; 1 << 20];
+    let n = file.read(&mut buf).ok()?;
+    let newline = memchr::memchr(b'\n', &buf[..n])?;
+    Some(middle + newline as u64 + 1).filter(|at| *at < len)
+}
+
+/// Scan the conns of `file` from its resume offset, up to the line ending past `until`,
+/// handing each conn's time and profiles to `place`.
+fn scan_part(
+    settings: &Settings,
+    file: FileToRead,
+    until: u64,
+    bytes: &Arc<AtomicU64>,
+    place: &mut impl FnMut(f64, Profiles),
+) {
+    let mut stream = KindStream::new(LogKind::Conn, vec![file], bytes.clone());
+    while let Some(e) = stream.next_event() {
+        if let Event::Conn(f, source) = e {
+            if source.end > until {
+                break;
+            }
+            let profiles = settings
+                .routing
+                .route(f.saddr, f.daddr)
+                .into_iter()
+                .filter_map(|(ip, r)| r.map(|_| ip))
+                .collect();
+            place(f.ts, profiles);
+        }
+    }
 }
 
 /// Write what changed, after merging what Redis holds for windows and profiles that need it.
@@ -348,7 +433,7 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
     let stored = store.grid(settings.tw_width)?;
     let has_history = stored.is_some();
     let mut cfg = ProfilerConfig::new(settings.routing.clone(), settings.tw_width);
-    let (earliest, schedule) = scan_conns(settings, &files, cfg.join_grace);
+    let (earliest, schedule) = scan_conns(settings, &files, cfg.join_grace, opts.scan_split_bytes);
     let grid = match (stored, earliest) {
         (Some(g), _) => Some(g),
         (None, Some(ts)) => Some(store.init_grid(Grid::anchored_at(ts, settings.tw_width))?),
@@ -384,7 +469,7 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
         }
     }
     let bytes = Arc::new(AtomicU64::new(0));
-    let mut merged = Merged::new(streams(&files, &bytes, None));
+    let mut merged = Merged::new(streams(&files, &bytes));
     let mut finished = Vec::new();
     let mut commits = Committer {
         writer: BackgroundWriter::start(&settings.redis_url, settings.label.clone())?,
