@@ -10,6 +10,7 @@ use std::sync::atomic::AtomicU64;
 
 use crate::profile::aggregate::Flow;
 use crate::profile::alt::AltRecord;
+use crate::source::checkpoint::FileId;
 use crate::zeek::{self, FileReader, LogKind, ReadError, Record};
 
 /// Where a record came from: the file (its index in the run's file list), its line number,
@@ -59,6 +60,9 @@ pub struct FileToRead {
     pub path: PathBuf,
     /// Offset to resume at (0: from the start).
     pub resume: u64,
+    /// The identity the file had when the run listed it (its checkpoint's key): a file found
+    /// at the name with another identity was rotated meanwhile and is left to the next run.
+    pub id: Option<FileId>,
 }
 
 /// Counters of one log kind.
@@ -121,7 +125,16 @@ impl KindStream {
         loop {
             if self.reader.is_none() {
                 let f = self.files.pop_front()?;
-                let opened = zeek::reader::open_counted(&f.path, self.bytes.clone())
+                let opened = std::fs::File::open(&f.path)
+                    .and_then(|file| {
+                        let now = f.id.map(|_| FileId::of_file(&file)).transpose()?;
+                        if now.is_some_and(|now| now != f.id) {
+                            return Err(std::io::Error::other(
+                                "rotated since the run began (another file has its name now): left to the next run",
+                            ));
+                        }
+                        zeek::reader::read_counted(&f.path, file, self.bytes.clone())
+                    })
                     .and_then(|mut r| r.skip_to(f.resume).map(|reached| (r, reached)));
                 match opened {
                     Ok((r, reached)) => {
@@ -372,5 +385,55 @@ impl Merged {
             .iter()
             .map(|(s, _)| (s.kind, s.counts.clone()))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str = "#separator \\x09\n#path\tconn\n#open\t2026-11-23-10-00-00\n#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\n#types\ttime\tstring\taddr\tport\taddr\tport\tenum\n";
+
+    fn conns(uids: &[&str]) -> String {
+        let mut text = HEADER.to_string();
+        for (i, uid) in uids.iter().enumerate() {
+            text.push_str(&format!("{i}.5\t{uid}\t10.0.0.1\t1\t10.0.0.2\t2\ttcp\n"));
+        }
+        text
+    }
+
+    fn uids(stream: &mut KindStream) -> Vec<String> {
+        std::iter::from_fn(|| stream.next_event())
+            .filter_map(|e| match e {
+                Event::Conn(f, _) => Some(f.uid.to_string()),
+                Event::Alt(..) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_file_rotated_after_the_run_listed_it_is_left_to_the_next_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("conn.log");
+        std::fs::write(&path, conns(&["C1", "C2"])).unwrap();
+        let listed = FileId::of(&path).unwrap();
+        let file = |id| FileToRead {
+            index: 0,
+            path: path.clone(),
+            resume: 0,
+            id,
+        };
+        let bytes = Arc::new(AtomicU64::new(0));
+        let mut same = KindStream::new(LogKind::Conn, vec![file(listed)], bytes.clone());
+        assert_eq!(uids(&mut same), ["C1", "C2"]);
+        // Rotated: the old file renamed, a new one (another `#open`) at the name.
+        std::fs::rename(&path, dir.path().join("conn.10:00:00-11:00:00.log")).unwrap();
+        std::fs::write(&path, conns(&["C9"]).replace("10-00-00", "11-00-00")).unwrap();
+        let mut swapped = KindStream::new(LogKind::Conn, vec![file(listed)], bytes.clone());
+        assert!(uids(&mut swapped).is_empty());
+        assert_eq!(swapped.counts.read_errors, 1);
+        // Without an identity to check (not a run's file list), the name is read.
+        let mut by_name = KindStream::new(LogKind::Conn, vec![file(None)], bytes);
+        assert_eq!(uids(&mut by_name), ["C9"]);
     }
 }

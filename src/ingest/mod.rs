@@ -162,6 +162,7 @@ fn streams(files: &[RunFile], bytes: &Arc<AtomicU64>) -> Vec<KindStream> {
                     index,
                     path: f.path.clone(),
                     resume: f.offset,
+                    id: Some(f.id),
                 })
                 .collect();
             KindStream::new(k, of_kind, bytes.clone())
@@ -209,6 +210,7 @@ fn scan_conns(
             index,
             path: f.path.clone(),
             resume: f.offset,
+            id: Some(f.id),
         };
         let Some(half) = scan_split(&f.path, f.offset, split_bytes) else {
             scan_part(settings, whole, u64::MAX, &bytes, &mut place);

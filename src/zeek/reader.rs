@@ -170,10 +170,20 @@ impl<R: Read> Read for Counting<R> {
 
 /// [`open`], adding the file bytes consumed (compressed size for gzip) to `bytes`.
 pub fn open_counted(path: &Path, bytes: Arc<AtomicU64>) -> io::Result<FileReader> {
-    let file = Counting {
-        inner: File::open(path)?,
-        bytes,
-    };
+    reader_over(path, File::open(path)?, bytes)
+}
+
+/// [`open_counted`] of a file already open as `file` (found at `path`), from its start.
+pub fn read_counted(path: &Path, file: File, bytes: Arc<AtomicU64>) -> io::Result<FileReader> {
+    reader_over(path, file, bytes)
+}
+
+fn reader_over(
+    path: &Path,
+    inner: impl Read + Send + 'static,
+    bytes: Arc<AtomicU64>,
+) -> io::Result<FileReader> {
+    let file = Counting { inner, bytes };
     let mut buffered = BufReader::with_capacity(1 << 16, file);
     let gzip = buffered.fill_buf()?.starts_with(&[0x1f, 0x8b]);
     let stream: Box<dyn BufRead + Send> = if gzip {
