@@ -106,7 +106,7 @@ impl Text<'_> {
             .size(tot)
     }
 
-    /// ` <port>/<proto>` after a destination, `<name>/<proto>` after a service name.
+    /// `<port>/<proto>`.
     fn port_proto(&mut self, port: u16, proto: &str) -> &mut Self {
         self.n(u64::from(port)).s("/").s(proto)
     }
@@ -185,15 +185,15 @@ pub fn write_main_line(out: &mut String, flow: &Flow, role: Role, names: &PortNa
     }
     let established = flow.state().as_str() == "Established";
     let name = names.name(dport, proto);
-    // What comes between the service name and the addresses, by the flow's state.
-    let (before, after) = match name {
-        Some(_) if established && tot != 0 => ("- ", ""),
-        Some(_) if established => ("- ", "Be careful! Established but empty! "),
-        Some(_) if proto == "udp" && tot == snt => ("- Not answered ", ""),
-        Some(_) => ("- NOT Established ", ""),
-        None => ("[!] - Not recognized ", ""),
+    // By the flow's state: the line's start, what comes before the sizes, and the outbound
+    // line's end (one space more when not answered, as Slips wrote it).
+    let (before, after, client_end) = match name {
+        Some(_) if established && tot != 0 => ("- ", "", " | \n"),
+        Some(_) if established => ("- ", "Be careful! Established but empty! ", " | \n"),
+        Some(_) if proto == "udp" && tot == snt => ("- Not answered ", "", " |  \n"),
+        Some(_) => ("- NOT Established ", "", " | \n"),
+        None => ("[!] - Not recognized ", "", " | \n"),
     };
-    let not_answered = name.is_some() && !established && proto == "udp" && tot == snt;
     match (role, name) {
         (Role::Client, Some(n)) => t
             .s(before)
@@ -205,7 +205,7 @@ pub fn write_main_line(out: &mut String, flow: &Flow, role: Role, names: &PortNa
             .s(", ")
             .s(after)
             .sizes(snt, rcv, tot)
-            .s(if not_answered { " |  \n" } else { " | \n" }),
+            .s(client_end),
         (Role::Client, None) => t
             .s(before)
             .s(state_word(established))
@@ -217,7 +217,7 @@ pub fn write_main_line(out: &mut String, flow: &Flow, role: Role, names: &PortNa
             .port_proto(dport, proto)
             .s(", ")
             .sizes(snt, rcv, tot)
-            .s(" | \n"),
+            .s(client_end),
         // Seen from the receiving profile: it sent what the originator received.
         (Role::Server, Some(n)) => t
             .s(before)

@@ -17,7 +17,7 @@ pub fn needs_decoding(raw: &[u8]) -> bool {
 
 /// Decode one raw ASCII-writer value (not a set: split sets before decoding their elements).
 pub fn decode_value(raw: &[u8]) -> Cow<'_, str> {
-    if !raw.iter().any(|&b| b == b'\\' || is_escaped_control(b)) {
+    if !needs_decoding(raw) {
         if let Ok(text) = std::str::from_utf8(raw) {
             return Cow::Borrowed(text);
         }
@@ -29,7 +29,7 @@ pub fn decode_value(raw: &[u8]) -> Cow<'_, str> {
 /// Decode one raw value already known to be valid UTF-8 (the fast path of [`decode_value`]).
 #[inline]
 pub fn decode_str(raw: &str) -> Cow<'_, str> {
-    if !raw.bytes().any(|b| b == b'\\' || is_escaped_control(b)) {
+    if !needs_decoding(raw.as_bytes()) {
         return Cow::Borrowed(raw);
     }
     Cow::Owned(render_like_json_writer(&unescape_bytes(raw.as_bytes())))
