@@ -5,7 +5,8 @@ use std::io::Read;
 use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use kalipso_ingest::zeek::{LogKind, reader::from_reader};
+use kalipso_ingest::source::reader::from_reader;
+use kalipso_ingest::zeek::LogKind;
 
 /// Header plus the data lines of a real log repeated to about `target` data lines.
 fn corpus_log(rel: &str, target: usize) -> (Vec<u8>, usize) {

@@ -7,8 +7,9 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kalipso_ingest::profile::aggregate::{Flow, Role, WindowAggregate};
 use kalipso_ingest::profile::alt::AltRecord;
 use kalipso_ingest::profile::order::{FlowKey, Position};
+use kalipso_ingest::source::reader;
 use kalipso_ingest::timeline::{Clock, PortNames, lines};
-use kalipso_ingest::zeek::{Record, reader};
+use kalipso_ingest::zeek::Record;
 
 fn flows(n: u64) -> Vec<Flow> {
     (0..n)

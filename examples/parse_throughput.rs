@@ -7,7 +7,8 @@
 use std::io::Read;
 use std::time::Instant;
 
-use kalipso_ingest::zeek::{LogKind, reader::from_reader};
+use kalipso_ingest::source::reader::from_reader;
+use kalipso_ingest::zeek::LogKind;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();

@@ -6,7 +6,7 @@ use std::path::Path;
 use chrono::DateTime;
 use serde::Serialize;
 
-use crate::zeek::{self, ReadError};
+use crate::zeek::ReadError;
 
 /// How many errors a report keeps verbatim.
 pub const KEPT_ERRORS: usize = 5;
@@ -53,7 +53,7 @@ pub fn inspect_file(path: &Path) -> FileReport {
         errors: Vec::new(),
         read_error: None,
     };
-    let mut reader = match zeek::open(path) {
+    let mut reader = match crate::source::open(path) {
         Ok(r) => r,
         Err(e) => {
             report.read_error = Some(format!("{}: {e}", path.display()));

@@ -393,3 +393,136 @@ fn a_written_line_reaches_redis_quickly() {
     eprintln!("line to Redis: {} ms", seen.as_millis());
     assert!(seen < Duration::from_secs(5));
 }
+
+/// A conn log of `lines` lines from line `from` on, each padded by an extra column (Zeek
+/// logs may have fields the reader does not use) to about `pad` bytes, so a file passes
+/// tens of MiB with few records.
+fn padded_conns(from: usize, lines: usize, pad: usize) -> String {
+    let filler = "x".repeat(pad);
+    let mut out = String::with_capacity(lines * (pad + 120));
+    for i in from..from + lines {
+        out.push_str(&format!(
+            "{}.{:02}\tCp{i:07}\t10.0.{}.{}\t{}\t93.184.216.{}\t443\ttcp\tssl\t0.5\t100\t2000\tSF\t5\t300\t7\t2300\t{filler}\n",
+            1_700_000_000 + i / 10,
+            (i % 10) * 10,
+            (i / 50) % 4,
+            i % 50,
+            40_000 + (i % 20_000),
+            i % 7,
+        ));
+    }
+    out
+}
+
+const PADDED_HEADER: &str = "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n#open\t2026-12-01-10-00-00\n#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tservice\tduration\torig_bytes\tresp_bytes\tconn_state\torig_pkts\torig_ip_bytes\tresp_pkts\tresp_ip_bytes\tpad\n#types\ttime\tstring\taddr\tport\taddr\tport\tenum\tstring\tinterval\tcount\tcount\tstring\tcount\tcount\tcount\tcount\tstring\n";
+
+/// The conn checkpoint's offset in Redis (0 before the first commit).
+fn committed_offset(server: &RedisServer) -> u64 {
+    let cps: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+        .arg("kalipso-ingest:checkpoints")
+        .query(&mut server.connection())
+        .unwrap();
+    cps.values()
+        .filter_map(|v| serde_json::from_str::<Value>(v).ok())
+        .filter_map(|v| v["offset"].as_u64())
+        .max()
+        .unwrap_or(0)
+}
+
+/// Wait until the committed offset satisfies `done` (at most two minutes).
+fn wait_committed(server: &RedisServer, done: impl Fn(u64) -> bool) -> u64 {
+    let start = Instant::now();
+    loop {
+        let at = committed_offset(server);
+        if done(at) || start.elapsed() > Duration::from_secs(120) {
+            return at;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn append(path: &Path, text: &str) {
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+}
+
+#[test]
+fn restarts_deep_in_a_large_file_read_every_line_once() {
+    // A checkpoint past 64 MiB (where the tailer's header replay used to stop reading, and a
+    // restart re-read the lines between 64 MiB and the checkpoint): stopped with SIGTERM
+    // there, restarted, killed with SIGKILL further on while the file grows, restarted.
+    const MIB: u64 = 1 << 20;
+    let (pad, per_mib) = (4000, 256); // about 1 MiB per 256 lines
+    let dir = tempfile::tempdir().unwrap();
+    let conn = dir.path().join("conn.log");
+    let mut next = 0;
+    let mut text = PADDED_HEADER.to_string();
+    let first = 68 * per_mib;
+    text.push_str(&padded_conns(next, first, pad));
+    next += first;
+    std::fs::write(&conn, text).unwrap();
+    let size = |p: &Path| std::fs::metadata(p).unwrap().len();
+    assert!(size(&conn) > 66 * MIB);
+
+    let server = RedisServer::start();
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("daemon.log");
+    let child = daemon_logged(dir.path(), &server, &log);
+    let end = size(&conn);
+    assert_eq!(wait_committed(&server, |at| at == end), end, "first pass");
+    let (code, _) = terminate(child);
+    assert_eq!(code, Some(0));
+
+    // Restarted at 68 MiB; the file grows by a MiB at a time; SIGKILL once the checkpoint
+    // has moved past 70 MiB, while lines are still being written.
+    let mut child = daemon_logged(dir.path(), &server, &log);
+    for step in 0..8 {
+        append(&conn, &padded_conns(next, per_mib, pad));
+        next += per_mib;
+        std::thread::sleep(Duration::from_millis(60));
+        if step == 4 {
+            let at = wait_committed(&server, |at| at > 70 * MIB);
+            assert!(at > 70 * MIB, "no commit past 70 MiB: {at}");
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+    assert!(
+        committed_offset(&server) < size(&conn),
+        "killed before the end"
+    );
+    child = daemon_logged(dir.path(), &server, &log);
+    append(&conn, &padded_conns(next, per_mib, pad));
+    next += per_mib;
+    let end = size(&conn);
+    assert_eq!(wait_committed(&server, |at| at == end), end, "last pass");
+    let (code, _) = terminate(child);
+    assert_eq!(code, Some(0));
+    once(dir.path(), &server);
+
+    let got = without_run_state(dump(&mut server.connection()));
+    let want = batch_dump(dir.path());
+    assert!(
+        got == want,
+        "restarts deep in a large file differ from one --once pass:\n{}\ndaemon warnings:\n{}",
+        dump_diff(&got, &want),
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    // Every line counted: the checkpoint's line count is the file's.
+    let cps: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+        .arg("kalipso-ingest:checkpoints")
+        .query(&mut server.connection())
+        .unwrap();
+    let lines: Vec<u64> = cps
+        .values()
+        .filter_map(|v| serde_json::from_str::<Value>(v).ok())
+        .filter_map(|v| v["line"].as_u64())
+        .collect();
+    let header_lines = PADDED_HEADER.lines().count() as u64;
+    assert_eq!(lines, [next as u64 + header_lines]);
+}

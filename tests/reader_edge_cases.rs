@@ -106,8 +106,11 @@ fn header_blocks_mid_file_switch_the_schema() {
 #[test]
 fn close_footer_then_a_json_block() {
     let text = "#separator \\x09\n#fields\tts\tuid\n#types\ttime\tstring\n1.0\tC1\n#close\t2020-01-01-00-00-00\n{\"ts\":2.0,\"uid\":\"C2\"}\n";
-    let mut reader =
-        kalipso_ingest::zeek::reader::from_reader("conn.log", text.as_bytes(), Some(LogKind::Conn));
+    let mut reader = kalipso_ingest::source::reader::from_reader(
+        "conn.log",
+        text.as_bytes(),
+        Some(LogKind::Conn),
+    );
     let mut uids = Vec::new();
     while let Some(r) = reader.next() {
         uids.push(r.unwrap().uid().map(str::to_owned));

@@ -121,7 +121,8 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
             Op::Poll => poll(&mut tailer, &mut delivered),
             Op::Commit => {
                 for (k, v) in tailer.take_checkpoints() {
-                    durable.insert(k, Checkpoint::from_json(&v).unwrap());
+                    let cp = Checkpoint::from_json(&k, &v).unwrap();
+                    durable.insert(k, cp);
                 }
                 committed.append(&mut delivered);
             }

@@ -1,7 +1,8 @@
 //! Fuzz the Zeek reader: any bytes, read as any log kind, must never panic.
 #![no_main]
 
-use kalipso_ingest::zeek::{LogKind, reader::from_reader};
+use kalipso_ingest::source::reader::from_reader;
+use kalipso_ingest::zeek::LogKind;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

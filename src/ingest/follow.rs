@@ -270,13 +270,9 @@ fn start_engine(settings: &Settings, store: &mut RedisStore) -> Result<Engine, I
     cfg.fields_budget = Some(FIELDS_BUDGET);
     let mut profiler = Profiler::new(cfg, true);
     if grid.is_some() {
-        profiler.restore(store.persisted_state()?);
+        profiler.restore(store.persisted_state()?)?;
     }
-    let checkpoints: HashMap<String, Checkpoint> = store
-        .checkpoints()?
-        .into_iter()
-        .filter_map(|(k, v)| Some((k, Checkpoint::from_json(&v)?)))
-        .collect();
+    let checkpoints: HashMap<String, Checkpoint> = Checkpoint::parse_all(store.checkpoints()?)?;
     let tailer = Tailer::new(&settings.zeek_dir, settings.recursive, checkpoints);
     Ok(Engine {
         profiler,
@@ -519,7 +515,7 @@ fn reconnect(settings: &Settings, control: &Control) -> Option<RedisStore> {
 }
 
 /// Read what every file appended and give it to the profiler.
-fn poll_files(engine: &mut Engine, stats: &mut FollowStats) -> usize {
+fn poll_files(engine: &mut Engine, stats: &mut FollowStats) -> u64 {
     let profiler = &mut engine.profiler;
     let first_ts = &mut engine.first_ts;
     let grid_known = engine.grid.is_some();
@@ -614,7 +610,7 @@ fn log_metrics(engine: &Engine, stats: &FollowStats, records_per_sec: f64) {
         .values()
         .map(|t| {
             std::fs::metadata(&t.path)
-                .map(|m| m.len().saturating_sub(t.offset))
+                .map(|m| m.len().saturating_sub(t.offset()))
                 .unwrap_or(0)
         })
         .sum();

@@ -11,11 +11,14 @@ use std::sync::atomic::AtomicU64;
 use crate::profile::aggregate::Flow;
 use crate::profile::alt::AltRecord;
 use crate::source::checkpoint::FileId;
-use crate::zeek::{self, FileReader, LogKind, ReadError, Record};
+use crate::source::reader::{self, FileReader, Resume};
+use crate::zeek::{LogKind, ParserState, ReadError, Record};
 
 /// Where a record came from: the file (its index in the run's file list), its line number,
-/// and the byte offset just after its line (where to resume once it is stored).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// and the byte offset just after its line (where to resume once it is stored), with the
+/// parser's state there when it changed since the file's previous record (the checkpoint
+/// carries it, so a resume needs no header replay).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Source {
     /// Index of the file in the run's list.
     pub file: usize,
@@ -23,6 +26,22 @@ pub struct Source {
     pub line: u64,
     /// Offset after the line.
     pub end: u64,
+    /// The parser's state after the line, when it changed since the file's previous record.
+    pub state: Option<Arc<ParserState>>,
+}
+
+/// A file read to its end: its index in the run's list, where it ended, and the parser's
+/// state there.
+#[derive(Clone, Debug)]
+pub struct Ended {
+    /// Index of the file in the run's list.
+    pub index: usize,
+    /// Its end (decompressed bytes for gzip).
+    pub end: u64,
+    /// Its lines.
+    pub line: u64,
+    /// The parser's state at its end.
+    pub state: ParserState,
 }
 
 /// A record converted for the profiler, with where it came from.
@@ -44,9 +63,9 @@ impl Event {
     }
 
     /// Where it came from.
-    pub fn source(&self) -> Source {
+    pub fn source(&self) -> &Source {
         match self {
-            Event::Conn(_, s) | Event::Alt(_, s) => *s,
+            Event::Conn(_, s) | Event::Alt(_, s) => s,
         }
     }
 }
@@ -58,8 +77,8 @@ pub struct FileToRead {
     pub index: usize,
     /// Path.
     pub path: PathBuf,
-    /// Offset to resume at (0: from the start).
-    pub resume: u64,
+    /// Where to resume (the default: from the start).
+    pub resume: Resume,
     /// The identity the file had when the run listed it (its checkpoint's key): a file found
     /// at the name with another identity was rotated meanwhile and is left to the next run.
     pub id: Option<FileId>,
@@ -91,8 +110,8 @@ pub struct KindStream {
     files: VecDeque<FileToRead>,
     reader: Option<FileReader>,
     current: usize,
-    /// Files read to their end: (index, end offset, lines).
-    pub ended: Vec<(usize, u64, u64)>,
+    /// Files read to their end.
+    pub ended: Vec<Ended>,
     errors_logged: u64,
     bytes: Arc<AtomicU64>,
     /// Counters so far.
@@ -133,15 +152,15 @@ impl KindStream {
                                 "rotated since the run began (another file has its name now): left to the next run",
                             ));
                         }
-                        zeek::reader::read_counted(&f.path, file, self.bytes.clone())
-                    })
-                    .and_then(|mut r| r.skip_to(f.resume).map(|reached| (r, reached)));
+                        let kind = LogKind::from_file_name(&f.path);
+                        reader::open_at(&f.path, file, kind, &f.resume, self.bytes.clone())
+                    });
                 match opened {
                     Ok((r, reached)) => {
                         if !reached {
                             tracing::warn!(
                                 file = %f.path.display(),
-                                offset = f.resume,
+                                offset = f.resume.offset,
                                 "file is shorter than its checkpoint (truncated?): its new content is skipped"
                             );
                         }
@@ -161,8 +180,12 @@ impl KindStream {
             let item = reader.next();
             let got = match item {
                 None => {
-                    self.ended
-                        .push((self.current, reader.offset(), reader.line_no()));
+                    self.ended.push(Ended {
+                        index: self.current,
+                        end: reader.offset(),
+                        line: reader.line_no(),
+                        state: reader.state(),
+                    });
                     self.reader = None;
                     continue;
                 }
@@ -187,14 +210,15 @@ impl KindStream {
                 }
                 Some(Ok(rec)) => to_event(&rec),
             };
-            let src = Source {
-                file: self.current,
-                line: reader.line_no(),
-                end: reader.offset(),
-            };
             match got {
                 Converted::Event(mut event) => {
                     self.counts.records += 1;
+                    let src = Source {
+                        file: self.current,
+                        line: reader.line_no(),
+                        end: reader.offset(),
+                        state: reader.state_if_changed().map(Arc::new),
+                    };
                     match &mut event {
                         Event::Conn(_, s) | Event::Alt(_, s) => *s = src,
                     }
@@ -238,7 +262,7 @@ pub fn to_event(rec: &Record<'_>) -> Converted {
 /// What a reading thread sends: records in order, files that ended, and its counters.
 enum Msg {
     Event(Event),
-    Ended(usize, u64, u64),
+    Ended(Ended),
 }
 
 /// Records per message batch of a reading thread.
@@ -251,8 +275,8 @@ pub struct Prefetched {
     kind: LogKind,
     rx: Option<std::sync::mpsc::Receiver<(Vec<Msg>, KindCounts)>>,
     buf: std::collections::VecDeque<Msg>,
-    /// Files read to their end: (index, end offset, lines).
-    ended: Vec<(usize, u64, u64)>,
+    /// Files read to their end.
+    ended: Vec<Ended>,
     counts: KindCounts,
 }
 
@@ -270,15 +294,11 @@ impl Prefetched {
                     while batch.len() < BATCH {
                         match stream.next_event() {
                             Some(e) => {
-                                for (i, o, l) in stream.ended.drain(..) {
-                                    batch.push(Msg::Ended(i, o, l));
-                                }
+                                batch.extend(stream.ended.drain(..).map(Msg::Ended));
                                 batch.push(Msg::Event(e));
                             }
                             None => {
-                                for (i, o, l) in stream.ended.drain(..) {
-                                    batch.push(Msg::Ended(i, o, l));
-                                }
+                                batch.extend(stream.ended.drain(..).map(Msg::Ended));
                                 done = true;
                                 break;
                             }
@@ -306,7 +326,7 @@ impl Prefetched {
         loop {
             match self.buf.pop_front() {
                 Some(Msg::Event(e)) => return Some(e),
-                Some(Msg::Ended(i, o, l)) => self.ended.push((i, o, l)),
+                Some(Msg::Ended(e)) => self.ended.push(e),
                 None => {
                     let (batch, counts) = self.rx.as_ref()?.recv().ok()?;
                     self.counts = counts;
@@ -363,7 +383,7 @@ impl Merged {
 
     /// Files read to their end since the last call, whose records have all been taken (none
     /// is waiting as a stream's next record): (index, end offset, lines).
-    pub fn take_ended(&mut self) -> Vec<(usize, u64, u64)> {
+    pub fn take_ended(&mut self) -> Vec<Ended> {
         let mut out = Vec::new();
         let heads: Vec<usize> = self
             .streams
@@ -372,7 +392,7 @@ impl Merged {
             .collect();
         for (s, _) in &mut self.streams {
             let (ready, waiting): (Vec<_>, Vec<_>) =
-                s.ended.drain(..).partition(|(i, _, _)| !heads.contains(i));
+                s.ended.drain(..).partition(|e| !heads.contains(&e.index));
             out.extend(ready);
             s.ended = waiting;
         }
@@ -420,7 +440,7 @@ mod tests {
         let file = |id| FileToRead {
             index: 0,
             path: path.clone(),
-            resume: 0,
+            resume: Resume::default(),
             id,
         };
         let bytes = Arc::new(AtomicU64::new(0));

@@ -25,10 +25,12 @@ use crate::profile::profiler::{Profiler, ProfilerConfig};
 use crate::profile::schedule::ConnSchedule;
 use crate::profile::window::Grid;
 use crate::profile::window_state::WindowWrite;
-use crate::source::checkpoint::{Checkpoint, FileId};
+use crate::source::checkpoint::{Checkpoint, CheckpointError, FileId};
 use crate::source::find_logs;
+use crate::source::reader::Resume;
 use crate::store::redis_store::{RedisStore, StoreError};
 use crate::zeek::LogKind;
+use crate::zeek::ParserState;
 use merge::{Event, FileToRead, KindStream, Merged};
 pub use summary::Summary;
 use writer::{BackgroundWriter, Job};
@@ -47,6 +49,12 @@ pub enum IngestError {
     /// Redis failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A stored checkpoint cannot be used.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// The stored join state cannot be used.
+    #[error(transparent)]
+    JoinState(#[from] crate::join::JoinStateError),
 }
 
 /// Knobs of a run that are not user settings (tests use them to force every code path).
@@ -103,17 +111,19 @@ pub struct RunFile {
     pub offset: u64,
     /// Lines stored so far.
     pub line: u64,
+    /// The parser's state at `offset` (`None`: not known, from a version 1 checkpoint).
+    pub state: Option<Arc<ParserState>>,
     /// Whether the checkpoint must be written at the next flush.
     pub changed: bool,
 }
 
 /// The files of the directory with their checkpoints; files already read to their end are
 /// left out (nothing new in them).
-fn run_files(found: Vec<(PathBuf, LogKind)>, stored: &[(String, String)]) -> Vec<RunFile> {
-    let stored: std::collections::HashMap<&str, &str> = stored
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+fn run_files(
+    found: Vec<(PathBuf, LogKind)>,
+    stored: Vec<(String, String)>,
+) -> Result<Vec<RunFile>, CheckpointError> {
+    let stored = Checkpoint::parse_all(stored)?;
     let mut out = Vec::new();
     for (path, kind) in found {
         let id = match FileId::of(&path) {
@@ -129,10 +139,8 @@ fn run_files(found: Vec<(PathBuf, LogKind)>, stored: &[(String, String)]) -> Vec
                 continue;
             }
         };
-        let cp = stored
-            .get(id.key().as_str())
-            .and_then(|j| Checkpoint::from_json(j));
-        let (offset, line) = cp.as_ref().map_or((0, 0), |c| (c.offset, c.line));
+        let cp = stored.get(id.key().as_str());
+        let (offset, line) = cp.map_or((0, 0), |c| (c.offset, c.line));
         let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         let plain = !path.to_string_lossy().ends_with(".gz");
         if cp.is_some() && plain && offset == size {
@@ -144,10 +152,22 @@ fn run_files(found: Vec<(PathBuf, LogKind)>, stored: &[(String, String)]) -> Vec
             id,
             offset,
             line,
+            state: cp.and_then(|c| c.state.clone()).map(Arc::new),
             changed: false,
         });
     }
-    out
+    Ok(out)
+}
+
+impl RunFile {
+    /// Where reading resumes.
+    fn resume(&self) -> Resume {
+        Resume {
+            offset: self.offset,
+            line: self.line,
+            state: self.state.as_deref().cloned(),
+        }
+    }
 }
 
 fn streams(files: &[RunFile], bytes: &Arc<AtomicU64>) -> Vec<KindStream> {
@@ -161,7 +181,7 @@ fn streams(files: &[RunFile], bytes: &Arc<AtomicU64>) -> Vec<KindStream> {
                 .map(|(index, f)| FileToRead {
                     index,
                     path: f.path.clone(),
-                    resume: f.offset,
+                    resume: f.resume(),
                     id: Some(f.id),
                 })
                 .collect();
@@ -177,7 +197,8 @@ fn checkpoints(files: &mut [RunFile]) -> Vec<(String, String)> {
         .filter(|f| f.changed)
         .map(|f| {
             f.changed = false;
-            let cp = Checkpoint::new(&f.path, f.kind, f.offset, f.line, false);
+            let state = f.state.as_deref().cloned();
+            let cp = Checkpoint::new(&f.path, f.kind, f.offset, f.line, false, state);
             (f.id.key(), cp.to_json())
         })
         .collect()
@@ -209,7 +230,7 @@ fn scan_conns(
         let whole = FileToRead {
             index,
             path: f.path.clone(),
-            resume: f.offset,
+            resume: f.resume(),
             id: Some(f.id),
         };
         let Some(half) = scan_split(&f.path, f.offset, split_bytes) else {
@@ -218,8 +239,13 @@ fn scan_conns(
         };
         // A large plain file is parsed in two halves at once; the second half's conns wait
         // in a list and are placed after the first's, so the schedule sees reading order.
+        // (its header is not known at the cut: the lines before it are streamed past)
         let second = FileToRead {
-            resume: half,
+            resume: Resume {
+                offset: half,
+                line: 0,
+                state: None,
+            },
             ..whole.clone()
         };
         std::thread::scope(|scope| {
@@ -423,7 +449,7 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
         tracing::warn!(dir = %settings.zeek_dir.display(), "no conn/dns/http/ssl logs found");
     }
     let stored_checkpoints = store.checkpoints()?;
-    let mut files = run_files(found, &stored_checkpoints);
+    let mut files = run_files(found, stored_checkpoints)?;
     let total_bytes: u64 = files
         .iter()
         .filter_map(|f| std::fs::metadata(&f.path).ok())
@@ -461,7 +487,7 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
         profiler.set_join_cap(cap);
     }
     if has_history {
-        profiler.restore(store.persisted_state()?);
+        profiler.restore(store.persisted_state()?)?;
     }
     let seq = store.flush_seq()?;
     // A log with no file to read sends nothing: it must not hold back joins and eviction.
@@ -496,7 +522,7 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
         if grid.is_none() {
             grid = Some(store.init_grid(Grid::anchored_at(event.ts(), settings.tw_width))?);
         }
-        let src = event.source();
+        let src = event.source().clone();
         match event {
             Event::Conn(flow, s) => {
                 conns_read += 1;
@@ -507,6 +533,9 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
         if let Some(f) = files.get_mut(src.file) {
             f.offset = src.end;
             f.line = src.line;
+            if src.state.is_some() {
+                f.state = src.state;
+            }
             f.changed = true;
         }
         since_flush += 1;
@@ -570,10 +599,11 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
 /// Files read to their end (all their records taken) are checkpointed at their end, which
 /// covers trailing lines that gave no record.
 fn mark_ended(merged: &mut Merged, files: &mut [RunFile]) {
-    for (index, offset, line) in merged.take_ended() {
-        if let Some(f) = files.get_mut(index) {
-            f.offset = offset;
-            f.line = line;
+    for e in merged.take_ended() {
+        if let Some(f) = files.get_mut(e.index) {
+            f.offset = e.end;
+            f.line = e.line;
+            f.state = Some(Arc::new(e.state));
             f.changed = true;
         }
     }

@@ -249,34 +249,36 @@ impl UidJoin {
     }
 
     /// Put back a persisted joinable conn (after a restart).
-    pub fn restore_conn(&mut self, uid: &str, json: &str) -> bool {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(json) else {
-            return false;
+    pub fn restore_conn(&mut self, uid: &str, json: &str) -> Result<(), JoinStateError> {
+        let bad = |reason: &str| JoinStateError {
+            key: "kalipso-ingest:joinable",
+            uid: uid.to_string(),
+            reason: reason.to_string(),
         };
-        let Some(e) = v["e"].as_f64() else {
-            return false;
-        };
-        let places: Option<Vec<WinId>> = v["w"].as_array().map(|ws| {
-            ws.iter()
-                .filter_map(|w| Some((w[0].as_str()?.parse().ok()?, w[1].as_i64()?)))
-                .collect()
-        });
-        let Some(places) = places else {
-            return false;
-        };
+        let v = serde_json::from_str::<serde_json::Value>(json).map_err(|e| bad(&e.to_string()))?;
+        let e = v["e"].as_f64().ok_or_else(|| bad("no end time \"e\""))?;
+        let places: Vec<WinId> = v["w"]
+            .as_array()
+            .ok_or_else(|| bad("no windows \"w\""))?
+            .iter()
+            .map(|w| Some((w[0].as_str()?.parse().ok()?, w[1].as_i64()?)))
+            .collect::<Option<_>>()
+            .ok_or_else(|| bad("a window is not [address, number]"))?;
         self.conns.insert(CompactString::new(uid), (places, e));
         self.expiry
             .push(Reverse((TotalF64(e), CompactString::new(uid))));
-        true
+        Ok(())
     }
 
     /// Put back persisted waiting alt records (after a restart).
-    pub fn restore_pending(&mut self, uid: &str, json: &str) -> bool {
-        let Some(records) = AltRecord::list_from_json(uid, json, None) else {
-            return false;
-        };
+    pub fn restore_pending(&mut self, uid: &str, json: &str) -> Result<(), JoinStateError> {
+        let records = AltRecord::list_from_json(uid, json, None).ok_or_else(|| JoinStateError {
+            key: "kalipso-ingest:pending",
+            uid: uid.to_string(),
+            reason: "not a list of dns/http/ssl records".to_string(),
+        })?;
         if records.is_empty() {
-            return true;
+            return Ok(());
         }
         self.waiting_order.push_back(CompactString::new(uid));
         self.pending_count += records.len();
@@ -284,8 +286,23 @@ impl UidJoin {
             .entry(CompactString::new(uid))
             .or_default()
             .extend(records.into_iter().map(|a| (a, Position::default())));
-        true
+        Ok(())
     }
+}
+
+/// A stored join entry this build cannot read: an error, not a silent loss of the joins
+/// that were waiting.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the stored join state of uid {uid} in {key} cannot be read ({reason}); run once with --reset to rebuild this tool's keys from the logs"
+)]
+pub struct JoinStateError {
+    /// The Redis hash.
+    pub key: &'static str,
+    /// The entry.
+    pub uid: String,
+    /// What is wrong with it.
+    pub reason: String,
 }
 
 #[cfg(test)]
@@ -357,10 +374,10 @@ mod tests {
         let changes = j.take_changes();
         let mut k = UidJoin::default();
         for (uid, v) in &changes.conns {
-            assert!(k.restore_conn(uid, v.as_deref().unwrap()));
+            k.restore_conn(uid, v.as_deref().unwrap()).unwrap();
         }
         for (uid, v) in &changes.pending {
-            assert!(k.restore_pending(uid, v.as_deref().unwrap()));
+            k.restore_pending(uid, v.as_deref().unwrap()).unwrap();
         }
         assert_eq!(k.pending_count(), 1);
         let (_, places) = k.on_alt(alt("C1", 50.0), Position::default()).unwrap();

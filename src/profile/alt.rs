@@ -299,7 +299,7 @@ mod tests {
     use crate::zeek::Record;
 
     fn records(text: &str) -> Vec<Record<'static>> {
-        let mut r = crate::zeek::reader::from_reader("t.log", text.as_bytes(), None);
+        let mut r = crate::source::reader::from_reader("t.log", text.as_bytes(), None);
         let mut out = Vec::new();
         while let Some(x) = r.next() {
             out.push(x.unwrap().into_owned());

@@ -660,12 +660,12 @@ impl Profiler {
 
     /// Put back what a previous run persisted: join state, windows whose timeline waits (they
     /// are reopened so their lines get written), and each log's latest time.
-    pub fn restore(&mut self, state: PersistedState) {
+    pub fn restore(&mut self, state: PersistedState) -> Result<(), crate::join::JoinStateError> {
         for (uid, json) in &state.joinable {
-            self.join.restore_conn(uid, json);
+            self.join.restore_conn(uid, json)?;
         }
         for (uid, json) in &state.pending {
-            self.join.restore_pending(uid, json);
+            self.join.restore_pending(uid, json)?;
         }
         for (kind, ts) in state.watermarks {
             self.see(kind, ts);
@@ -675,6 +675,7 @@ impl Profiler {
             let w = self.window(id);
             w.timeline_pending = true;
         }
+        Ok(())
     }
 
     /// Forget conns no alt record can join any more (every alt log is past their end plus the

@@ -1,10 +1,11 @@
 //! Which file is which, and how far it has been read.
 //!
-//! A file is identified by device and inode **plus** a fingerprint of its first line (Zeek's
-//! `#separator` header, or the first JSON record with its timestamp), so a file renamed by
-//! rotation keeps its identity and a new file that reuses an old inode does not inherit it.
-//! A [`Checkpoint`] says how far a file has been read; checkpoints are written to Redis in the
-//! same transaction as the data their lines produced.
+//! A file is identified by device and inode **plus** a fingerprint of its header block (a TSV
+//! log's header lines through `#types`, which carry the `#open` time; a JSON log's first
+//! record), so a file renamed by rotation keeps its identity and a new file that reuses an old
+//! inode does not inherit it. A [`Checkpoint`] says how far a file has been read and what the
+//! parser knew there (the header in force), so reading resumes with one seek; checkpoints are
+//! written to Redis in the same transaction as the data their lines produced.
 
 use std::fs::File;
 use std::io;
@@ -12,7 +13,12 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::zeek::LogKind;
+use super::reader::Resume;
+use crate::zeek::{LogKind, ParserState};
+
+/// The format of the stored checkpoints: 2 adds the parser's state (1, without it, is still
+/// read: such a file resumes by replaying its header lines).
+pub const CHECKPOINT_VERSION: u32 = 2;
 
 /// Bytes of the first line used for the fingerprint, at most.
 const FINGERPRINT_LEN: usize = 4096;
@@ -103,6 +109,9 @@ impl FileId {
 /// How far one file has been read.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checkpoint {
+    /// Format version ([`CHECKPOINT_VERSION`]; absent in version 1).
+    #[serde(default = "version_1")]
+    pub v: u32,
     /// Where the file was last seen.
     pub path: String,
     /// Its log.
@@ -114,17 +123,46 @@ pub struct Checkpoint {
     pub line: u64,
     /// Whether the file is finished (read to its end after Zeek stopped writing it).
     pub done: bool,
+    /// The parser's state at `offset` (the header in force).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<ParserState>,
+}
+
+fn version_1() -> u32 {
+    1
+}
+
+/// A stored checkpoint this build cannot use.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the stored checkpoint of file {key} cannot be read ({reason}); run once with --reset to rebuild this tool's keys from the logs"
+)]
+pub struct CheckpointError {
+    /// The file's identity key.
+    pub key: String,
+    /// What is wrong with it.
+    pub reason: String,
 }
 
 impl Checkpoint {
-    /// A checkpoint of `path` (of log `kind`) at `offset`/`line`.
-    pub fn new(path: &Path, kind: LogKind, offset: u64, line: u64, done: bool) -> Checkpoint {
+    /// A checkpoint of `path` (of log `kind`) at `offset`/`line`, with the parser's `state`
+    /// there.
+    pub fn new(
+        path: &Path,
+        kind: LogKind,
+        offset: u64,
+        line: u64,
+        done: bool,
+        state: Option<ParserState>,
+    ) -> Checkpoint {
         Checkpoint {
+            v: CHECKPOINT_VERSION,
             path: path.to_string_lossy().into_owned(),
             kind: kind.as_str().to_string(),
             offset,
             line,
             done,
+            state,
         }
     }
 
@@ -133,9 +171,42 @@ impl Checkpoint {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    /// From the stored JSON.
-    pub fn from_json(s: &str) -> Option<Checkpoint> {
-        serde_json::from_str(s).ok()
+    /// From the JSON stored for the file `key`: an error when it does not parse or is of a
+    /// newer format (never a silent fallback, which would read the file again and double it).
+    pub fn from_json(key: &str, s: &str) -> Result<Checkpoint, CheckpointError> {
+        let cp: Checkpoint = serde_json::from_str(s).map_err(|e| CheckpointError {
+            key: key.to_string(),
+            reason: e.to_string(),
+        })?;
+        if cp.v == 0 || cp.v > CHECKPOINT_VERSION {
+            return Err(CheckpointError {
+                key: key.to_string(),
+                reason: format!(
+                    "format version {} (this build reads 1 to {CHECKPOINT_VERSION})",
+                    cp.v
+                ),
+            });
+        }
+        Ok(cp)
+    }
+
+    /// Every stored checkpoint (identity key → JSON) parsed, or the first that does not.
+    pub fn parse_all(
+        stored: Vec<(String, String)>,
+    ) -> Result<std::collections::HashMap<String, Checkpoint>, CheckpointError> {
+        stored
+            .into_iter()
+            .map(|(k, v)| Checkpoint::from_json(&k, &v).map(|c| (k, c)))
+            .collect()
+    }
+
+    /// Where reading resumes.
+    pub fn resume(&self) -> Resume {
+        Resume {
+            offset: self.offset,
+            line: self.line,
+            state: self.state.clone(),
+        }
     }
 }
 
@@ -203,7 +274,35 @@ mod tests {
 
     #[test]
     fn checkpoint_round_trips() {
-        let c = Checkpoint::new(Path::new("/x/conn.log"), LogKind::Conn, 120, 3, false);
-        assert_eq!(Checkpoint::from_json(&c.to_json()), Some(c));
+        let mut parser = crate::zeek::LineParser::new(Some(LogKind::Conn));
+        parser.meta_line(b"#separator \\x09");
+        parser.meta_line(b"#fields\tts\tuid");
+        let c = Checkpoint::new(
+            Path::new("/x/conn.log"),
+            LogKind::Conn,
+            120,
+            3,
+            false,
+            Some(parser.state()),
+        );
+        assert_eq!(Checkpoint::from_json("k", &c.to_json()).ok(), Some(c));
+    }
+
+    #[test]
+    fn stored_checkpoints_that_cannot_be_used_are_errors_that_say_what_to_do() {
+        // Version 1 (no version, no state) is still read.
+        let v1 = r#"{"path":"/x/conn.log","kind":"conn","offset":120,"line":3,"done":false}"#;
+        let c = Checkpoint::from_json("k", v1).unwrap();
+        assert_eq!((c.v, c.offset, c.state), (1, 120, None));
+        for bad in [
+            "not json",
+            r#"{"path":"/x/conn.log","kind":"conn","offset":"x","line":3,"done":false}"#,
+            r#"{"v":3,"path":"/x/conn.log","kind":"conn","offset":1,"line":3,"done":false}"#,
+        ] {
+            let e = Checkpoint::from_json("1:2:ab", bad)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("1:2:ab") && e.contains("--reset"), "{e}");
+        }
     }
 }

@@ -1,7 +1,13 @@
-//! Stage 1 of the pipeline: finding the Zeek log files to read.
+//! Stage 1 of the pipeline: finding the Zeek log files and reading them — `reader.rs`, the one
+//! reader (plain and gzip, bounded lines, resuming at a checkpoint) of `--once` and follow
+//! mode; `tail.rs`, following growing files through rotation; `checkpoint.rs`, which file is
+//! which and how far it is read.
 
 pub mod checkpoint;
+pub mod reader;
 pub mod tail;
+
+pub use reader::{FileReader, LogReader, Resume, open};
 
 use std::io;
 use std::path::{Path, PathBuf};

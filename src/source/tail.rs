@@ -5,16 +5,19 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use super::checkpoint::{Checkpoint, FileId};
-use crate::zeek::reader::MAX_LINE;
-use crate::zeek::{LineError, LineErrorKind, LineParser, LogKind, Record};
+use super::reader::{self, FileReader, MAX_LINE, Resume};
+use crate::zeek::{LineError, LogKind, ReadError, Record};
 
-/// Bytes read from one file per call, at most (keeps memory bounded and files fair).
-const READ_CHUNK: usize = 1 << 20;
+/// Bytes read from one file per poll, at most (keeps every file's turn short; default of
+/// [`Tailer::with_limits`]).
+pub const READ_CHUNK: u64 = 1 << 20;
 
 /// How long a file that left its name (rotated, deleted) is still read before it is done.
 const GONE_GRACE: Duration = Duration::from_secs(2);
@@ -27,15 +30,12 @@ pub struct TailFile {
     pub kind: LogKind,
     /// Where it was last seen.
     pub path: PathBuf,
+    /// A handle of the file (its size; reading it again after a truncation).
     file: File,
-    /// Offset after the last complete line consumed.
-    pub offset: u64,
-    /// Lines consumed.
-    pub line: u64,
-    parser: LineParser,
-    buf: Vec<u8>,
-    /// Skipping an over-long line until its newline.
-    skipping: bool,
+    /// The reader, followed: complete lines only.
+    reader: FileReader,
+    /// Lines longer than this are skipped.
+    line_limit: usize,
     /// Since when the file is no longer at its name (rotated away or deleted).
     gone_since: Option<Instant>,
     /// Read to its end after leaving its name: nothing more will come.
@@ -55,129 +55,92 @@ pub enum TailItem<'a> {
 
 impl TailFile {
     /// Follow `file` — found at `path`, identity `id` taken from this very handle, not from
-    /// the name, which Zeek may give to a new file at any moment — from `resume` bytes,
-    /// replaying the header lines before it so the schema is known.
+    /// the name, which Zeek may give to a new file at any moment — from `resume`, with the
+    /// one reader of the crate ([`reader::open_at`]: a seek to the line, the header in force
+    /// from the checkpoint). Lines over `line_limit` bytes are skipped.
     pub fn open(
-        mut file: File,
+        file: File,
         path: &Path,
         id: FileId,
         kind: LogKind,
-        resume: u64,
-        line: u64,
+        resume: &Resume,
+        line_limit: usize,
     ) -> io::Result<TailFile> {
-        let mut parser = LineParser::new(Some(kind));
-        let mut offset = 0;
-        if resume > 0 {
-            // Replay the header lines before the resume point (a header may change mid-file).
-            let mut head = vec![0u8; resume.min(64 << 20) as usize];
-            let n = read_full(&mut file, &mut head)?;
-            head.truncate(n);
-            for l in head.split(|b| *b == b'\n') {
-                parser.meta_line(l);
-            }
-            offset = resume.min(n as u64);
-            file.seek(SeekFrom::Start(offset))?;
-        }
+        let reader = follow_reader(&file, path, kind, resume, line_limit)?;
         Ok(TailFile {
             id,
             kind,
             path: path.to_path_buf(),
             file,
-            offset,
-            line,
-            parser,
-            buf: Vec::new(),
-            skipping: false,
+            reader,
+            line_limit,
             gone_since: None,
             done: false,
             changed: false,
         })
     }
 
-    /// The checkpoint of what has been consumed.
-    pub fn checkpoint(&self) -> Checkpoint {
-        Checkpoint::new(&self.path, self.kind, self.offset, self.line, self.done)
+    /// Offset after the last complete line consumed.
+    pub fn offset(&self) -> u64 {
+        self.reader.offset()
     }
 
-    /// Read what was appended and hand on every complete line. Returns the bytes read.
-    pub fn poll(&mut self, mut sink: impl FnMut(LogKind, TailItem<'_>, u64)) -> io::Result<usize> {
+    /// The checkpoint of what has been consumed.
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint::new(
+            &self.path,
+            self.kind,
+            self.reader.offset(),
+            self.reader.line_no(),
+            self.done,
+            Some(self.reader.state()),
+        )
+    }
+
+    /// Read what was appended (up to `chunk` bytes) and hand on every complete line with the
+    /// offset after it. Returns the bytes read.
+    pub fn poll(
+        &mut self,
+        chunk: u64,
+        mut sink: impl FnMut(LogKind, TailItem<'_>, u64),
+    ) -> io::Result<u64> {
         if self.done {
             return Ok(0);
         }
         let len = self.file.metadata()?.len();
-        let read_to = self.offset + self.buf.len() as u64;
-        if len < read_to {
+        if len < self.read_to() {
             // Copy-truncate: the file was emptied and written again.
             tracing::warn!(file = %self.path.display(), "file shrank (truncated): reading it again from its start");
-            self.file.seek(SeekFrom::Start(0))?;
-            self.offset = 0;
-            self.line = 0;
-            self.buf.clear();
-            self.skipping = false;
-            self.parser = LineParser::new(Some(self.kind));
+            self.reader = follow_reader(
+                &self.file,
+                &self.path,
+                self.kind,
+                &Resume::default(),
+                self.line_limit,
+            )?;
             self.changed = true;
         }
-        // Only what was appended (up to a chunk), read into the buffer's spare room: zeroing a
-        // whole chunk per poll and file cost a tenth of the daemon's time.
-        let read_to = self.offset + self.buf.len() as u64;
-        let want = len.saturating_sub(read_to).min(READ_CHUNK as u64);
-        let n = if want > 0 {
-            (&mut self.file).take(want).read_to_end(&mut self.buf)?
-        } else {
-            0
-        };
-        let mut consumed = 0usize;
-        while let Some(i) = memchr::memchr(b'\n', &self.buf[consumed..]) {
-            let line = &self.buf[consumed..consumed + i];
-            let end = consumed + i + 1;
-            self.line += 1;
-            let line_no = self.line;
-            if self.skipping {
-                self.skipping = false;
-            } else if line.len() > MAX_LINE {
-                let e = LineError {
-                    file: self.path.as_path().into(),
-                    line: line_no,
-                    unterminated: false,
-                    kind: LineErrorKind::TooLong {
-                        len: line.len(),
-                        limit: MAX_LINE,
-                    },
-                };
-                sink(self.kind, TailItem::Malformed(e), self.offset + end as u64);
-            } else {
-                let line = line.strip_suffix(b"\r").unwrap_or(line);
-                if !line.is_empty() && !self.parser.meta_line(line) {
-                    let at = self.offset + end as u64;
-                    match self.parser.data_line(line) {
-                        Ok(rec) => sink(self.kind, TailItem::Record(rec), at),
-                        Err(kind) => {
-                            let e = LineError {
-                                file: self.path.as_path().into(),
-                                line: line_no,
-                                unterminated: false,
-                                kind,
-                            };
-                            sink(self.kind, TailItem::Malformed(e), at);
-                        }
-                    }
-                }
+        let start = self.read_to();
+        let offset = self.reader.offset();
+        while self.read_to() - start < chunk {
+            let Some((item, place)) = self.reader.next_placed() else {
+                break;
+            };
+            match item {
+                Ok(rec) => sink(self.kind, TailItem::Record(rec), place.end),
+                Err(ReadError::Line(e)) => sink(self.kind, TailItem::Malformed(e), place.end),
+                Err(e @ ReadError::Io { .. }) => return Err(io::Error::other(e.to_string())),
             }
-            consumed = end;
         }
-        if consumed > 0 {
-            self.offset += consumed as u64;
-            self.buf.drain(..consumed);
+        if self.reader.offset() != offset {
             self.changed = true;
         }
-        if self.buf.len() > MAX_LINE {
-            // An over-long partial line: drop what we have and skip to its newline.
-            self.offset += self.buf.len() as u64;
-            self.buf.clear();
-            self.skipping = true;
-            self.changed = true;
-        }
-        Ok(n)
+        Ok(self.read_to() - start)
+    }
+
+    /// Bytes taken from the file: complete lines and a partial one waiting for its newline.
+    fn read_to(&self) -> u64 {
+        self.reader.offset() + self.reader.pending()
     }
 
     /// Note whether the file is still at a log name; a file gone for a while and read to its
@@ -195,17 +158,28 @@ impl TailFile {
     }
 }
 
-fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match file.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+/// A followed reader of `file` from `resume`, through a handle of its own (sharing the file's
+/// position, so reading again from the start is a seek).
+fn follow_reader(
+    file: &File,
+    path: &Path,
+    kind: LogKind,
+    resume: &Resume,
+    line_limit: usize,
+) -> io::Result<FileReader> {
+    let mut handle = file.try_clone()?;
+    handle.seek(SeekFrom::Start(0))?;
+    let (r, reached) = reader::open_at(
+        path,
+        handle,
+        Some(kind),
+        resume,
+        Arc::new(AtomicU64::new(0)),
+    )?;
+    if !reached {
+        tracing::warn!(file = %path.display(), offset = resume.offset, "file is not what its checkpoint says (shorter, or no line ends there): read as it grows");
     }
-    Ok(got)
+    Ok(r.with_line_limit(line_limit).follow())
 }
 
 /// Every followed file of a directory.
@@ -216,6 +190,10 @@ pub struct Tailer {
     pub files: HashMap<FileId, TailFile>,
     /// Stored checkpoints by identity key (resume points of files not opened yet).
     checkpoints: HashMap<String, Checkpoint>,
+    /// Bytes read from one file per poll, at most.
+    read_chunk: u64,
+    /// Lines longer than this are skipped.
+    line_limit: usize,
 }
 
 impl Tailer {
@@ -226,7 +204,17 @@ impl Tailer {
             recursive,
             files: HashMap::new(),
             checkpoints,
+            read_chunk: READ_CHUNK,
+            line_limit: MAX_LINE,
         }
+    }
+
+    /// Read at most `read_chunk` bytes of a file per poll and skip lines over `line_limit`
+    /// bytes (defaults [`READ_CHUNK`], [`MAX_LINE`]; tests reach both limits through these).
+    pub fn with_limits(mut self, read_chunk: u64, line_limit: usize) -> Tailer {
+        self.read_chunk = read_chunk.max(1);
+        self.line_limit = line_limit;
+        self
     }
 
     /// Look for new, rotated and vanished files. Gzip'd files (finished archives) are not
@@ -254,10 +242,10 @@ impl Tailer {
             if cp.as_ref().is_some_and(|c| c.done) {
                 continue;
             }
-            let (resume, line) = cp.map_or((0, 0), |c| (c.offset, c.line));
-            match TailFile::open(file, &path, id, kind, resume, line) {
+            let resume = cp.map(|c| c.resume()).unwrap_or_default();
+            match TailFile::open(file, &path, id, kind, &resume, self.line_limit) {
                 Ok(t) => {
-                    tracing::info!(file = %path.display(), offset = resume, "following");
+                    tracing::info!(file = %path.display(), offset = resume.offset, "following");
                     self.files.insert(id, t);
                 }
                 Err(e) => tracing::warn!(file = %path.display(), error = %e, "cannot open log"),
@@ -274,8 +262,7 @@ impl Tailer {
                     t.update_presence(true, false);
                 }
                 None => {
-                    let at_end = t.file.metadata().map(|m| m.len()).unwrap_or(0)
-                        <= t.offset + t.buf.len() as u64;
+                    let at_end = t.file.metadata().map(|m| m.len()).unwrap_or(0) <= t.read_to();
                     t.update_presence(false, at_end);
                 }
             }
@@ -284,15 +271,16 @@ impl Tailer {
     }
 
     /// Read what every file appended. Returns the bytes read.
-    pub fn poll(&mut self, mut sink: impl FnMut(LogKind, TailItem<'_>, u64, FileId)) -> usize {
+    pub fn poll(&mut self, mut sink: impl FnMut(LogKind, TailItem<'_>, u64, FileId)) -> u64 {
         let mut total = 0;
+        let chunk = self.read_chunk;
         let mut ids: Vec<FileId> = self.files.keys().copied().collect();
         ids.sort();
         for id in ids {
             let Some(t) = self.files.get_mut(&id) else {
                 continue;
             };
-            match t.poll(|k, item, at| sink(k, item, at, id)) {
+            match t.poll(chunk, |k, item, at| sink(k, item, at, id)) {
                 Ok(n) => total += n,
                 Err(e) => tracing::warn!(file = %t.path.display(), error = %e, "read error"),
             }
@@ -430,10 +418,14 @@ mod tests {
             format!("{}{}", HEADER.replace("10-00-00", "11-00-00"), line("C9")),
         )
         .unwrap();
-        let resume = (HEADER.len() + line("C1").len()) as u64;
-        let mut t = TailFile::open(file, &p, id, LogKind::Conn, resume, 9).unwrap();
+        let resume = Resume {
+            offset: (HEADER.len() + line("C1").len()) as u64,
+            line: 9,
+            state: None,
+        };
+        let mut t = TailFile::open(file, &p, id, LogKind::Conn, &resume, MAX_LINE).unwrap();
         let mut got = Vec::new();
-        t.poll(|_, item, _| {
+        t.poll(READ_CHUNK, |_, item, _| {
             if let TailItem::Record(r) = item {
                 got.push(r.uid().unwrap_or("?").to_string());
             }
@@ -452,7 +444,7 @@ mod tests {
         let saved: HashMap<String, Checkpoint> = t
             .take_checkpoints()
             .into_iter()
-            .map(|(k, v)| (k, Checkpoint::from_json(&v).unwrap()))
+            .map(|(k, v)| (k.clone(), Checkpoint::from_json(&k, &v).unwrap()))
             .collect();
         append(&p, &line("C3"));
         // A restart: only the new line, with the header known (TSV fields by name).
@@ -516,5 +508,20 @@ mod tests {
         std::os::unix::fs::symlink(&b, &tmp).unwrap();
         std::fs::rename(&tmp, &current).unwrap();
         assert_eq!(sorted(drain(&mut t)), ["C2", "C3"]);
+    }
+
+    #[test]
+    fn the_read_chunk_and_the_line_limit_are_parameters() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("conn.log");
+        let long = line("C2").replace("10.0.0.1", &"1".repeat(80));
+        std::fs::write(&p, format!("{HEADER}{}{long}{}", line("C1"), line("C3"))).unwrap();
+        // Ten bytes a poll: every line still comes, in order, over many polls.
+        let mut t = Tailer::new(dir.path(), false, HashMap::new()).with_limits(10, 60);
+        let mut got = Vec::new();
+        for _ in 0..100 {
+            got.extend(drain(&mut t));
+        }
+        assert_eq!(got, ["C1", "!", "C3"]);
     }
 }

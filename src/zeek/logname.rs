@@ -9,7 +9,10 @@ use std::fmt;
 use std::path::Path;
 
 /// The Zeek logs kalipso-ingest understands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum LogKind {
     /// `conn.log`: one line per connection, written when the connection ends.
     Conn,

@@ -15,7 +15,8 @@ use super::logname::LogKind;
 use super::record::{Record, Slots, Val, empty_slots, is_list_field, slot_of};
 
 /// The two log formats Zeek's ASCII writer produces.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Format {
     /// Tab-separated values with `#` header lines.
     Tsv,
@@ -45,7 +46,7 @@ pub enum Parsed<'a> {
 }
 
 /// The TSV header block in force.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct TsvHeader {
     separator: Vec<u8>,
     set_separator: Vec<u8>,
@@ -89,9 +90,66 @@ pub struct LineParser {
     columns: Vec<(usize, usize)>,
     json_fields: usize,
     meta_prefix: Vec<u8>,
+    changes: u64,
+}
+
+/// What a [`LineParser`] knows of a file at a line boundary — the header in force, the format,
+/// the log kind — without its scratch space: stored in a checkpoint, it lets a reader resume
+/// at that line without reading anything before it ([`LineParser::from_state`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ParserState {
+    kind: Option<LogKind>,
+    format: Option<Format>,
+    last_format: Option<Format>,
+    path: Option<String>,
+    header: TsvHeader,
+    meta_prefix: Vec<u8>,
 }
 
 impl LineParser {
+    /// The state to resume with after the lines parsed so far.
+    pub fn state(&self) -> ParserState {
+        ParserState {
+            kind: self.kind,
+            format: self.format,
+            last_format: self.last_format,
+            path: self.path.clone(),
+            header: self.header.clone(),
+            meta_prefix: self.meta_prefix.clone(),
+        }
+    }
+
+    /// A number that changes whenever [`LineParser::state`] may have (a header line, the
+    /// format or log kind found by a data line): a reader hands the state on only then.
+    pub fn changes(&self) -> u64 {
+        self.changes
+    }
+
+    /// A parser that goes on where the one whose [`LineParser::state`] this is stopped.
+    pub fn from_state(state: ParserState) -> LineParser {
+        let ParserState {
+            kind,
+            format,
+            last_format,
+            path,
+            header,
+            meta_prefix,
+        } = state;
+        LineParser {
+            kind,
+            format,
+            last_format,
+            path,
+            header,
+            plan: Vec::new(),
+            plan_stale: true,
+            columns: Vec::new(),
+            json_fields: 0,
+            meta_prefix,
+            changes: 0,
+        }
+    }
+
     /// A parser for a file whose name suggests `kind` (`None`: unknown until `#path`/`_path`).
     pub fn new(kind: Option<LogKind>) -> LineParser {
         LineParser {
@@ -105,6 +163,7 @@ impl LineParser {
             columns: Vec::new(),
             json_fields: 0,
             meta_prefix: b"#".to_vec(),
+            changes: 0,
         }
     }
 
@@ -175,10 +234,12 @@ impl LineParser {
             Some(Format::Tsv) => self.tsv_record(line),
             Some(Format::Json) => self.json_record(line),
             None if line.first() == Some(&b'{') => {
+                self.changes += 1;
                 self.format = Some(Format::Json);
                 self.json_record(line)
             }
             None if !self.header.fields.is_empty() => {
+                self.changes += 1;
                 self.format = Some(Format::Tsv);
                 self.tsv_record(line)
             }
@@ -187,6 +248,7 @@ impl LineParser {
     }
 
     fn header_line(&mut self, line: &[u8]) {
+        self.changes += 1;
         let Some(rest) = line
             .strip_prefix(self.meta_prefix.as_slice())
             .or_else(|| line.strip_prefix(b"#"))
@@ -339,9 +401,11 @@ impl LineParser {
         if let Some(path) = path {
             let kind = LogKind::from_path(&path);
             if self.path.as_deref() != Some(&*path) {
+                self.changes += 1;
                 self.path = Some(path.into_owned());
             }
             if kind != self.kind {
+                self.changes += 1;
                 // `_path` names another log than the file name did: it wins; parse again.
                 self.kind = kind;
                 slots = empty_slots();

@@ -4,7 +4,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use kalipso_ingest::zeek::{self, LineError, LogKind, ReadError, Record};
+use kalipso_ingest::zeek::{LineError, LogKind, ReadError, Record};
 
 /// The project's fixtures folder.
 pub fn fixtures() -> PathBuf {
@@ -27,17 +27,17 @@ pub struct ReadAll {
 
 /// Read a log file through the public reader.
 pub fn read_file(path: &Path) -> ReadAll {
-    let mut reader = zeek::open(path).expect("open fixture");
+    let mut reader = kalipso_ingest::source::open(path).expect("open fixture");
     drain(&mut reader)
 }
 
 /// Read bytes as a log of `kind` (named `name` in errors).
 pub fn read_bytes(name: &str, bytes: &[u8], kind: Option<LogKind>) -> ReadAll {
-    let mut reader = zeek::reader::from_reader(name, bytes, kind);
+    let mut reader = kalipso_ingest::source::reader::from_reader(name, bytes, kind);
     drain(&mut reader)
 }
 
-fn drain<R: std::io::BufRead>(reader: &mut zeek::LogReader<R>) -> ReadAll {
+fn drain<R: std::io::BufRead>(reader: &mut kalipso_ingest::source::LogReader<R>) -> ReadAll {
     let mut out = ReadAll::default();
     while let Some(item) = reader.next() {
         match item {
