@@ -9,6 +9,7 @@ pub mod ingest;
 pub mod inspect;
 pub mod join;
 pub mod profile;
+pub mod pyjson;
 pub mod replay;
 pub mod source;
 pub mod store;

@@ -13,7 +13,7 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::profile::alt::AltRecord;
 use crate::profile::order::{Position, TotalF64};
-use crate::store::pyjson::{ObjectWriter, PyValue};
+use crate::pyjson::{ObjectWriter, PyValue};
 
 /// Where a conn is stored: a profile IP and an absolute window number (`floor(ts / width)`).
 pub type WinId = (std::net::IpAddr, i64);

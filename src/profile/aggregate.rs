@@ -17,7 +17,7 @@ use smallvec::SmallVec;
 use super::letters::{TupleClock, add_symbol_classes, symbol_classes};
 use super::order::FlowKey;
 use super::state::ConnSummary;
-use crate::store::pyjson::{ObjectWriter, push_ip, write_json_float};
+use crate::pyjson::{ObjectWriter, push_ip, write_json_float};
 use crate::zeek::ConnRecord;
 
 /// Which side of a flow the profile is on.
@@ -796,9 +796,9 @@ fn tuples_json(
         key_text.push_str(itoa::Buffer::new().format(key.dport));
         key_text.push(':');
         key_text.push_str(proto);
-        crate::store::pyjson::write_json_str(&mut out, &key_text);
+        crate::pyjson::write_json_str(&mut out, &key_text);
         out.push_str(": [");
-        crate::store::pyjson::write_json_str(&mut out, &letters);
+        crate::pyjson::write_json_str(&mut out, &letters);
         out.push_str(", [");
         match clock.prev {
             Some(p) => write_json_float(&mut out, p),

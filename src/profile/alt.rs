@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use std::borrow::Cow;
 
-use crate::store::pyjson::PyValue;
+use crate::pyjson::PyValue;
 use crate::zeek::{DnsRecord, HttpRecord, LogKind, SslRecord};
 
 /// One dns, http or ssl record.
@@ -239,13 +239,13 @@ impl AltRecord {
     fn entry(&self, with_value: bool) -> String {
         let mut out = String::with_capacity(self.json.len() + 64);
         out.push('[');
-        crate::store::pyjson::write_json_float(&mut out, self.ts);
+        crate::pyjson::write_json_float(&mut out, self.ts);
         out.push_str(", ");
-        crate::store::pyjson::write_json_str(&mut out, self.kind.as_str());
+        crate::pyjson::write_json_str(&mut out, self.kind.as_str());
         out.push_str(", ");
-        crate::store::pyjson::write_json_ip(&mut out, self.saddr);
+        crate::pyjson::write_json_ip(&mut out, self.saddr);
         out.push_str(", ");
-        crate::store::pyjson::write_json_ip(&mut out, self.daddr);
+        crate::pyjson::write_json_ip(&mut out, self.daddr);
         if with_value {
             out.push_str(", ");
             out.push_str(&self.json);

@@ -18,7 +18,7 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use super::aggregate::{Flow, Role, Roles, WindowAggregate};
 use super::alt::AltRecord;
 pub use super::order::{FlowKey, Position, TotalF64};
-use crate::store::pyjson::PyValue;
+use crate::pyjson::PyValue;
 use crate::timeline::{TimelineStyle, lines};
 use crate::zeek::LogKind;
 

@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use crate::store::pyjson::push_ip;
+use crate::pyjson::push_ip;
 
 /// SET of every profile id.
 pub const PROFILES: &str = "profiles";

@@ -1,7 +1,6 @@
-//! Stage 6 of the pipeline: the Redis layout. [`keys`] names every key, [`pyjson`] is the one
-//! Python-compatible encoder every stored value goes through, [`redis_store`] connects, reads
-//! back and writes in pipelined batches.
+//! Stage 6 of the pipeline: the Redis layout. [`keys`] names every key, [`redis_store`]
+//! connects, reads back and writes in pipelined batches. Every stored value is encoded by
+//! [`crate::pyjson`], the one Python-compatible encoder.
 
 pub mod keys;
-pub mod pyjson;
 pub mod redis_store;

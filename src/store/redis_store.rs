@@ -8,13 +8,13 @@ use std::time::Duration;
 use redis::{Cmd, Connection, ConnectionLike};
 
 use super::keys;
-use super::pyjson::float_repr;
 use crate::join::WinId;
 use crate::profile::aggregate::Flow;
 use crate::profile::alt::AltRecord;
 use crate::profile::profiler::{LoadRequest, PersistedState, StoredWindow, Writes};
 use crate::profile::window::Grid;
 use crate::profile::window_state::{TimelineWrite, WindowWrite};
+use crate::pyjson::float_repr;
 use crate::zeek::LogKind;
 
 /// Commands per pipeline round trip.

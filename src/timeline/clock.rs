@@ -84,7 +84,7 @@ impl Clock {
     pub fn format(&self, ts: f64) -> String {
         let (secs, us) = split_micros(ts);
         let Some(utc) = DateTime::<Utc>::from_timestamp(secs, us * 1000) else {
-            return crate::store::pyjson::float_repr(ts);
+            return crate::pyjson::float_repr(ts);
         };
         match self {
             Clock::Utc => format(utc),

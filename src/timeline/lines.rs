@@ -11,7 +11,7 @@ use std::fmt::{self, Write};
 use super::services::PortNames;
 use crate::profile::aggregate::{Flow, Role};
 use crate::profile::alt::AltRecord;
-use crate::store::pyjson::{PyValue, push_ip};
+use crate::pyjson::{PyValue, push_ip};
 use crate::zeek::LogKind;
 use std::net::IpAddr;
 
