@@ -13,6 +13,7 @@ demo: deps build
 test: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets --quiet -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --quiet
 	$(CARGO) test --doc
 	$(CARGO) test --lib --bins --tests
 

@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Install what kalipso-ingest needs on a fresh Debian machine of this kind, if it is missing:
-# redis-server (Debian package; the tests start their own instances on free loopback ports).
+# redis-server (Debian package; the tests start their own instances on free loopback ports) and
+# systemd-analyze (package systemd; the unit test verifies the service file with it).
 set -euo pipefail
 if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is missing: install the Rust toolchain (rustup) first" >&2
   exit 1
 fi
-if ! command -v redis-server >/dev/null 2>&1; then
-  echo "redis-server is missing: installing it from Debian's packages" >&2
-  if [ "$(id -u)" -eq 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
-  else
-    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
-  fi
-  # The package starts a system instance on 6379; we never use it, so leave it to the admin.
-fi
+install() { # command package
+  command -v "$1" >/dev/null 2>&1 && return 0
+  echo "$1 is missing: installing $2 from Debian's packages" >&2
+  local sudo=
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+}
+# The redis package starts a system instance on 6379; we never use it, so leave it to the admin.
+install redis-server redis-server
+install systemd-analyze systemd

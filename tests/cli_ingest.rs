@@ -128,3 +128,51 @@ fn usage_errors_exit_2_with_a_reason() {
     assert_eq!(code, 2);
     assert!(stderr.contains("colour"), "{stderr}");
 }
+
+#[test]
+fn stored_state_that_cannot_be_read_stops_the_run_with_what_to_do() {
+    // A checkpoint or join entry that does not parse is never skipped silently (a file read
+    // again from its start would double it; a dropped join entry would lose sub-lines).
+    for (key, field) in [
+        ("kalipso-ingest:checkpoints", None),
+        ("kalipso-ingest:joinable", Some("Cbroken")),
+    ] {
+        let server = RedisServer::start();
+        let url = server.url();
+        let args = [
+            "--zeek-dir",
+            &sample(),
+            "--once",
+            "--no-progress",
+            "--redis-url",
+            &url,
+        ];
+        assert_eq!(run(&args).0, 0);
+        let mut con = server.connection();
+        let field = match field {
+            Some(f) => f.to_string(),
+            None => {
+                let fields: Vec<String> = redis::cmd("HKEYS").arg(key).query(&mut con).unwrap();
+                fields[0].clone()
+            }
+        };
+        let _: () = redis::cmd("HSET")
+            .arg(key)
+            .arg(&field)
+            .arg("{not json")
+            .query(&mut con)
+            .unwrap();
+        let (code, _, stderr) = run(&args);
+        assert_eq!(code, 1, "{key}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{key}: {stderr}");
+        assert!(
+            stderr.contains(&field) && stderr.contains("--reset"),
+            "{key}: {stderr}"
+        );
+        // The way out it names works.
+        let mut reset = args.to_vec();
+        reset.push("--reset");
+        let (code, _, stderr) = run(&reset);
+        assert_eq!(code, 0, "{key}: {stderr}");
+    }
+}

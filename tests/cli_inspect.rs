@@ -87,3 +87,20 @@ fn usage_and_runtime_errors_have_exit_codes() {
     assert_eq!(code, 1);
     assert!(stderr.contains("/nonexistent/dir"), "{stderr}");
 }
+
+#[test]
+fn a_closed_stdout_is_a_clean_exit() {
+    // `kalipso-ingest inspect ... | head`: the reader goes away before the reports are written.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kalipso-ingest"))
+        .args(["inspect", "-r", "--zeek-dir"])
+        .arg(fixtures())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run kalipso-ingest");
+    drop(child.stdout.take()); // closed: every write is a broken pipe
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

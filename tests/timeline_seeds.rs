@@ -68,3 +68,42 @@ fn inbound_copies_get_the_same_sub_lines_with_the_asked_from_wording() {
         ]
     );
 }
+
+#[test]
+fn a_conn_of_a_host_with_itself_has_one_main_line_in_all_mode() {
+    // Client and server of one profile: the contract's one main line per uid of the window, in
+    // the outbound wording; the aggregates still count both sides.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("conn.log"),
+        "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n#open\t2026-12-01-10-00-00\n#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tservice\tduration\torig_bytes\tresp_bytes\tconn_state\torig_pkts\torig_ip_bytes\tresp_pkts\tresp_ip_bytes\n#types\ttime\tstring\taddr\tport\taddr\tport\tenum\tstring\tinterval\tcount\tcount\tstring\tcount\tcount\tcount\tcount\n\
+1700000000.0\tCself1\t10.0.0.5\t40000\t10.0.0.5\t8080\ttcp\thttp\t0.5\t100\t200\tSF\t3\t250\t3\t350\n\
+1700000001.0\tCout1\t10.0.0.5\t40001\t93.184.216.34\t443\ttcp\tssl\t0.5\t100\t200\tSF\t3\t250\t3\t350\n",
+    )
+    .unwrap();
+    let server = RedisServer::start();
+    ingest(&server, dir.path(), &[], Direction::All);
+    let mut con = server.connection();
+    let lines = timeline(&mut con, "profile_10.0.0.5_timewindow1_timeline");
+    let main: Vec<&String> = lines.iter().filter(|l| l.contains(" - ")).collect();
+    assert_eq!(main.len(), 2, "{lines:#?}");
+    assert!(
+        main[0].contains(" asked to 10.0.0.5 8080/tcp"),
+        "{lines:#?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("asked from")),
+        "{lines:#?}"
+    );
+    let fields = hash(&mut con, "profile_10.0.0.5_timewindow1");
+    let client = fields
+        .get("DstIPsClientTCPEstablished")
+        .cloned()
+        .unwrap_or_default();
+    let server_side = fields
+        .get("SrcIPsServerTCPEstablished")
+        .cloned()
+        .unwrap_or_default();
+    assert!(client.contains("10.0.0.5"), "{fields:#?}");
+    assert!(server_side.contains("10.0.0.5"), "{fields:#?}");
+}

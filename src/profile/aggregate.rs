@@ -574,7 +574,7 @@ struct TupleFlow {
 type TupleFlows = SmallVec<[TupleFlow; 2]>;
 
 /// Everything the per-window hash holds. A function of the set of flows added: counts are
-/// sums, dict key order and letters follow the contract's flow order (see [`FirstSeen`]).
+/// sums, dict key order and letters follow the contract's flow order (see `FirstSeen`).
 #[derive(Clone, Debug, Default)]
 pub struct WindowAggregate {
     /// Every flow added, by id (the ranks point here).

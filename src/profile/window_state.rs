@@ -438,13 +438,20 @@ impl WindowState {
             .is_some_and(|first| *first == (key.ts, key.pos))
     }
 
-    /// The lines of one entry: the main line of each side, each followed by the uid's
-    /// sub-lines or the Attention line.
+    /// The lines of one entry: its main line, followed by the uid's sub-lines or the Attention
+    /// line. A conn of a host with itself in `all` mode is both client and server of one
+    /// profile: still one main line (the contract: one per uid of the window), the outbound one.
     fn entry_lines(&self, e: &FlowEntry, style: &TimelineStyle) -> Vec<String> {
         let f = &e.flow;
+        let role = if e.roles.contains(&Role::Client) {
+            Role::Client
+        } else {
+            match e.roles.first() {
+                Some(r) => *r,
+                None => return Vec::new(),
+            }
+        };
         let prefix = style.clock.format(f.ts);
-        let mut roles = e.roles.clone();
-        roles.sort_by_key(|r| matches!(r, Role::Server));
         // Each line is the prefix, a space and its text, built in one string.
         let start = |room: usize| {
             let mut line = String::with_capacity(prefix.len() + 1 + room);
@@ -453,25 +460,23 @@ impl WindowState {
             line
         };
         let mut out = Vec::new();
-        for role in roles {
-            let mut main = start(128);
-            if !lines::write_main_line(&mut main, f, role, &style.names) {
-                continue;
-            }
-            out.push(main);
-            let mut any = false;
-            for alt in self.alts_of(&f.uid) {
-                any = true;
-                let mut line = start(alt.sub.len());
-                line.push_str(&alt.sub);
+        let mut main = start(128);
+        if !lines::write_main_line(&mut main, f, role, &style.names) {
+            return out;
+        }
+        out.push(main);
+        let mut any = false;
+        for alt in self.alts_of(&f.uid) {
+            any = true;
+            let mut line = start(alt.sub.len());
+            line.push_str(&alt.sub);
+            out.push(line);
+        }
+        if !any {
+            if let Some(text) = lines::attention_line(f, &style.names) {
+                let mut line = start(text.len());
+                line.push_str(&text);
                 out.push(line);
-            }
-            if !any {
-                if let Some(text) = lines::attention_line(f, &style.names) {
-                    let mut line = start(text.len());
-                    line.push_str(&text);
-                    out.push(line);
-                }
             }
         }
         out

@@ -12,9 +12,25 @@ pub fn fixtures() -> PathBuf {
 }
 
 /// The shared corpus beside the project, when present (CI and developer machines have it).
+/// Absent, the test is skipped on a developer machine and fails in CI ([`missing`]).
 pub fn shared_corpus() -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/zeek-corpus");
-    p.is_dir().then_some(p)
+    if p.is_dir() {
+        return Some(p);
+    }
+    missing("../shared/zeek-corpus");
+    None
+}
+
+/// Something a test needs is not there: a skip on a developer machine, a failure in CI
+/// (`CI` set), which has everything, so that a test never passes there without testing.
+pub fn missing(what: &str) {
+    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+    assert!(
+        !ci,
+        "{what} is missing: CI must have it (the test would not test)"
+    );
+    eprintln!("{what} not present: skipped");
 }
 
 /// Everything a file yields.
