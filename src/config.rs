@@ -1,5 +1,5 @@
-//! Settings: a TOML file (`--config`) with every key optional, overridden by command-line flags.
-//! `config/kalipso-ingest.toml` documents every key.
+//! Settings: a TOML file (`--config`) with every key optional, overridden by command-line flags;
+//! both are one struct ([`FileSettings`]). `config/kalipso-ingest.toml` documents every key.
 
 use std::path::{Path, PathBuf};
 
@@ -9,33 +9,51 @@ use serde::Deserialize;
 use crate::profile::routing::{Direction, Routing};
 use crate::timeline::Clock;
 
-/// The file's keys (kebab-case, as the flags).
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+/// The settings, defined once: the same struct is the command-line flags (clap) and the
+/// `--config` file's keys (TOML, kebab-case as the flags). Every field is optional; flags win
+/// over the file, which wins over the defaults ([`Settings::merge`]).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, clap::Args)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct FileSettings {
-    /// Directory of Zeek logs.
+    /// Directory of Zeek logs (conn/dns/http/ssl, any rotation name, plain or .gz).
+    #[arg(long, value_name = "DIR")]
     pub zeek_dir: Option<PathBuf>,
-    /// Also read subdirectories (zeekctl's dated archives).
+    /// Also read subdirectories of --zeek-dir (zeekctl's dated archive folders).
+    #[arg(long, short = 'r', num_args = 0, default_missing_value = "true")]
     pub recursive: Option<bool>,
-    /// Redis URL.
+    /// Redis to write to [default: redis://127.0.0.1:6379/0].
+    #[arg(long, value_name = "URL", env = "KALIPSO_REDIS_URL")]
     pub redis_url: Option<String>,
-    /// Home networks (CIDRs or single IPs).
+    /// Home network(s): CIDRs or IPs, IPv4 or IPv6; repeat the flag or separate with commas.
+    /// Without one every IP gets a profile.
+    #[arg(long, value_name = "CIDR")]
     pub home_net: Option<Vec<String>>,
-    /// `out` or `all`.
+    /// Analysis direction: `out` (traffic leaving each profile) or `all` (also arriving)
+    /// [default: out].
+    #[arg(long, value_name = "out|all")]
     pub direction: Option<String>,
-    /// Timewindow width in seconds.
+    /// Timewindow width in seconds [default: 3600].
+    #[arg(long, value_name = "SECONDS")]
     pub tw_width: Option<f64>,
-    /// Label stored with every flow.
+    /// Label stored in every flow [default: unknown].
+    #[arg(long)]
     pub label: Option<String>,
-    /// tracing filter (`info`, `debug`, `kalipso_ingest=debug`, ...).
+    /// Log filter (`info`, `debug`, `warn`, ...) [default: info]; RUST_LOG overrides it.
+    #[arg(long, value_name = "FILTER")]
     pub log_level: Option<String>,
-    /// Zone of the timeline timestamps: `UTC`, `local` or an IANA name.
+    /// Zone of the timeline timestamps: `local`, `UTC` or an IANA name (`Europe/Prague`)
+    /// [default: local].
+    #[arg(long, value_name = "ZONE")]
     pub timezone: Option<String>,
-    /// Follow mode: milliseconds between directory checks without an inotify event.
+    /// Follow mode: milliseconds between directory checks without an inotify event [default: 250].
+    #[arg(long, value_name = "MS")]
     pub poll_interval_ms: Option<u64>,
-    /// Follow mode: milliseconds between commits to Redis.
+    /// Follow mode: milliseconds between commits to Redis [default: 500].
+    #[arg(long, value_name = "MS")]
     pub flush_interval_ms: Option<u64>,
-    /// Follow mode: milliseconds between rewrites of a filling window's hash fields.
+    /// Follow mode: milliseconds between rewrites of a filling window's hash fields (timeline
+    /// lines and flows go at every commit) [default: 5000].
+    #[arg(long, value_name = "MS")]
     pub fields_interval_ms: Option<u64>,
 }
 
@@ -250,6 +268,21 @@ label = "malicious"
         assert_eq!(s.redis_url, DEFAULT_REDIS_URL);
         assert_eq!(s.tw_width, DEFAULT_TW_WIDTH);
         assert_eq!(s.label, DEFAULT_LABEL);
+    }
+
+    #[test]
+    fn every_flag_is_a_file_key_and_every_file_key_a_flag() {
+        use clap::Args;
+        let cmd = FileSettings::augment_args(clap::Command::new("t"));
+        let flags: std::collections::BTreeSet<String> = cmd
+            .get_arguments()
+            .filter_map(|a| a.get_long().map(str::to_string))
+            .collect();
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/kalipso-ingest.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let table: toml::Table = toml::from_str(&text).unwrap();
+        let keys: std::collections::BTreeSet<String> = table.keys().cloned().collect();
+        assert_eq!(flags, keys);
     }
 
     #[test]

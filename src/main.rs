@@ -56,62 +56,25 @@ struct Cli {
     run: RunArgs,
 }
 
-/// The ingest run's flags; each one can also come from the `--config` file (flags win).
+/// The ingest run's flags: the settings (each one can also come from the `--config` file; flags
+/// win) and what only a command line says.
 #[derive(Debug, Args)]
 struct RunArgs {
-    /// Directory of Zeek logs (conn/dns/http/ssl, any rotation name, plain or .gz).
-    #[arg(long, value_name = "DIR")]
-    zeek_dir: Option<PathBuf>,
-    /// Also read subdirectories of --zeek-dir (zeekctl's dated archive folders).
-    #[arg(long, short = 'r')]
-    recursive: bool,
+    #[command(flatten)]
+    settings: FileSettings,
     /// Read the directory to its end, write everything, print a summary and exit. Without
     /// it the directory is followed until SIGTERM/SIGINT (SIGHUP reloads --config).
     #[arg(long)]
     once: bool,
-    /// Redis to write to [default: redis://127.0.0.1:6379/0].
-    #[arg(long, value_name = "URL", env = "KALIPSO_REDIS_URL")]
-    redis_url: Option<String>,
-    /// Home network(s): CIDRs or IPs, IPv4 or IPv6; repeat the flag or separate with commas.
-    /// Without one every IP gets a profile.
-    #[arg(long, value_name = "CIDR")]
-    home_net: Vec<String>,
-    /// Analysis direction: `out` (traffic leaving each profile) or `all` (also arriving)
-    /// [default: out].
-    #[arg(long, value_name = "out|all")]
-    direction: Option<String>,
-    /// Timewindow width in seconds [default: 3600].
-    #[arg(long, value_name = "SECONDS")]
-    tw_width: Option<f64>,
-    /// Label stored in every flow [default: unknown].
-    #[arg(long)]
-    label: Option<String>,
     /// Remove this tool's Redis keys (profiles, timewindows, flows, kalipso-ingest:*) first.
     #[arg(long)]
     reset: bool,
     /// TOML settings file (see config/kalipso-ingest.toml); flags override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Zone of the timeline timestamps: `local`, `UTC` or an IANA name (`Europe/Prague`)
-    /// [default: local].
-    #[arg(long, value_name = "ZONE")]
-    timezone: Option<String>,
-    /// Log filter (`info`, `debug`, `warn`, ...) [default: info]; RUST_LOG overrides it.
-    #[arg(long, value_name = "FILTER")]
-    log_level: Option<String>,
     /// No progress bar, even on a terminal.
     #[arg(long)]
     no_progress: bool,
-    /// Follow mode: milliseconds between directory checks without an inotify event [default: 250].
-    #[arg(long, value_name = "MS")]
-    poll_interval_ms: Option<u64>,
-    /// Follow mode: milliseconds between commits to Redis [default: 500].
-    #[arg(long, value_name = "MS")]
-    flush_interval_ms: Option<u64>,
-    /// Follow mode: milliseconds between rewrites of a filling window's hash fields (timeline
-    /// lines and flows go at every commit) [default: 5000].
-    #[arg(long, value_name = "MS")]
-    fields_interval_ms: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -223,20 +186,7 @@ fn run_ingest(args: RunArgs) -> ExitCode {
         },
         None => FileSettings::default(),
     };
-    let flags = FileSettings {
-        zeek_dir: args.zeek_dir,
-        recursive: args.recursive.then_some(true),
-        redis_url: args.redis_url,
-        home_net: (!args.home_net.is_empty()).then_some(args.home_net),
-        direction: args.direction,
-        tw_width: args.tw_width,
-        label: args.label,
-        log_level: args.log_level,
-        timezone: args.timezone,
-        poll_interval_ms: args.poll_interval_ms,
-        flush_interval_ms: args.flush_interval_ms,
-        fields_interval_ms: args.fields_interval_ms,
-    };
+    let flags = args.settings;
     let flags_for_reload = flags.clone();
     let settings = match Settings::merge(flags, file) {
         Ok(s) => s,
