@@ -122,7 +122,11 @@ impl<R: BufRead> LineReader<R> {
             let avail = match self.inner.fill_buf() {
                 Ok(b) => b,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
+                Err(e) => {
+                    // The line read so far stays: a retry (follow mode) goes on with it.
+                    self.carrying = true;
+                    return Err(e);
+                }
             };
             if avail.is_empty() {
                 if self.pending == 0 {
@@ -640,5 +644,50 @@ mod tests {
         assert_eq!(got, all_from(&mut open_file(&p, &Resume::default()).0));
         assert_eq!(r.pending(), 0);
         assert_eq!(r.offset(), text.len() as u64);
+    }
+
+    /// Gives its bytes in pieces, with one error between two of them.
+    struct Flaky {
+        parts: Vec<&'static [u8]>,
+        fail_at: usize,
+    }
+
+    impl Read for Flaky {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.fail_at == 0 {
+                self.fail_at = usize::MAX;
+                return Err(io::Error::other("flaky"));
+            }
+            self.fail_at = self.fail_at.saturating_sub(1);
+            if self.parts.is_empty() {
+                return Ok(0);
+            }
+            let p = self.parts.remove(0);
+            buf[..p.len()].copy_from_slice(p);
+            Ok(p.len())
+        }
+    }
+
+    #[test]
+    fn an_io_error_in_the_middle_of_a_line_keeps_what_was_read() {
+        let inner = Flaky {
+            parts: vec![b"one\ntw", b"o\nthree\n"],
+            fail_at: 1,
+        };
+        let mut r = LineReader::new(io::BufReader::with_capacity(64, inner), 100);
+        r.follow = true;
+        let mut seen = Vec::new();
+        for _ in 0..10 {
+            match r.next_line() {
+                Ok(Some(RawLine::Line { bytes, .. })) => {
+                    seen.push(String::from_utf8_lossy(bytes).into_owned())
+                }
+                Ok(Some(RawLine::TooLong { .. })) => seen.push("long".into()),
+                Ok(None) => {}
+                Err(_) => seen.push("err".into()),
+            }
+        }
+        assert_eq!(seen, ["one", "err", "two", "three"]);
+        assert_eq!(r.offset(), 14);
     }
 }
