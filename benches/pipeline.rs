@@ -4,10 +4,12 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use kalipso_ingest::profile::aggregate::{Flow, Role, WindowAggregate};
-use kalipso_ingest::profile::alt::AltRecord;
-use kalipso_ingest::profile::order::{FlowKey, Position};
+use kalipso_ingest::model::alt::AltRecord;
+use kalipso_ingest::model::flow::{Flow, Role};
+use kalipso_ingest::model::order::{FlowKey, Position};
+use kalipso_ingest::profile::aggregate::WindowAggregate;
 use kalipso_ingest::source::reader;
+use kalipso_ingest::timeline::lines::push_sub_line;
 use kalipso_ingest::timeline::{Clock, PortNames, lines};
 use kalipso_ingest::zeek::Record;
 
@@ -97,7 +99,7 @@ fn timeline(c: &mut Criterion) {
     });
     g.throughput(Throughput::Elements(1));
     g.bench_function("dns record: _altflows JSON + sub-line", |b| {
-        b.iter(|| AltRecord::from_dns(black_box(&record)))
+        b.iter(|| AltRecord::from_dns(black_box(&record), push_sub_line))
     });
     g.finish();
 }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod ingest;
 pub mod inspect;
 pub mod join;
+pub mod model;
 pub mod profile;
 pub mod pyjson;
 pub mod replay;

@@ -9,19 +9,19 @@ use std::path::Path;
 const LAYERS: &[&[&str]] = &[
     &["pyjson", "zeek"],
     &["source"],
+    &["model"],
+    &["timeline"],
     &["join"],
     &["profile"],
-    &["timeline"],
     &["store"],
     &["config"],
     &["ingest"],
     &["inspect", "replay"],
 ];
 
-/// Upward uses that exist today and are still to be untangled (issue 15): the join keeps alt
-/// records of the profile stage, the profile stage has the timeline render sub-lines and order
-/// lines. (from, to)
-const KNOWN_UPWARD: &[(&str, &str)] = &[("join", "profile"), ("profile", "timeline")];
+/// Upward uses that exist and are still to be untangled: (from, to). None today; a new one is
+/// a design change to discuss, not to list here.
+const KNOWN_UPWARD: &[(&str, &str)] = &[];
 
 fn layer_of(module: &str) -> Option<usize> {
     LAYERS.iter().position(|l| l.contains(&module))

@@ -6,8 +6,9 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::*;
-use kalipso_ingest::profile::aggregate::{Flow, Role, WindowAggregate};
-use kalipso_ingest::profile::order::{FlowKey, Position};
+use kalipso_ingest::model::flow::{Flow, Role};
+use kalipso_ingest::model::order::{FlowKey, Position};
+use kalipso_ingest::profile::aggregate::WindowAggregate;
 use kalipso_ingest::profile::window::Grid;
 use kalipso_ingest::zeek::Record;
 

@@ -6,7 +6,7 @@ mod common;
 
 use common::dns_conn;
 
-use kalipso_ingest::profile::aggregate::Flow;
+use kalipso_ingest::model::flow::Flow;
 use kalipso_ingest::profile::profiler::{Profiler, ProfilerConfig};
 use kalipso_ingest::profile::routing::{Direction, Routing};
 use kalipso_ingest::profile::schedule::ConnSchedule;

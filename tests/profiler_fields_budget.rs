@@ -8,7 +8,7 @@ use common::dns_conn;
 
 use std::time::Duration;
 
-use kalipso_ingest::profile::aggregate::Flow;
+use kalipso_ingest::model::flow::Flow;
 use kalipso_ingest::profile::profiler::{Profiler, ProfilerConfig, Writes};
 use kalipso_ingest::profile::routing::{Direction, Routing};
 

@@ -8,10 +8,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use crate::profile::aggregate::Flow;
-use crate::profile::alt::AltRecord;
+use crate::model::alt::AltRecord;
+use crate::model::flow::Flow;
 use crate::source::checkpoint::FileId;
 use crate::source::reader::{self, FileReader, Resume};
+use crate::timeline::lines::push_sub_line;
 use crate::zeek::{LogKind, ParserState, ReadError, Record};
 
 /// Where a record came from: the file (its index in the run's file list), its line number,
@@ -251,9 +252,15 @@ pub enum Converted {
 pub fn to_event(rec: &Record<'_>) -> Converted {
     let event = match rec {
         Record::Conn(c) => Flow::from_conn(c).map(|f| Event::Conn(f, Source::default())),
-        Record::Dns(d) => AltRecord::from_dns(d).map(|a| Event::Alt(a, Source::default())),
-        Record::Http(h) => AltRecord::from_http(h).map(|a| Event::Alt(a, Source::default())),
-        Record::Ssl(s) => AltRecord::from_ssl(s).map(|a| Event::Alt(a, Source::default())),
+        Record::Dns(d) => {
+            AltRecord::from_dns(d, push_sub_line).map(|a| Event::Alt(a, Source::default()))
+        }
+        Record::Http(h) => {
+            AltRecord::from_http(h, push_sub_line).map(|a| Event::Alt(a, Source::default()))
+        }
+        Record::Ssl(s) => {
+            AltRecord::from_ssl(s, push_sub_line).map(|a| Event::Alt(a, Source::default()))
+        }
         Record::Other { .. } => return Converted::Ignored,
     };
     event.map_or(Converted::Dropped, Converted::Event)

@@ -11,9 +11,10 @@ use std::collections::{BinaryHeap, VecDeque};
 use compact_str::CompactString;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
-use crate::profile::alt::AltRecord;
-use crate::profile::order::{Position, TotalF64};
+use crate::model::alt::AltRecord;
+use crate::model::order::{Position, TotalF64};
 use crate::pyjson::{ObjectWriter, PyValue};
+use crate::timeline::lines::push_sub_line;
 
 /// Where a conn is stored: a profile IP and an absolute window number (`floor(ts / width)`).
 pub type WinId = (std::net::IpAddr, i64);
@@ -272,11 +273,14 @@ impl UidJoin {
 
     /// Put back persisted waiting alt records (after a restart).
     pub fn restore_pending(&mut self, uid: &str, json: &str) -> Result<(), JoinStateError> {
-        let records = AltRecord::list_from_json(uid, json, None).ok_or_else(|| JoinStateError {
-            key: "kalipso-ingest:pending",
-            uid: uid.to_string(),
-            reason: "not a list of dns/http/ssl records".to_string(),
-        })?;
+        let records =
+            AltRecord::list_from_json(uid, json, None, push_sub_line).ok_or_else(|| {
+                JoinStateError {
+                    key: "kalipso-ingest:pending",
+                    uid: uid.to_string(),
+                    reason: "not a list of dns/http/ssl records".to_string(),
+                }
+            })?;
         if records.is_empty() {
             return Ok(());
         }

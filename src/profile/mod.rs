@@ -1,15 +1,12 @@
 //! Stage 4 of the pipeline: profiles and timewindows — which IPs get profiles and which side of
 //! a flow they count ([`routing`]), the window grid ([`window`]), each window's records and
-//! aggregate ([`window_state`], [`aggregate`], [`letters`], [`state`]), and the [`profiler`]
+//! aggregate ([`window_state`], [`aggregate`], [`letters`]), and the [`profiler`]
 //! that places every record.
 
 pub mod aggregate;
-pub mod alt;
 pub mod letters;
-pub mod order;
 pub mod profiler;
 pub mod routing;
 pub mod schedule;
-pub mod state;
 pub mod window;
 pub mod window_state;

@@ -10,13 +10,13 @@
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::net::IpAddr;
 
-use super::aggregate::{Flow, Role, Roles};
-use super::alt::AltRecord;
-use super::order::Position;
 use super::routing::Routing;
 use super::schedule::ConnSchedule;
 use super::window_state::{WindowState, WindowWrite};
 use crate::join::{JoinChanges, UidJoin, WinId};
+use crate::model::alt::AltRecord;
+use crate::model::flow::{Flow, Role, Roles};
+use crate::model::order::Position;
 use crate::timeline::TimelineStyle;
 use crate::zeek::LogKind;
 

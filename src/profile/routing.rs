@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use ipnetwork::IpNetwork;
 
-use super::aggregate::Role;
+use crate::model::flow::Role;
 
 /// The analysis direction.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -15,9 +15,10 @@ use std::collections::BTreeMap;
 use compact_str::CompactString;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
-use super::aggregate::{Flow, Role, Roles, WindowAggregate};
-use super::alt::AltRecord;
-pub use super::order::{FlowKey, Position, TotalF64};
+use super::aggregate::WindowAggregate;
+use crate::model::alt::AltRecord;
+use crate::model::flow::{Flow, Role, Roles};
+pub use crate::model::order::{FlowKey, Position, TotalF64};
 use crate::pyjson::PyValue;
 use crate::timeline::{TimelineStyle, lines};
 use crate::zeek::LogKind;
@@ -743,6 +744,7 @@ mod tests {
             "10.0.0.1".parse().unwrap(),
             "8.8.8.8".parse().unwrap(),
             PyValue::from_serde(&value),
+            crate::timeline::lines::push_sub_line,
         )
     }
 

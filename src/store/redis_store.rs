@@ -9,12 +9,13 @@ use redis::{Cmd, Connection, ConnectionLike};
 
 use super::keys;
 use crate::join::WinId;
-use crate::profile::aggregate::Flow;
-use crate::profile::alt::AltRecord;
+use crate::model::alt::AltRecord;
+use crate::model::flow::Flow;
 use crate::profile::profiler::{LoadRequest, PersistedState, StoredWindow, Writes};
 use crate::profile::window::Grid;
 use crate::profile::window_state::{TimelineWrite, WindowWrite};
 use crate::pyjson::float_repr;
+use crate::timeline::lines::push_sub_line;
 use crate::zeek::LogKind;
 
 /// Commands per pipeline round trip.
@@ -736,7 +737,12 @@ fn stored_window(
         .map(|(u, v)| (u.as_str(), v.as_str()))
         .collect();
     for (uid, json) in alts {
-        match AltRecord::list_from_json(uid, json, last_values.get(uid.as_str()).copied()) {
+        match AltRecord::list_from_json(
+            uid,
+            json,
+            last_values.get(uid.as_str()).copied(),
+            push_sub_line,
+        ) {
             Some(list) => out.alts.extend(list),
             None => skipped += 1,
         }

@@ -9,8 +9,8 @@
 use std::fmt::{self, Write};
 
 use super::services::PortNames;
-use crate::profile::aggregate::{Flow, Role};
-use crate::profile::alt::AltRecord;
+use crate::model::alt::AltRecord;
+use crate::model::flow::{Flow, Role};
 use crate::pyjson::{PyValue, push_ip};
 use crate::zeek::LogKind;
 use std::net::IpAddr;

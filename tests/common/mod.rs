@@ -153,8 +153,8 @@ pub fn simple_records(path: &Path) -> Vec<std::collections::BTreeMap<String, Str
 }
 
 /// A small answered dns conn (udp to 8.8.8.8:53, one packet each way) from `saddr` at `ts`.
-pub fn dns_conn(uid: &str, ts: f64, saddr: &str) -> kalipso_ingest::profile::aggregate::Flow {
-    kalipso_ingest::profile::aggregate::Flow {
+pub fn dns_conn(uid: &str, ts: f64, saddr: &str) -> kalipso_ingest::model::flow::Flow {
+    kalipso_ingest::model::flow::Flow {
         ts,
         uid: uid.into(),
         saddr: saddr.parse().expect("test address"),

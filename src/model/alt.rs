@@ -1,5 +1,8 @@
 //! The dns/http/ssl records ("alt flows") as the profiler keeps them: the fields the join needs
-//! (time, uid, addresses) and the `_altflows` value (reference §5.2), built once from the record.
+//! (time, uid, addresses) and the `_altflows` value (reference §5.2), built once from the record,
+//! with its timeline sub-line. The sub-line's text is the timeline's
+//! (`timeline::lines::push_sub_line`), handed in as a [`SubLine`] so that this noun, shared by
+//! every stage, depends on none of them.
 
 use compact_str::CompactString;
 use std::net::IpAddr;
@@ -8,6 +11,10 @@ use std::borrow::Cow;
 
 use crate::pyjson::PyValue;
 use crate::zeek::{DnsRecord, HttpRecord, LogKind, SslRecord};
+
+/// Writes the timeline sub-line of a record of `kind` whose `_altflows` value is the
+/// [`PyValue`] (`timeline::lines::push_sub_line`).
+pub type SubLine = fn(&mut String, LogKind, &PyValue);
 
 /// One dns, http or ssl record.
 #[derive(Clone, Debug, PartialEq)]
@@ -89,8 +96,8 @@ fn start(uid: &str, kind: LogKind) -> Fields {
 }
 
 impl AltRecord {
-    /// A record from its fields (`value`, a Python object): its JSON and sub-line are
-    /// rendered from them.
+    /// A record from its fields (`value`, a Python object): its JSON and, by `sub_line`, its
+    /// sub-line are rendered from them.
     pub fn new(
         ts: f64,
         kind: LogKind,
@@ -98,6 +105,7 @@ impl AltRecord {
         saddr: IpAddr,
         daddr: IpAddr,
         value: PyValue,
+        sub_line: SubLine,
     ) -> AltRecord {
         // Both strings wait in memory with the record until its conn's entry is written:
         // rendered into a buffer kept by the thread, then copied at their exact size (no
@@ -110,7 +118,7 @@ impl AltRecord {
             value.write_json(buf);
             let json = buf.as_str().to_owned();
             buf.clear();
-            crate::timeline::lines::push_sub_line(buf, kind, &value);
+            sub_line(buf, kind, &value);
             (json, buf.as_str().to_owned())
         });
         AltRecord {
@@ -125,7 +133,7 @@ impl AltRecord {
     }
 
     /// A dns record, or `None` when it must be dropped (bad ts or addresses).
-    pub fn from_dns(r: &DnsRecord<'_>) -> Option<AltRecord> {
+    pub fn from_dns(r: &DnsRecord<'_>, sub_line: SubLine) -> Option<AltRecord> {
         let (ts, saddr, daddr) = header(r.ts, r.id.orig_h, r.id.resp_h)?;
         let uid = CompactString::new(s(&r.uid));
         let mut w = start(&uid, LogKind::Dns);
@@ -148,11 +156,12 @@ impl AltRecord {
             saddr,
             daddr,
             PyValue::Object(w.0),
+            sub_line,
         ))
     }
 
     /// An http record, or `None` when it must be dropped.
-    pub fn from_http(r: &HttpRecord<'_>) -> Option<AltRecord> {
+    pub fn from_http(r: &HttpRecord<'_>, sub_line: SubLine) -> Option<AltRecord> {
         let (ts, saddr, daddr) = header(r.ts, r.id.orig_h, r.id.resp_h)?;
         let uid = CompactString::new(s(&r.uid));
         let mut w = start(&uid, LogKind::Http);
@@ -177,11 +186,12 @@ impl AltRecord {
             saddr,
             daddr,
             PyValue::Object(w.0),
+            sub_line,
         ))
     }
 
     /// An ssl record, or `None` when it must be dropped.
-    pub fn from_ssl(r: &SslRecord<'_>) -> Option<AltRecord> {
+    pub fn from_ssl(r: &SslRecord<'_>, sub_line: SubLine) -> Option<AltRecord> {
         let (ts, saddr, daddr) = header(r.ts, r.id.orig_h, r.id.resp_h)?;
         let uid = CompactString::new(s(&r.uid));
         let mut w = start(&uid, LogKind::Ssl);
@@ -210,6 +220,7 @@ impl AltRecord {
             saddr,
             daddr,
             PyValue::Object(w.0),
+            sub_line,
         ))
     }
 
@@ -262,6 +273,7 @@ impl AltRecord {
         uid: &str,
         json: &str,
         last_value: Option<&str>,
+        sub_line: SubLine,
     ) -> Option<Vec<AltRecord>> {
         let last: Option<serde_json::Value> = last_value.and_then(|v| serde_json::from_str(v).ok());
         let v: serde_json::Value = serde_json::from_str(json).ok()?;
@@ -287,6 +299,7 @@ impl AltRecord {
                     saddr.as_str()?.parse().ok()?,
                     daddr.as_str()?.parse().ok()?,
                     PyValue::from_serde(value),
+                    sub_line,
                 ))
             })
             .collect()
@@ -297,6 +310,11 @@ impl AltRecord {
 mod tests {
     use super::*;
     use crate::zeek::Record;
+
+    /// A sub-line writer standing in for the timeline's.
+    fn sub(out: &mut String, kind: LogKind, _: &PyValue) {
+        out.push_str(kind.as_str());
+    }
 
     fn records(text: &str) -> Vec<Record<'static>> {
         let mut r = crate::source::reader::from_reader("t.log", text.as_bytes(), None);
@@ -317,7 +335,7 @@ mod tests {
         let alts: Vec<AltRecord> = recs
             .iter()
             .map(|r| match r {
-                Record::Dns(d) => AltRecord::from_dns(d).unwrap(),
+                Record::Dns(d) => AltRecord::from_dns(d, sub).unwrap(),
                 _ => panic!(),
             })
             .collect();
@@ -330,17 +348,19 @@ mod tests {
             r#"{"uid": "C4", "type": "dns", "query": "nx.example", "qclass_name": "C_INTERNET", "qtype_name": "A", "rcode_name": "NXDOMAIN", "answers": "", "ttls": ""}"#
         );
         let list = format!("[{}, {}]", alts[0].list_entry(), alts[1].list_entry());
-        let back = AltRecord::list_from_json("C1", &list, None).unwrap();
+        let back = AltRecord::list_from_json("C1", &list, None, sub).unwrap();
         assert_eq!(back[0], alts[0]);
         assert_eq!(back[1].to_json(), alts[1].to_json());
         // The last entry without its value takes the `_altflows` one.
         let short = format!("[{}, {}]", alts[0].list_entry(), alts[1].list_entry_short());
-        let back = AltRecord::list_from_json("C1", &short, Some(alts[1].to_json())).unwrap();
+        let back = AltRecord::list_from_json("C1", &short, Some(alts[1].to_json()), sub).unwrap();
         assert_eq!(back[1].to_json(), alts[1].to_json());
         assert_eq!(back[1].ts, alts[1].ts);
-        assert!(AltRecord::list_from_json("C1", &short, None).is_none());
+        assert!(AltRecord::list_from_json("C1", &short, None, sub).is_none());
         let short_first = format!("[{}, {}]", alts[0].list_entry_short(), alts[1].list_entry());
-        assert!(AltRecord::list_from_json("C1", &short_first, Some(alts[1].to_json())).is_none());
+        assert!(
+            AltRecord::list_from_json("C1", &short_first, Some(alts[1].to_json()), sub).is_none()
+        );
     }
 
     #[test]
@@ -350,6 +370,6 @@ mod tests {
 "#,
         );
         let Record::Ssl(s) = &recs[0] else { panic!() };
-        assert!(AltRecord::from_ssl(s).is_none());
+        assert!(AltRecord::from_ssl(s, sub).is_none());
     }
 }
