@@ -33,6 +33,27 @@ pub fn missing(what: &str) {
     eprintln!("{what} not present: skipped");
 }
 
+/// Run the binary with `args`, its stdout a pipe whose reader goes away after `keep` bytes
+/// (`0`: before anything is written), as `kalipso-ingest … | head -c keep` does.
+pub fn run_with_stdout_closed_after(args: &[&str], keep: usize) -> std::process::Output {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kalipso-ingest"))
+        .args(args)
+        .env_remove("KALIPSO_REDIS_URL")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kalipso-ingest");
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let mut kept = vec![0; keep];
+    stdout
+        .read_exact(&mut kept)
+        .expect("the first bytes of the output");
+    drop(stdout); // from now on every write to stdout is a broken pipe
+    child.wait_with_output().expect("wait for kalipso-ingest")
+}
+
 /// Everything a file yields.
 #[derive(Debug, Default)]
 pub struct ReadAll {
