@@ -23,7 +23,8 @@ pub fn shared_corpus() -> Option<PathBuf> {
 }
 
 /// Something a test needs is not there: a skip on a developer machine, a failure in CI
-/// (`CI` set), which has everything, so that a test never passes there without testing.
+/// (`CI` set, and not to `false` or `0`), which has everything, so that a test never passes
+/// there without testing. Every test that can skip goes through here.
 pub fn missing(what: &str) {
     let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
     assert!(
