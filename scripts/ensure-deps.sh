@@ -7,7 +7,7 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is missing: install the Rust toolchain (rustup) first" >&2
   exit 1
 fi
-install() { # command package
+need() { # command package
   command -v "$1" >/dev/null 2>&1 && return 0
   echo "$1 is missing: installing $2 from Debian's packages" >&2
   local sudo=
@@ -15,5 +15,5 @@ install() { # command package
   $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
 }
 # The redis package starts a system instance on 6379; we never use it, so leave it to the admin.
-install redis-server redis-server
-install systemd-analyze systemd
+need redis-server redis-server
+need systemd-analyze systemd

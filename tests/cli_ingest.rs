@@ -176,3 +176,36 @@ fn stored_state_that_cannot_be_read_stops_the_run_with_what_to_do() {
         assert_eq!(code, 0, "{key}: {stderr}");
     }
 }
+
+#[test]
+fn a_closed_stdout_is_a_clean_exit_for_the_summary_and_replay() {
+    // `kalipso-ingest --once ... | true`: the summary meets a broken pipe after the data is
+    // committed; exit 0 and no panic (as inspect, tests/cli_inspect.rs).
+    let server = RedisServer::start();
+    let url = server.url();
+    let sample = sample();
+    let args = [
+        "--zeek-dir",
+        &sample,
+        "--once",
+        "--no-progress",
+        "--redis-url",
+        &url,
+    ];
+    let out = run_with_stdout_closed_after(&args, 0);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let mut con = server.connection();
+    let n: u64 = redis::cmd("SCARD").arg("profiles").query(&mut con).unwrap();
+    assert_eq!(n, 125);
+
+    let to = tempfile::tempdir().unwrap();
+    let to_arg = to.path().join("live");
+    let to_arg = to_arg.to_str().unwrap();
+    let out = run_with_stdout_closed_after(&["replay", "--from", &sample, "--to", to_arg], 0);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(to.path().join("live/conn.log").is_file(), "{stderr}");
+}

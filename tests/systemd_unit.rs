@@ -1,6 +1,8 @@
 //! The systemd unit: `systemd-analyze verify` accepts it (with ExecStart pointed at the test
 //! binary), and it has what the service needs.
 
+mod common;
+
 use std::process::Command;
 
 const UNIT: &str = include_str!("../systemd/kalipso-ingest.service");
@@ -30,12 +32,8 @@ fn systemd_analyze_verify_passes() {
         .output()
         .is_err()
     {
-        let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
-        assert!(
-            !ci,
-            "systemd-analyze is missing: CI must have it (make test installs it)"
-        );
-        eprintln!("systemd-analyze not installed: skipped");
+        // make test installs it (scripts/ensure-deps.sh): fails in CI, skipped elsewhere.
+        common::missing("systemd-analyze");
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -5,9 +5,10 @@
 mod common;
 
 use common::dump::hash;
-use common::ingest::ingest;
+use common::ingest::{churn, ingest, ingest_with};
 use common::redis_server::RedisServer;
 use common::*;
+use kalipso_ingest::ingest::IngestOptions;
 use kalipso_ingest::profile::routing::Direction;
 
 fn timeline(con: &mut redis::Connection, key: &str) -> Vec<String> {
@@ -106,4 +107,63 @@ fn a_conn_of_a_host_with_itself_has_one_main_line_in_all_mode() {
         .unwrap_or_default();
     assert!(client.contains("10.0.0.5"), "{fields:#?}");
     assert!(server_side.contains("10.0.0.5"), "{fields:#?}");
+}
+
+#[test]
+fn a_conn_of_a_host_with_itself_keeps_one_main_line_when_its_window_is_reloaded() {
+    // The self conn has a dns sub-line and comes twice (a repeated uid, last in the file, so
+    // after later entries were written): one main line, in the outbound wording, directly
+    // followed by its one sub-line, whether the window stays in memory or is evicted and
+    // reloaded from Redis at every step (`churn`).
+    let dir = tempfile::tempdir().unwrap();
+    let conn = |ts: &str, uid: &str, daddr: &str, dport: u16| {
+        format!(
+            r#"{{"ts":{ts},"uid":"{uid}","id.orig_h":"10.0.0.5","id.orig_p":5353,"id.resp_h":"{daddr}","id.resp_p":{dport},"proto":"udp","service":"dns","duration":0.01,"orig_bytes":40,"resp_bytes":90,"conn_state":"SF","orig_pkts":1,"orig_ip_bytes":68,"resp_pkts":1,"resp_ip_bytes":118}}"#
+        )
+    };
+    let conns = [
+        conn("1700000000.0", "Cbefore", "8.8.8.8", 53),
+        conn("1700000001.0", "Cself", "10.0.0.5", 53),
+        conn("1700000002.0", "Cafter1", "8.8.4.4", 53),
+        conn("1700000003.0", "Cafter2", "1.1.1.1", 53),
+        conn("1700000001.0", "Cself", "10.0.0.5", 53),
+    ];
+    std::fs::write(dir.path().join("conn.log"), conns.join("\n") + "\n").unwrap();
+    std::fs::write(
+        dir.path().join("dns.log"),
+        r#"{"ts":1700000001.0,"uid":"Cself","id.orig_h":"10.0.0.5","id.orig_p":5353,"id.resp_h":"10.0.0.5","id.resp_p":53,"proto":"udp","query":"self.example","qclass_name":"C_INTERNET","qtype_name":"A","rcode_name":"NOERROR","answers":["10.0.0.5"],"TTLs":[60.0]}"#
+            .to_string()
+            + "\n",
+    )
+    .unwrap();
+    let mut runs = Vec::new();
+    for opts in [IngestOptions::default(), churn()] {
+        let server = RedisServer::start();
+        ingest_with(&server, dir.path(), &[], Direction::All, &opts);
+        let mut con = server.connection();
+        runs.push(timeline(&mut con, "profile_10.0.0.5_timewindow1_timeline"));
+    }
+    let lines = &runs[0];
+    assert_eq!(&runs[1], lines, "reloaded at every step");
+    let main: Vec<usize> = (0..lines.len())
+        .filter(|i| lines[*i].contains(" - "))
+        .collect();
+    assert_eq!(main.len(), 4, "{lines:#?}");
+    let selfs: Vec<usize> = (0..lines.len())
+        .filter(|i| lines[*i].contains(" asked to 10.0.0.5 53/udp"))
+        .collect();
+    assert_eq!(selfs, [main[1]], "{lines:#?}");
+    assert!(
+        lines[main[1] + 1].contains("Query: self.example"),
+        "{lines:#?}"
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l.contains("self.example")).count(),
+        1,
+        "{lines:#?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("asked from")),
+        "{lines:#?}"
+    );
 }

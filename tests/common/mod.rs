@@ -23,7 +23,8 @@ pub fn shared_corpus() -> Option<PathBuf> {
 }
 
 /// Something a test needs is not there: a skip on a developer machine, a failure in CI
-/// (`CI` set), which has everything, so that a test never passes there without testing.
+/// (`CI` set, and not to `false` or `0`), which has everything, so that a test never passes
+/// there without testing. Every test that can skip goes through here.
 pub fn missing(what: &str) {
     let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
     assert!(
@@ -31,6 +32,27 @@ pub fn missing(what: &str) {
         "{what} is missing: CI must have it (the test would not test)"
     );
     eprintln!("{what} not present: skipped");
+}
+
+/// Run the binary with `args`, its stdout a pipe whose reader goes away after `keep` bytes
+/// (`0`: before anything is written), as `kalipso-ingest … | head -c keep` does.
+pub fn run_with_stdout_closed_after(args: &[&str], keep: usize) -> std::process::Output {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kalipso-ingest"))
+        .args(args)
+        .env_remove("KALIPSO_REDIS_URL")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kalipso-ingest");
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let mut kept = vec![0; keep];
+    stdout
+        .read_exact(&mut kept)
+        .expect("the first bytes of the output");
+    drop(stdout); // from now on every write to stdout is a broken pipe
+    child.wait_with_output().expect("wait for kalipso-ingest")
 }
 
 /// Everything a file yields.
