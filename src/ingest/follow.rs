@@ -19,18 +19,15 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::merge::{Converted, Event, to_event};
+use super::writer::{CommitWorker, Job};
 use super::{IngestError, Timings, prepare};
 use crate::config::Settings;
-use crate::profile::profiler::{Profiler, ProfilerConfig, Writes};
+use crate::profile::profiler::{Profiler, ProfilerConfig};
 use crate::profile::window::Grid;
 use crate::source::checkpoint::{Checkpoint, FileId};
 use crate::source::tail::{TailItem, Tailer};
 use crate::store::redis_store::{RedisStore, StoreError};
 use crate::zeek::LogKind;
-
-/// One transaction waiting to be committed: the writes, the checkpoints they cover, and the
-/// flush counter it sets.
-type Commit = (Writes, Vec<(String, String)>, u64);
 
 /// inotify on the log directory, sending a wake-up for every change while it watches.
 struct Wakeup {
@@ -95,77 +92,6 @@ impl Wakeup {
                 }
             },
             None => false,
-        }
-    }
-}
-
-/// The thread that commits follow-mode transactions on its own connection, so the loop reads
-/// and profiles the next records while Redis takes the previous ones. At most one commit is
-/// in flight; the loop gets each commit back with its result (a failed one is recovered and
-/// retried by the loop itself, exactly as before).
-struct CommitThread {
-    jobs: Option<mpsc::SyncSender<(Commit, Grid, String)>>,
-    results: mpsc::Receiver<(Commit, Result<Duration, StoreError>)>,
-    handle: Option<std::thread::JoinHandle<()>>,
-}
-
-impl CommitThread {
-    fn start(url: &str) -> CommitThread {
-        let url = url.to_string();
-        let (jobs, incoming) = mpsc::sync_channel::<(Commit, Grid, String)>(1);
-        let (done, results) = mpsc::channel();
-        let handle = std::thread::Builder::new()
-            .name("redis-commit".into())
-            .spawn(move || {
-                let mut store: Option<RedisStore> = None;
-                for (commit, grid, label) in incoming {
-                    let start = Instant::now();
-                    let s = match store.take() {
-                        Some(s) => Ok(s),
-                        None => RedisStore::connect(&url),
-                    };
-                    let r = s.and_then(|mut s| {
-                        let (writes, cps, seq) = &commit;
-                        s.write(writes, grid, &label, cps, *seq)?;
-                        store = Some(s); // kept only while it works
-                        Ok(start.elapsed())
-                    });
-                    if done.send((commit, r)).is_err() {
-                        break;
-                    }
-                }
-            })
-            .ok();
-        CommitThread {
-            jobs: Some(jobs),
-            results,
-            handle,
-        }
-    }
-
-    /// Hand a commit to the thread; it comes back (`Some`) when the thread is gone.
-    fn hand_over(&self, commit: Commit, grid: Grid, label: String) -> Option<Commit> {
-        match &self.jobs {
-            Some(j) if self.handle.is_some() => j.send((commit, grid, label)).err().map(|e| e.0.0),
-            _ => Some(commit),
-        }
-    }
-
-    /// The result of the commit in flight: waiting for it, or only if it is there.
-    fn result(&self, wait: bool) -> Option<(Commit, Result<Duration, StoreError>)> {
-        if wait {
-            self.results.recv().ok()
-        } else {
-            self.results.try_recv().ok()
-        }
-    }
-}
-
-impl Drop for CommitThread {
-    fn drop(&mut self) {
-        self.jobs = None;
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
         }
     }
 }
@@ -310,11 +236,11 @@ pub fn run_follow(
     let mut last_metrics = Instant::now();
     // A commit that failed, to recover and retry here (with the error from the thread when
     // it failed there), and the one in flight on the commit thread.
-    let mut outstanding: Option<(Commit, Option<StoreError>)> = None;
+    let mut outstanding: Option<(Box<Job>, Option<StoreError>)> = None;
     let mut in_flight = false;
     // At a stop: whether the last flush (of everything read) was built.
     let mut stop_flush_built = false;
-    let commit_thread = CommitThread::start(&settings.redis_url);
+    let mut commit_thread = CommitWorker::start(&settings.redis_url)?;
     let mut timings = Timings::default();
     let mut backoff = Duration::from_millis(200);
     let mut last_check = Instant::now();
@@ -357,7 +283,7 @@ pub fn run_follow(
                 in_flight = false;
                 match result {
                     Ok(took) => {
-                        committed(&mut engine, &mut stats, commit.2, took, &mut failing);
+                        committed(&mut engine, &mut stats, commit.seq, took, &mut failing);
                         backoff = Duration::from_millis(200);
                     }
                     Err(e) => outstanding = Some((commit, Some(e))),
@@ -370,16 +296,10 @@ pub fn run_follow(
             stop_flush_built = stopping && built.is_ok();
             match built {
                 Ok(Some(f)) if stopping => outstanding = Some((f, None)),
-                Ok(Some(f)) => {
-                    let label = engine.profiler.config().label.clone();
-                    match engine.grid {
-                        Some(g) => match commit_thread.hand_over(f, g, label) {
-                            None => in_flight = true,
-                            Some(f) => outstanding = Some((f, None)),
-                        },
-                        None => outstanding = Some((f, None)),
-                    }
-                }
+                Ok(Some(f)) => match commit_thread.hand_over(f) {
+                    Ok(()) => in_flight = true,
+                    Err(f) => outstanding = Some((f, None)),
+                },
                 Ok(None) if last_check.elapsed() >= Duration::from_secs(2) => {
                     // Idle: make sure Redis still holds what we committed (a restart without
                     // persistence empties it; then everything is read again).
@@ -415,13 +335,12 @@ pub fn run_follow(
             }
         }
         // Here on this thread: the commit at the stop, and the recovery of a failed one.
-        if let Some(((writes, cps, seq), failed)) = outstanding.take() {
-            let label = engine.profiler.config().label.clone();
+        if let Some((job, failed)) = outstanding.take() {
+            let seq = job.seq;
             let start = Instant::now();
-            let result = match (failed, engine.grid) {
-                (Some(e), _) => Err(e),
-                (None, Some(g)) => store.write(&writes, g, &label, &cps, seq),
-                (None, None) => Ok(()),
+            let result = match failed {
+                Some(e) => Err(e),
+                None => store.write(&job.writes, job.grid, &job.label, &job.checkpoints, seq),
             };
             match result {
                 Ok(()) => {
@@ -447,7 +366,7 @@ pub fn run_follow(
                             engine.seq = seq;
                             engine.profiler.evict();
                         }
-                        Ok(now) if now + 1 == seq => outstanding = Some(((writes, cps, seq), None)),
+                        Ok(now) if now + 1 == seq => outstanding = Some((job, None)),
                         Ok(now) => {
                             tracing::warn!(
                                 expected = seq - 1,
@@ -458,7 +377,7 @@ pub fn run_follow(
                         }
                         Err(e) => {
                             tracing::warn!("{e}");
-                            outstanding = Some(((writes, cps, seq), None));
+                            outstanding = Some((job, None));
                         }
                     }
                     continue;
@@ -571,7 +490,7 @@ fn build_flush(
     engine: &mut Engine,
     store: &mut RedisStore,
     timings: &mut Timings,
-) -> Result<Option<Commit>, StoreError> {
+) -> Result<Option<Box<Job>>, StoreError> {
     if engine.grid.is_none() {
         if let Some(ts) = engine.first_ts {
             let width = engine.profiler.config().width;
@@ -600,7 +519,13 @@ fn build_flush(
     if writes.is_empty() && cps.is_empty() {
         return Ok(None);
     }
-    Ok(Some((writes, cps, engine.seq + 1)))
+    Ok(Some(Box::new(Job {
+        writes,
+        checkpoints: cps,
+        seq: engine.seq + 1,
+        grid,
+        label: engine.profiler.config().label.clone(),
+    })))
 }
 
 fn log_metrics(engine: &Engine, stats: &FollowStats, records_per_sec: f64) {

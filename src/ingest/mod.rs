@@ -33,7 +33,7 @@ use crate::zeek::LogKind;
 use crate::zeek::ParserState;
 use merge::{Event, FileToRead, KindStream, Merged};
 pub use summary::Summary;
-use writer::{BackgroundWriter, Job};
+use writer::{CommitWorker, Job};
 
 /// A failure that ends the run.
 #[derive(Debug, thiserror::Error)]
@@ -337,7 +337,7 @@ pub struct Timings {
 /// Where `--once` commits go: the writer thread, the windows written so far and the flush
 /// counter.
 struct Committer {
-    writer: BackgroundWriter,
+    writer: CommitWorker,
     written: HashSet<WinId>,
     seq: u64,
     part_bytes: usize,
@@ -394,6 +394,7 @@ impl Committer {
             checkpoints: cps,
             seq: self.seq,
             grid,
+            label: profiler.config().label.clone(),
         })?;
         profiler.evict();
         t.write += start.elapsed();
@@ -500,7 +501,7 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
     let mut merged = Merged::new(streams(&files, &bytes));
     let mut finished = Vec::new();
     let mut commits = Committer {
-        writer: BackgroundWriter::start(&settings.redis_url, settings.label.clone())?,
+        writer: CommitWorker::start(&settings.redis_url)?,
         written: HashSet::new(),
         seq,
         part_bytes: opts.part_bytes,
