@@ -52,7 +52,6 @@ pub struct LineReader<R> {
     limit: usize,
     line_no: u64,
     terminated: bool,
-    too_long: Option<usize>,
     /// End of the last complete line returned.
     offset: u64,
     /// Bytes taken from the stream past `offset`: the line being read.
@@ -76,7 +75,6 @@ impl<R: BufRead> LineReader<R> {
             limit,
             line_no: 0,
             terminated: false,
-            too_long: None,
             offset: 0,
             pending: 0,
             len: 0,
@@ -117,7 +115,6 @@ impl<R: BufRead> LineReader<R> {
             self.over = false;
         }
         self.carrying = false;
-        self.too_long = None;
         loop {
             let avail = match self.inner.fill_buf() {
                 Ok(b) => b,
@@ -164,19 +161,18 @@ impl<R: BufRead> LineReader<R> {
 
     /// The line read by the last successful [`LineReader::advance`].
     pub fn current(&self) -> RawLine<'_> {
-        match self.too_long {
-            Some(len) => RawLine::TooLong { len },
-            None => RawLine::Line {
-                bytes: &self.buf,
-                terminated: self.terminated,
-            },
+        if self.over {
+            return RawLine::TooLong { len: self.len };
+        }
+        RawLine::Line {
+            bytes: &self.buf,
+            terminated: self.terminated,
         }
     }
 
     fn finish(&mut self, terminated: bool) {
         self.line_no += 1;
         self.terminated = terminated;
-        self.too_long = self.over.then_some(self.len);
         self.offset += self.pending;
         self.pending = 0;
     }
@@ -216,13 +212,8 @@ impl<R: Read> Read for Counting<R> {
 
 /// [`open`], adding the file bytes consumed (compressed size for gzip) to `bytes`.
 pub fn open_counted(path: &Path, bytes: Arc<AtomicU64>) -> io::Result<FileReader> {
-    reader_over(
-        path,
-        File::open(path)?,
-        bytes,
-        LogKind::from_file_name(path),
-        None,
-    )
+    let kind = LogKind::from_file_name(path);
+    open_at(path, File::open(path)?, kind, &Resume::default(), bytes).map(|(r, _)| r)
 }
 
 /// Where to resume reading a file: a line boundary, its line number, and the parser's state
@@ -260,14 +251,15 @@ pub fn open_at(
                 && last[0] == b'\n';
             file.seek(SeekFrom::Start(resume.offset))?;
             bytes.fetch_add(resume.offset, Ordering::Relaxed);
-            let mut r = reader_over(path, file, bytes, kind, Some(false))?;
+            let mut r = reader_over(path, file, bytes, kind, false);
             r.parser = LineParser::from_state(state.clone());
             r.lines.offset = resume.offset;
             r.lines.line_no = resume.line;
             Ok((r, reached))
         }
         _ => {
-            let mut r = reader_over(path, file, bytes, kind, Some(!plain))?;
+            file.seek(SeekFrom::Start(0))?;
+            let mut r = reader_over(path, file, bytes, kind, !plain);
             let reached = r.skip_to(resume.offset)?;
             Ok((r, reached))
         }
@@ -279,14 +271,10 @@ fn reader_over(
     inner: impl Read + Send + 'static,
     bytes: Arc<AtomicU64>,
     kind: Option<LogKind>,
-    gzip: Option<bool>,
-) -> io::Result<FileReader> {
+    gzip: bool,
+) -> FileReader {
     let file = Counting { inner, bytes };
-    let mut buffered = BufReader::with_capacity(1 << 16, file);
-    let gzip = match gzip {
-        Some(g) => g,
-        None => buffered.fill_buf()?.starts_with(&[0x1f, 0x8b]),
-    };
+    let buffered = BufReader::with_capacity(1 << 16, file);
     let stream: Box<dyn BufRead + Send> = if gzip {
         Box::new(BufReader::with_capacity(
             1 << 16,
@@ -295,7 +283,7 @@ fn reader_over(
     } else {
         Box::new(buffered)
     };
-    Ok(LogReader::new(Arc::from(path), stream, kind))
+    LogReader::new(Arc::from(path), stream, kind)
 }
 
 /// Read a whole byte stream as a log (tests, fuzzing): records are parsed as `kind`.

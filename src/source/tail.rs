@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Seek, SeekFrom};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -158,8 +158,8 @@ impl TailFile {
     }
 }
 
-/// A followed reader of `file` from `resume`, through a handle of its own (sharing the file's
-/// position, so reading again from the start is a seek).
+/// A followed reader of `file` from `resume`, through a handle of its own (the file is kept
+/// for its size and to be read again after a truncation).
 fn follow_reader(
     file: &File,
     path: &Path,
@@ -167,11 +167,9 @@ fn follow_reader(
     resume: &Resume,
     line_limit: usize,
 ) -> io::Result<FileReader> {
-    let mut handle = file.try_clone()?;
-    handle.seek(SeekFrom::Start(0))?;
     let (r, reached) = reader::open_at(
         path,
-        handle,
+        file.try_clone()?,
         Some(kind),
         resume,
         Arc::new(AtomicU64::new(0)),

@@ -80,16 +80,12 @@ struct PlannedColumn {
 /// Per-file line parser (see the module doc).
 #[derive(Debug)]
 pub struct LineParser {
-    kind: Option<LogKind>,
-    format: Option<Format>,
-    last_format: Option<Format>,
-    path: Option<String>,
-    header: TsvHeader,
+    /// What resuming needs (stored in checkpoints).
+    st: ParserState,
     plan: Vec<PlannedColumn>,
     plan_stale: bool,
     columns: Vec<(usize, usize)>,
     json_fields: usize,
-    meta_prefix: Vec<u8>,
     changes: u64,
 }
 
@@ -109,14 +105,7 @@ pub struct ParserState {
 impl LineParser {
     /// The state to resume with after the lines parsed so far.
     pub fn state(&self) -> ParserState {
-        ParserState {
-            kind: self.kind,
-            format: self.format,
-            last_format: self.last_format,
-            path: self.path.clone(),
-            header: self.header.clone(),
-            meta_prefix: self.meta_prefix.clone(),
-        }
+        self.st.clone()
     }
 
     /// A number that changes whenever [`LineParser::state`] may have (a header line, the
@@ -126,67 +115,49 @@ impl LineParser {
     }
 
     /// A parser that goes on where the one whose [`LineParser::state`] this is stopped.
-    pub fn from_state(state: ParserState) -> LineParser {
-        let ParserState {
-            kind,
-            format,
-            last_format,
-            path,
-            header,
-            meta_prefix,
-        } = state;
+    pub fn from_state(st: ParserState) -> LineParser {
         LineParser {
-            kind,
-            format,
-            last_format,
-            path,
-            header,
+            st,
             plan: Vec::new(),
             plan_stale: true,
             columns: Vec::new(),
             json_fields: 0,
-            meta_prefix,
             changes: 0,
         }
     }
 
     /// A parser for a file whose name suggests `kind` (`None`: unknown until `#path`/`_path`).
     pub fn new(kind: Option<LogKind>) -> LineParser {
-        LineParser {
+        LineParser::from_state(ParserState {
             kind,
             format: None,
             last_format: None,
             path: None,
             header: TsvHeader::default(),
-            plan: Vec::new(),
-            plan_stale: true,
-            columns: Vec::new(),
-            json_fields: 0,
             meta_prefix: b"#".to_vec(),
-            changes: 0,
-        }
+        })
     }
 
     /// The log kind records are parsed as (`None`: another log; only `ts` is read).
     pub fn kind(&self) -> Option<LogKind> {
-        self.kind
+        self.st.kind
     }
 
     /// The format of the current (or, after `#close`, the last) block, once known.
     pub fn format(&self) -> Option<Format> {
-        self.format.or(self.last_format)
+        self.st.format.or(self.st.last_format)
     }
 
     /// The Zeek `#path` (TSV) or `_path` (JSON) value, when the file has one.
     pub fn path(&self) -> Option<&str> {
-        self.path.as_deref()
+        self.st.path.as_deref()
     }
 
     /// Fields per record: `#fields` count (TSV) or keys of the last JSON record.
     pub fn field_count(&self) -> usize {
         match self.format() {
             Some(Format::Json) => self.json_fields,
-            _ => self.header.fields.len(),
+            _ => self.st.header.fields.len(),
         }
     }
 
@@ -204,7 +175,7 @@ impl LineParser {
         if line.is_empty() {
             return true;
         }
-        if line[0] == b'#' || line.starts_with(&self.meta_prefix) {
+        if line[0] == b'#' || line.starts_with(&self.st.meta_prefix) {
             self.header_line(line);
             return true;
         }
@@ -214,11 +185,11 @@ impl LineParser {
             self.header_line(trimmed);
             return true;
         }
-        if self.header.fields.is_empty() && self.format.is_none() {
+        if self.st.header.fields.is_empty() && self.st.format.is_none() {
             // `LogAscii::meta_prefix` other than `#`: the first header line names it.
             if let Some(at) = memchr::memmem::find(line, b"separator ") {
                 if (1..=16).contains(&at) && !line[..at].contains(&b'{') {
-                    self.meta_prefix = line[..at].to_vec();
+                    self.st.meta_prefix = line[..at].to_vec();
                     self.header_line(line);
                     return true;
                 }
@@ -230,17 +201,17 @@ impl LineParser {
     /// Parse a data line (one for which [`LineParser::meta_line`] returned `false`).
     pub fn data_line<'a>(&mut self, line: &'a [u8]) -> Result<Record<'a>, LineErrorKind> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        match self.format {
+        match self.st.format {
             Some(Format::Tsv) => self.tsv_record(line),
             Some(Format::Json) => self.json_record(line),
             None if line.first() == Some(&b'{') => {
                 self.changes += 1;
-                self.format = Some(Format::Json);
+                self.st.format = Some(Format::Json);
                 self.json_record(line)
             }
-            None if !self.header.fields.is_empty() => {
+            None if !self.st.header.fields.is_empty() => {
                 self.changes += 1;
-                self.format = Some(Format::Tsv);
+                self.st.format = Some(Format::Tsv);
                 self.tsv_record(line)
             }
             None => Err(LineErrorKind::NoHeader),
@@ -250,57 +221,57 @@ impl LineParser {
     fn header_line(&mut self, line: &[u8]) {
         self.changes += 1;
         let Some(rest) = line
-            .strip_prefix(self.meta_prefix.as_slice())
+            .strip_prefix(self.st.meta_prefix.as_slice())
             .or_else(|| line.strip_prefix(b"#"))
         else {
             return;
         };
         if let Some(value) = rest.strip_prefix(b"separator ") {
             // A new header block: Zeek writes the separator itself escaped (`\x09`).
-            self.header = TsvHeader {
+            self.st.header = TsvHeader {
                 separator: unescape_bytes(value),
                 ..TsvHeader::default()
             };
-            if self.header.separator.is_empty() {
-                self.header.separator = b"\t".to_vec();
+            if self.st.header.separator.is_empty() {
+                self.st.header.separator = b"\t".to_vec();
             }
-            self.format = Some(Format::Tsv);
+            self.st.format = Some(Format::Tsv);
             self.plan_stale = true;
             return;
         }
-        let sep = self.header.separator.clone();
+        let sep = self.st.header.separator.clone();
         let Some(at) = find(rest, &sep) else {
             return; // `#close` with no value, a canonified `#open XXXX`, or a comment
         };
         let (name, value) = (&rest[..at], &rest[at + sep.len()..]);
         match name {
             b"set_separator" if !value.is_empty() => {
-                self.header.set_separator = unescape_bytes(value)
+                self.st.header.set_separator = unescape_bytes(value)
             }
-            b"empty_field" => self.header.empty_field = unescape_bytes(value),
-            b"unset_field" => self.header.unset_field = unescape_bytes(value),
+            b"empty_field" => self.st.header.empty_field = unescape_bytes(value),
+            b"unset_field" => self.st.header.unset_field = unescape_bytes(value),
             b"path" => {
                 let path = String::from_utf8_lossy(value).into_owned();
                 self.set_kind_from_path(&path);
-                self.path = Some(path);
+                self.st.path = Some(path);
             }
             b"fields" => {
-                self.header.fields = split_all(value, &sep)
+                self.st.header.fields = split_all(value, &sep)
                     .map(|f| String::from_utf8_lossy(f).into_owned())
                     .collect();
-                self.header.types.clear();
-                self.format = Some(Format::Tsv);
+                self.st.header.types.clear();
+                self.st.format = Some(Format::Tsv);
                 self.plan_stale = true;
             }
             b"types" => {
-                self.header.types = split_all(value, &sep)
+                self.st.header.types = split_all(value, &sep)
                     .map(|f| String::from_utf8_lossy(f).into_owned())
                     .collect();
                 self.plan_stale = true;
             }
             b"close" => {
                 // End of a block: a JSON run or a new header block may follow.
-                self.last_format = self.format.take().or(self.last_format);
+                self.st.last_format = self.st.format.take().or(self.st.last_format);
             }
             _ => {}
         }
@@ -308,8 +279,8 @@ impl LineParser {
 
     fn set_kind_from_path(&mut self, path: &str) {
         let kind = LogKind::from_path(path);
-        if kind != self.kind {
-            self.kind = kind;
+        if kind != self.st.kind {
+            self.st.kind = kind;
             self.plan_stale = true;
         }
     }
@@ -317,15 +288,15 @@ impl LineParser {
     fn compile_plan(&mut self) {
         self.plan.clear();
         let mut used = [false; super::record::MAX_SLOTS];
-        for (column, name) in self.header.fields.iter().enumerate() {
-            let Some(slot) = slot_of(self.kind, name) else {
+        for (column, name) in self.st.header.fields.iter().enumerate() {
+            let Some(slot) = slot_of(self.st.kind, name) else {
                 continue;
             };
             if used[slot] {
                 continue;
             }
             used[slot] = true;
-            let list = match self.header.types.get(column) {
+            let list = match self.st.header.types.get(column) {
                 Some(t) => {
                     t.starts_with("set[") || t.starts_with("vector[") || t.starts_with("table[")
                 }
@@ -337,21 +308,21 @@ impl LineParser {
     }
 
     fn tsv_record<'a>(&mut self, line: &'a [u8]) -> Result<Record<'a>, LineErrorKind> {
-        if self.header.fields.is_empty() {
+        if self.st.header.fields.is_empty() {
             return Err(LineErrorKind::NoHeader);
         }
         if self.plan_stale {
             self.compile_plan();
         }
         self.columns.clear();
-        split_positions(line, &self.header.separator, &mut self.columns);
-        if self.columns.len() != self.header.fields.len() {
+        split_positions(line, &self.st.header.separator, &mut self.columns);
+        if self.columns.len() != self.st.header.fields.len() {
             return Err(LineErrorKind::ColumnCount {
-                expected: self.header.fields.len(),
+                expected: self.st.header.fields.len(),
                 found: self.columns.len(),
             });
         }
-        let h = &self.header;
+        let h = &self.st.header;
         let mut slots: Slots<'a> = empty_slots();
         // One UTF-8 check for the whole line lets every field borrow as `&str` (separators
         // are ASCII, so splits fall on character boundaries); otherwise decode per field.
@@ -391,28 +362,28 @@ impl LineParser {
             };
             slots[p.slot] = Some(val);
         }
-        Record::from_slots(self.kind, &mut slots)
+        Record::from_slots(self.st.kind, &mut slots)
     }
 
     fn json_record<'a>(&mut self, line: &'a [u8]) -> Result<Record<'a>, LineErrorKind> {
         let mut slots: Slots<'a> = empty_slots();
-        let (path, keys) = parse_json_object(line, self.kind, &mut slots)?;
+        let (path, keys) = parse_json_object(line, self.st.kind, &mut slots)?;
         self.json_fields = keys;
         if let Some(path) = path {
             let kind = LogKind::from_path(&path);
-            if self.path.as_deref() != Some(&*path) {
+            if self.st.path.as_deref() != Some(&*path) {
                 self.changes += 1;
-                self.path = Some(path.into_owned());
+                self.st.path = Some(path.into_owned());
             }
-            if kind != self.kind {
+            if kind != self.st.kind {
                 self.changes += 1;
                 // `_path` names another log than the file name did: it wins; parse again.
-                self.kind = kind;
+                self.st.kind = kind;
                 slots = empty_slots();
-                parse_json_object(line, self.kind, &mut slots)?;
+                parse_json_object(line, self.st.kind, &mut slots)?;
             }
         }
-        Record::from_slots(self.kind, &mut slots)
+        Record::from_slots(self.st.kind, &mut slots)
     }
 }
 
