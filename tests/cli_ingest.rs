@@ -136,6 +136,7 @@ fn stored_state_that_cannot_be_read_stops_the_run_with_what_to_do() {
     for (key, field) in [
         ("kalipso-ingest:checkpoints", None),
         ("kalipso-ingest:joinable", Some("Cbroken")),
+        ("kalipso-ingest:watermarks", Some("conn")),
     ] {
         let server = RedisServer::start();
         let url = server.url();
@@ -175,6 +176,59 @@ fn stored_state_that_cannot_be_read_stops_the_run_with_what_to_do() {
         let (code, _, stderr) = run(&reset);
         assert_eq!(code, 0, "{key}: {stderr}");
     }
+}
+
+#[test]
+fn our_state_in_an_unknown_format_or_unreadable_set_stops_the_run() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let args = [
+        "--zeek-dir",
+        &sample(),
+        "--once",
+        "--no-progress",
+        "--redis-url",
+        &url,
+    ];
+    assert_eq!(run(&args).0, 0);
+    let mut con = server.connection();
+    let format: String = redis::cmd("GET")
+        .arg("kalipso-ingest:state-format")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(format, "1");
+    // Written by a newer build: refused, with the way out.
+    let _: () = redis::cmd("SET")
+        .arg("kalipso-ingest:state-format")
+        .arg("9")
+        .query(&mut con)
+        .unwrap();
+    let (code, _, stderr) = run(&args);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("format 9") && stderr.contains("--reset"),
+        "{stderr}"
+    );
+    // Written before the key existed: format 1, read as before.
+    let _: () = redis::cmd("DEL")
+        .arg("kalipso-ingest:state-format")
+        .query(&mut con)
+        .unwrap();
+    let (code, _, stderr) = run(&args);
+    assert_eq!(code, 0, "{stderr}");
+    // A window member that is not `<address>|<window>`.
+    let _: () = redis::cmd("SADD")
+        .arg("kalipso-ingest:windows-waiting")
+        .arg("nonsense")
+        .query(&mut con)
+        .unwrap();
+    let (code, _, stderr) = run(&args);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("nonsense") && stderr.contains("--reset"),
+        "{stderr}"
+    );
 }
 
 #[test]

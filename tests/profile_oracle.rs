@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use common::*;
 use kalipso_ingest::model::flow::{Flow, Role};
 use kalipso_ingest::model::order::{FlowKey, Position};
+use kalipso_ingest::model::window::Grid;
 use kalipso_ingest::profile::aggregate::WindowAggregate;
-use kalipso_ingest::profile::window::Grid;
 use kalipso_ingest::zeek::Record;
 
 /// `HASH <key>` blocks of a dump: key → field → value.

@@ -5,8 +5,8 @@
 mod common;
 
 use common::redis_server::RedisServer;
+use kalipso_ingest::model::window::{Grid, WinId};
 use kalipso_ingest::profile::profiler::Writes;
-use kalipso_ingest::profile::window::Grid;
 use kalipso_ingest::profile::window_state::WindowWrite;
 use kalipso_ingest::store::redis_store::RedisStore;
 
@@ -31,8 +31,8 @@ fn parts_are_invisible_until_the_commit_and_a_dropped_transaction_leaves_nothing
     let server = RedisServer::start();
     let mut store = RedisStore::connect(&server.url()).unwrap();
     let grid = Grid::anchored_at(1000.0, 3600.0);
-    let a = ("10.0.0.1".parse().unwrap(), 0);
-    let b = ("10.0.0.2".parse().unwrap(), 0);
+    let a = WinId::new("10.0.0.1".parse().unwrap(), 0);
+    let b = WinId::new("10.0.0.2".parse().unwrap(), 0);
 
     // Dropped after two parts, the second big enough to be sent (queued in Redis): nothing
     // reaches the database, and the connection is usable again.
@@ -76,7 +76,7 @@ fn a_flush_redis_refuses_fails_whole_and_the_next_one_lands() {
     let server = RedisServer::start();
     let mut store = RedisStore::connect(&server.url()).unwrap();
     let grid = Grid::anchored_at(1000.0, 3600.0);
-    let a = ("10.0.0.1".parse().unwrap(), 0);
+    let a = WinId::new("10.0.0.1".parse().unwrap(), 0);
     let writes = Writes {
         windows: vec![(a, window("DstIPs"))],
         ..Writes::default()

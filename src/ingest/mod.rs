@@ -20,10 +20,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::config::Settings;
-use crate::join::WinId;
+use crate::model::window::Grid;
+use crate::model::window::WinId;
 use crate::profile::profiler::{Profiler, ProfilerConfig};
 use crate::profile::schedule::ConnSchedule;
-use crate::profile::window::Grid;
 use crate::profile::window_state::WindowWrite;
 use crate::source::checkpoint::{Checkpoint, CheckpointError, FileId};
 use crate::source::find_logs;

@@ -18,9 +18,9 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::join::WinId;
+use crate::model::window::Grid;
+use crate::model::window::WinId;
 use crate::profile::profiler::Writes;
-use crate::profile::window::Grid;
 use crate::profile::window_state::WindowWrite;
 use crate::store::redis_store::{RedisStore, StoreError, WriteStats};
 

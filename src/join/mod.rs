@@ -13,11 +13,9 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::model::alt::AltRecord;
 use crate::model::order::{Position, TotalF64};
+use crate::model::window::WinId;
 use crate::pyjson::{ObjectWriter, PyValue};
 use crate::timeline::lines::push_sub_line;
-
-/// Where a conn is stored: a profile IP and an absolute window number (`floor(ts / width)`).
-pub type WinId = (std::net::IpAddr, i64);
 
 /// An alt record waiting for its conn, with its position in its log.
 pub type PendingAlt = (AltRecord, Position);
@@ -218,10 +216,10 @@ impl UidJoin {
                     // `{"w": [["<ip>", <window>], …], "e": <expiry>}`
                     let w = places
                         .iter()
-                        .map(|(ip, g)| {
+                        .map(|w| {
                             PyValue::List(vec![
-                                PyValue::Str(ip.to_string().into()),
-                                PyValue::Int(*g),
+                                PyValue::Str(w.ip.to_string().into()),
+                                PyValue::Int(w.abs),
                             ])
                         })
                         .collect();
@@ -262,7 +260,7 @@ impl UidJoin {
             .as_array()
             .ok_or_else(|| bad("no windows \"w\""))?
             .iter()
-            .map(|w| Some((w[0].as_str()?.parse().ok()?, w[1].as_i64()?)))
+            .map(|w| Some(WinId::new(w[0].as_str()?.parse().ok()?, w[1].as_i64()?)))
             .collect::<Option<_>>()
             .ok_or_else(|| bad("a window is not [address, number]"))?;
         self.conns.insert(CompactString::new(uid), (places, e));
@@ -329,7 +327,7 @@ mod tests {
     #[test]
     fn joins_in_either_order_until_expiry() {
         let mut j = UidJoin::default();
-        let w: WinId = ("10.0.0.1".parse().unwrap(), 5);
+        let w = WinId::new("10.0.0.1".parse().unwrap(), 5);
         // Alt first: waits, then comes out with its conn.
         assert!(j.on_alt(alt("C1", 10.0), Position::default()).is_none());
         assert_eq!(j.pending_count(), 1);
@@ -360,7 +358,7 @@ mod tests {
         assert_eq!(j.gave_up, 2);
         // B joins normally afterwards.
         let _ = j.take_changes();
-        let w: WinId = ("10.0.0.1".parse().unwrap(), 0);
+        let w = WinId::new("10.0.0.1".parse().unwrap(), 0);
         assert_eq!(j.on_conn("B", &[w], 10.0).len(), 1);
         let changes = j.take_changes();
         assert_eq!(changes.pending, vec![("B".into(), None)]);
@@ -370,7 +368,7 @@ mod tests {
     #[test]
     fn persisted_state_restores_the_same_join() {
         let mut j = UidJoin::default();
-        let w: WinId = ("10.0.0.1".parse().unwrap(), 7);
+        let w = WinId::new("10.0.0.1".parse().unwrap(), 7);
         j.on_conn("C1", &[w], 100.0);
         let mut a = alt("C2", 5.0);
         a.json = r#"{"uid": "C2", "type": "dns"}"#.into();

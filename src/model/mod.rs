@@ -1,9 +1,10 @@
 //! The nouns every stage shares, with no I/O and no rendering of timeline text: the conn as
 //! profiled ([`flow::Flow`], [`flow::Role`]), its connection state ([`state`]), the dns/http/ssl
-//! record joined to it ([`alt::AltRecord`]), and the contract's order of a window's records
-//! ([`order`]).
+//! record joined to it ([`alt::AltRecord`]), the contract's order of a window's records
+//! ([`order`]), and the window grid with a window's id ([`window::Grid`], [`window::WinId`]).
 
 pub mod alt;
 pub mod flow;
 pub mod order;
 pub mod state;
+pub mod window;

@@ -1,5 +1,5 @@
 //! Stage 4 of the pipeline: profiles and timewindows — which IPs get profiles and which side of
-//! a flow they count ([`routing`]), the window grid ([`window`]), each window's records and
+//! a flow they count ([`routing`]), each window's records and
 //! aggregate ([`window_state`], [`aggregate`], [`letters`]), and the [`profiler`]
 //! that places every record.
 
@@ -8,5 +8,4 @@ pub mod letters;
 pub mod profiler;
 pub mod routing;
 pub mod schedule;
-pub mod window;
 pub mod window_state;

@@ -13,10 +13,11 @@ use std::net::IpAddr;
 use super::routing::Routing;
 use super::schedule::ConnSchedule;
 use super::window_state::{WindowState, WindowWrite};
-use crate::join::{JoinChanges, UidJoin, WinId};
+use crate::join::{JoinChanges, UidJoin};
 use crate::model::alt::AltRecord;
 use crate::model::flow::{Flow, Role, Roles};
 use crate::model::order::Position;
+use crate::model::window::WinId;
 use crate::timeline::TimelineStyle;
 use crate::zeek::LogKind;
 
@@ -245,7 +246,7 @@ impl Profiler {
 
     /// The absolute window number of a time (`floor(ts / width)`).
     pub fn grid_number(&self, ts: f64) -> i64 {
-        super::window::number(ts, self.cfg.width)
+        crate::model::window::number(ts, self.cfg.width)
     }
 
     fn position(&mut self, line: u64) -> Position {
@@ -304,9 +305,9 @@ impl Profiler {
         for (ip, role) in touches {
             self.touch_profile(ip, flow.ts);
             if let Some(role) = role {
-                match places.iter_mut().find(|(w, _)| w.0 == ip) {
+                match places.iter_mut().find(|(w, _)| w.ip == ip) {
                     Some((_, roles)) => roles.push(role),
-                    None => places.push(((ip, g), smallvec::smallvec![role])),
+                    None => places.push((WinId::new(ip, g), smallvec::smallvec![role])),
                 }
             }
         }
@@ -462,7 +463,7 @@ impl Profiler {
                 Some((ip, _)) => {
                     self.stats.alts_orphaned += 1;
                     let g = self.grid_number(alt.ts);
-                    self.window((ip, g)).add_alt(alt, pos);
+                    self.window(WinId::new(ip, g)).add_alt(alt, pos);
                 }
                 None => self.stats.alts_unplaced += 1,
             }
@@ -521,7 +522,7 @@ impl Profiler {
             let roles: Roles = routing
                 .route(flow.saddr, flow.daddr)
                 .into_iter()
-                .filter(|(ip, _)| *ip == id.0)
+                .filter(|(ip, _)| *ip == id.ip)
                 .filter_map(|(_, r)| r)
                 .collect();
             if !roles.is_empty() {
@@ -730,7 +731,7 @@ fn is_closed(
         Some((s, read)) if s.all_in(id, *read) => cfg.hold.min(cfg.join_grace),
         Some(_) => cfg.hold_for_late_conn.unwrap_or(cfg.hold).max(cfg.hold),
     };
-    cfg.window_end(id.1) + hold <= low
+    cfg.window_end(id.abs) + hold <= low
 }
 
 /// Whether window `id` may leave memory: closed ([`is_closed`]), merged with Redis, and with

@@ -12,8 +12,7 @@ use std::net::IpAddr;
 
 use rustc_hash::FxHashMap as HashMap;
 
-use super::window;
-use crate::join::WinId;
+use crate::model::window::{self, WinId};
 
 /// The index of each window's last conn.
 #[derive(Clone, Debug, Default)]
@@ -44,7 +43,7 @@ impl ConnSchedule {
         let end = (g + 1) as f64 * width;
         if self.scanned > 1 && self.newest >= end + late_after {
             for ip in profiles {
-                let last = self.late.entry((ip, g)).or_default();
+                let last = self.late.entry(WinId::new(ip, g)).or_default();
                 *last = (*last).max(index);
             }
         } else {
@@ -59,7 +58,7 @@ impl ConnSchedule {
     /// Whether every conn of window `id` is in once `read` conns are (a window with no conn
     /// in the scan has them all).
     pub fn all_in(&self, id: WinId, read: u64) -> bool {
-        self.last.get(&id.1).is_none_or(|last| *last < read)
+        self.last.get(&id.abs).is_none_or(|last| *last < read)
             && self.late.get(&id).is_none_or(|last| *last < read)
     }
 
@@ -91,13 +90,13 @@ mod tests {
             s.conn(ts, 10.0, 5.0, [ip(1)]);
         }
         assert_eq!(s.len(), 5);
-        assert!(!s.all_in((ip(1), 0), 2));
-        assert!(s.all_in((ip(1), 0), 3));
-        assert!(s.all_in((ip(1), 1), 2));
-        assert!(!s.all_in((ip(1), 2), 4));
-        assert!(s.all_in((ip(1), 2), 5));
+        assert!(!s.all_in(WinId::new(ip(1), 0), 2));
+        assert!(s.all_in(WinId::new(ip(1), 0), 3));
+        assert!(s.all_in(WinId::new(ip(1), 1), 2));
+        assert!(!s.all_in(WinId::new(ip(1), 2), 4));
+        assert!(s.all_in(WinId::new(ip(1), 2), 5));
         // No conn there.
-        assert!(s.all_in((ip(1), 7), 0));
+        assert!(s.all_in(WinId::new(ip(1), 7), 0));
     }
 
     #[test]
@@ -108,8 +107,8 @@ mod tests {
         for (ts, host) in [(1.0, 1), (2.0, 2), (12.0, 1), (25.0, 2), (3.0, 2)] {
             s.conn(ts, 10.0, 5.0, [ip(host)]);
         }
-        assert!(s.all_in((ip(1), 0), 2));
-        assert!(!s.all_in((ip(2), 0), 4));
-        assert!(s.all_in((ip(2), 0), 5));
+        assert!(s.all_in(WinId::new(ip(1), 0), 2));
+        assert!(!s.all_in(WinId::new(ip(2), 0), 4));
+        assert!(s.all_in(WinId::new(ip(2), 0), 5));
     }
 }

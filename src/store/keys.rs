@@ -80,6 +80,12 @@ pub const PENDING: &str = "kalipso-ingest:pending";
 pub const WINDOWS_WAITING: &str = "kalipso-ingest:windows-waiting";
 /// HASH log kind → its latest record time.
 pub const WATERMARKS: &str = "kalipso-ingest:watermarks";
+/// STRING: the format of this tool's own state (`kalipso-ingest:*` besides checkpoints, which
+/// carry their own `v`); written with the grid. A database with an anchor and no format key
+/// was written before the key existed, in format 1.
+pub const STATE_FORMAT: &str = "kalipso-ingest:state-format";
+/// The format of our own state this build reads and writes.
+pub const STATE_FORMAT_VERSION: u32 = 1;
 /// STRING: number of flushes committed (detects a Redis that lost writes, and replies lost).
 pub const FLUSH_SEQ: &str = "kalipso-ingest:flush-seq";
 

@@ -8,11 +8,11 @@ use std::time::Duration;
 use redis::{Cmd, Connection, ConnectionLike};
 
 use super::keys;
-use crate::join::WinId;
 use crate::model::alt::AltRecord;
 use crate::model::flow::Flow;
+use crate::model::window::Grid;
+use crate::model::window::WinId;
 use crate::profile::profiler::{LoadRequest, PersistedState, StoredWindow, Writes};
-use crate::profile::window::Grid;
 use crate::profile::window_state::{TimelineWrite, WindowWrite};
 use crate::pyjson::float_repr;
 use crate::timeline::lines::push_sub_line;
@@ -125,14 +125,17 @@ impl RedisStore {
 
     /// The grid stored by an earlier run, if any. Fails when it was built with another width.
     pub fn grid(&mut self, width: f64) -> Result<Option<Grid>, StoreError> {
-        let (anchor, stored_width): (Option<String>, Option<String>) = redis::pipe()
-            .get(keys::ANCHOR)
-            .get(keys::WIDTH)
-            .query(&mut self.con)
-            .map_err(|e| self.err(e))?;
+        let (anchor, stored_width, format): (Option<String>, Option<String>, Option<String>) =
+            redis::pipe()
+                .get(keys::ANCHOR)
+                .get(keys::WIDTH)
+                .get(keys::STATE_FORMAT)
+                .query(&mut self.con)
+                .map_err(|e| self.err(e))?;
         let Some(anchor) = anchor else {
             return Ok(None);
         };
+        check_state_format(format.as_deref())?;
         let parse = |s: &str, what: &str| {
             s.trim().parse::<f64>().map_err(|_| {
                 StoreError::Conflict(format!("{what} in Redis is not a number: {s:?}"))
@@ -163,9 +166,9 @@ impl RedisStore {
             .map_err(|e| self.err(e))?
             .is_some();
         if set {
-            redis::cmd("SET")
-                .arg(keys::WIDTH)
-                .arg(number_text(grid.width))
+            redis::pipe()
+                .set(keys::WIDTH, number_text(grid.width))
+                .set(keys::STATE_FORMAT, keys::STATE_FORMAT_VERSION)
                 .exec(&mut self.con)
                 .map_err(|e| self.err(e))?;
             return Ok(grid);
@@ -226,8 +229,8 @@ impl RedisStore {
         let mut windows = Vec::with_capacity(req.windows.len());
         for chunk in req.windows.chunks(BATCH / 4) {
             let mut pipe = redis::pipe();
-            for (ip, g) in chunk {
-                let w = keys::window(*ip, grid.n(*g));
+            for &WinId { ip, abs: g } in chunk {
+                let w = keys::window(ip, grid.n(g));
                 pipe.hgetall(keys::flows(&w))
                     .hgetall(keys::copies(&w))
                     .hgetall(keys::alts(&w))
@@ -320,21 +323,51 @@ impl RedisStore {
             .map_err(|e| self.err(e))?;
         let timeline_waiting = waiting
             .iter()
-            .filter_map(|m| {
-                let (ip, g) = m.rsplit_once('|')?;
-                Some((ip.parse().ok()?, g.parse().ok()?))
+            .map(|m| {
+                m.rsplit_once('|')
+                    .and_then(|(ip, g)| Some(WinId::new(ip.parse().ok()?, g.parse().ok()?)))
+                    .ok_or_else(|| unreadable(keys::WINDOWS_WAITING, m, "not <address>|<window>"))
             })
-            .collect();
+            .collect::<Result<_, _>>()?;
         let watermarks = marks
             .iter()
-            .filter_map(|(k, v)| Some((LogKind::from_path(k)?, v.parse().ok()?)))
-            .collect();
+            .map(|(k, v)| {
+                LogKind::from_path(k)
+                    .zip(v.parse().ok())
+                    .ok_or_else(|| unreadable(keys::WATERMARKS, k, "not <log kind> → <time>"))
+            })
+            .collect::<Result<_, _>>()?;
         Ok(PersistedState {
             joinable,
             pending,
             timeline_waiting,
             watermarks,
         })
+    }
+}
+
+/// A stored value of our own state that this build cannot read: stop, and say how to rebuild
+/// (never continue without it: the joins or windows it describes would be lost or doubled).
+fn unreadable(key: &str, entry: &str, reason: &str) -> StoreError {
+    StoreError::Conflict(format!(
+        "the stored state {entry:?} in {key} cannot be read ({reason}); run once with --reset to rebuild this tool's keys from the logs"
+    ))
+}
+
+/// Refuse our own state in a format this build does not know (missing: written before the
+/// format key existed, which is format 1).
+fn check_state_format(stored: Option<&str>) -> Result<(), StoreError> {
+    let Some(text) = stored else {
+        return Ok(());
+    };
+    match text.trim().parse::<u32>() {
+        Ok(v) if v == keys::STATE_FORMAT_VERSION => Ok(()),
+        Ok(v) => Err(StoreError::Conflict(format!(
+            "this database's kalipso-ingest state is format {v} ({}); this build reads format {}. Use the build that wrote it, another database, or --reset",
+            keys::STATE_FORMAT,
+            keys::STATE_FORMAT_VERSION
+        ))),
+        Err(_) => Err(unreadable(keys::STATE_FORMAT, text, "not a format number")),
     }
 }
 
@@ -568,12 +601,12 @@ fn write_profiles(batch: &mut Batch<'_>, writes: &Writes, grid: Grid) -> redis::
 /// counted by the caller for the `labels` counter).
 fn write_window(
     batch: &mut Batch<'_>,
-    (ip, g): &WinId,
+    &WinId { ip, abs: g }: &WinId,
     w: &WindowWrite,
     grid: Grid,
 ) -> redis::RedisResult<()> {
-    let n = grid.n(*g);
-    let key = keys::window(*ip, n);
+    let n = grid.n(g);
+    let key = keys::window(ip, n);
     for (target, pairs) in [
         (key.clone(), &w.fields),
         (keys::flows(&key), &w.flows),
@@ -632,8 +665,8 @@ fn write_window(
     if w.has_data {
         batch.add(|c| {
             c.arg("ZADD")
-                .arg(keys::tws(*ip))
-                .arg(grid.start(*g))
+                .arg(keys::tws(ip))
+                .arg(grid.start(g))
                 .arg(keys::tw_name(n));
         })?;
     }
@@ -680,8 +713,8 @@ fn write_state(
             })?;
         }
     }
-    for ((ip, g), waiting) in &writes.timeline_waiting {
-        let m = keys::win_member(*ip, *g);
+    for (id, waiting) in &writes.timeline_waiting {
+        let m = keys::win_member(id.ip, id.abs);
         batch.add(|c| {
             c.arg(if *waiting { "SADD" } else { "SREM" })
                 .arg(keys::WINDOWS_WAITING)

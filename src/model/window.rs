@@ -1,4 +1,25 @@
-//! The one global, clock-aligned timewindow grid (spec README "Profiles and timewindows").
+//! The one global, clock-aligned timewindow grid (spec README "Profiles and timewindows") and
+//! the id of one window of one profile on it.
+
+use std::net::IpAddr;
+
+/// Where a record is stored: a profile IP and an absolute window number on the grid
+/// (`floor(ts / width)`, the same in every run; [`Grid::n`] gives its `timewindow<N>`).
+/// Ordered by address, then window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WinId {
+    /// The profile's address.
+    pub ip: IpAddr,
+    /// The absolute window number.
+    pub abs: i64,
+}
+
+impl WinId {
+    /// The window `abs` of the profile `ip`.
+    pub fn new(ip: IpAddr, abs: i64) -> WinId {
+        WinId { ip, abs }
+    }
+}
 
 /// The absolute number of the window holding `ts`: `floor(ts / width)`, the same for every
 /// profile and every run.
