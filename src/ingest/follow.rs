@@ -217,220 +217,378 @@ pub fn run_follow(
     control: &Control,
     reload: &dyn Fn() -> Option<Settings>,
 ) -> Result<FollowStats, IngestError> {
-    let mut settings = settings.clone();
-    let Some(mut store) = connect_with_retry(&settings.redis_url, control) else {
-        return Ok(FollowStats::default());
-    };
-    let mut engine = start_engine(&settings, &mut store)?;
-    let mut stats = FollowStats::default();
+    match Follower::start(settings, opts, control)? {
+        Some(follower) => follower.run(reload),
+        None => Ok(FollowStats::default()), // stopped before Redis was reachable
+    }
+}
 
-    // inotify wakes the loop early; the poll interval is the safety net. While records keep
-    // coming the loop never sleeps, and the watch is dropped: every append would otherwise
-    // cost an event (a sixth of the daemon's CPU at 50,000 lines/s).
-    let (tx, rx) = mpsc::channel::<()>();
-    let mut wake = Wakeup::new(&settings, tx);
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
-    tracing::info!(dir = %settings.zeek_dir.display(), "following");
-    let watchdog = sd_notify::watchdog_enabled();
-    let mut last_flush = Instant::now();
-    let mut last_metrics = Instant::now();
-    // A commit that failed, to recover and retry here (with the error from the thread when
-    // it failed there), and the one in flight on the commit thread.
-    let mut outstanding: Option<(Box<Job>, Option<StoreError>)> = None;
-    let mut in_flight = false;
-    // At a stop: whether the last flush (of everything read) was built.
-    let mut stop_flush_built = false;
-    let mut commit_thread = CommitWorker::start(&settings.redis_url)?;
-    let mut timings = Timings::default();
-    let mut backoff = Duration::from_millis(200);
-    let mut last_check = Instant::now();
-    let mut failing = false;
-    let mut last_records: u64 = 0;
-    let (mut busy, mut last_scan) = (false, Instant::now());
-    loop {
-        let stopping = control.stop.load(Ordering::Relaxed);
-        if control.reload.swap(false, Ordering::Relaxed) {
-            if let Some(new) = reload() {
-                tracing::info!("configuration reloaded (applies to records from now on)");
-                engine.profiler.set_routing(new.routing.clone());
-                settings = Settings {
-                    zeek_dir: settings.zeek_dir.clone(),
-                    redis_url: settings.redis_url.clone(),
-                    tw_width: settings.tw_width,
-                    ..new
-                };
+/// Where the commit of what was read stands.
+enum Commit {
+    /// Nothing sent that is not confirmed.
+    Idle,
+    /// A transaction on the commit worker, its result not collected.
+    InFlight,
+    /// A transaction to send on this thread: the last one at a stop, one the worker could not
+    /// take, or one that failed there (with its error, to recover from before retrying).
+    Held(Box<Job>, Option<StoreError>),
+}
+
+/// Whether the daemon runs on or is stopping (SIGTERM/SIGINT).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Phase {
+    /// Reading and committing.
+    Running,
+    /// Nothing more is read; `last_built` once the flush of everything read exists.
+    Stopping { last_built: bool },
+}
+
+/// What the loop does after a step.
+enum Next {
+    /// Go on with this round.
+    Proceed,
+    /// Start the next round at once (the store was replaced or the state rebuilt).
+    Again,
+    /// Return: stopped while Redis was down (nothing committed is lost).
+    Exit,
+}
+
+/// When things last happened (what the loop's intervals are measured from).
+struct Clocks {
+    flush: Instant,
+    metrics: Instant,
+    /// Last check, while idle, that Redis still holds what was committed.
+    seq_check: Instant,
+    /// Last scan of the directory for new and rotated files.
+    scan: Instant,
+}
+
+/// The follow loop's state: one round reads what was appended, collects the commit in flight,
+/// builds and hands over the next flush when it is due, sends a held one here, and sleeps
+/// when nothing came.
+struct Follower<'a> {
+    settings: Settings,
+    opts: &'a FollowOptions,
+    control: &'a Control,
+    /// This thread's connection: loads, the grid, checks, the stop's commit and recoveries.
+    store: RedisStore,
+    engine: Engine,
+    worker: CommitWorker,
+    commit: Commit,
+    phase: Phase,
+    stats: FollowStats,
+    timings: Timings,
+    wake: Wakeup,
+    woken: mpsc::Receiver<()>,
+    clocks: Clocks,
+    /// Wait before the next retry of a failed commit.
+    backoff: Duration,
+    /// Commits are failing (said once, and once when they work again).
+    failing: bool,
+    /// The last read got records: the directory is scanned every `SCAN_EVERY`, not each round.
+    busy: bool,
+    /// Records at the last metrics line.
+    records_at_metrics: u64,
+}
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+
+impl<'a> Follower<'a> {
+    /// Connect (waiting for Redis), rebuild the state Redis holds, and watch the directory.
+    /// `None` when stopped before Redis was reachable.
+    fn start(
+        settings: &Settings,
+        opts: &'a FollowOptions,
+        control: &'a Control,
+    ) -> Result<Option<Follower<'a>>, IngestError> {
+        let settings = settings.clone();
+        let Some(mut store) = connect_with_retry(&settings.redis_url, control) else {
+            return Ok(None);
+        };
+        let engine = start_engine(&settings, &mut store)?;
+        let worker = CommitWorker::start(&settings.redis_url)?;
+        // inotify wakes the loop early; the poll interval is the safety net. While records keep
+        // coming the loop never sleeps, and the watch is dropped: every append would otherwise
+        // cost an event (a sixth of the daemon's CPU at 50,000 lines/s).
+        let (tx, woken) = mpsc::channel::<()>();
+        let wake = Wakeup::new(&settings, tx);
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+        tracing::info!(dir = %settings.zeek_dir.display(), "following");
+        let now = Instant::now();
+        Ok(Some(Follower {
+            settings,
+            opts,
+            control,
+            store,
+            engine,
+            worker,
+            commit: Commit::Idle,
+            phase: Phase::Running,
+            stats: FollowStats::default(),
+            timings: Timings::default(),
+            wake,
+            woken,
+            clocks: Clocks {
+                flush: now,
+                metrics: now,
+                seq_check: now,
+                scan: now,
+            },
+            backoff: FIRST_BACKOFF,
+            failing: false,
+            busy: false,
+            records_at_metrics: 0,
+        }))
+    }
+
+    /// The loop, until stopped with everything read committed (or while Redis is down).
+    fn run(mut self, reload: &dyn Fn() -> Option<Settings>) -> Result<FollowStats, IngestError> {
+        let watchdog = sd_notify::watchdog_enabled().is_some();
+        loop {
+            if self.phase == Phase::Running && self.control.stop.load(Ordering::Relaxed) {
+                self.phase = Phase::Stopping { last_built: false };
             }
-        }
-        let mut read = 0;
-        if outstanding.is_none() && !stopping {
-            // New and rotated files: looked for after every pause, and every `SCAN_EVERY`
-            // while lines keep coming (not at every read).
-            if !busy || last_scan.elapsed() >= SCAN_EVERY {
-                last_scan = Instant::now();
-                if let Err(e) = engine.tailer.scan() {
-                    tracing::warn!(error = %e, "cannot scan the log directory");
+            if self.control.reload.swap(false, Ordering::Relaxed) {
+                self.reload(reload);
+            }
+            let read = self.read();
+            let due = self.clocks.flush.elapsed() >= self.opts.flush_interval;
+            let stopping = self.phase != Phase::Running;
+            self.collect(due || stopping);
+            if due || stopping {
+                match self.flush()? {
+                    Next::Proceed => {}
+                    Next::Again => continue,
+                    Next::Exit => return Ok(self.stats),
                 }
             }
-            read = poll_files(&mut engine, &mut stats);
-            busy = read > 0;
-            update_log_states(&mut engine, opts.idle_after);
-            engine.profiler.expire_waiting_alts();
+            match self.commit_held()? {
+                Next::Proceed => {}
+                Next::Again => continue,
+                Next::Exit => return Ok(self.stats),
+            }
+            if self.phase == (Phase::Stopping { last_built: true })
+                && matches!(self.commit, Commit::Idle)
+            {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+                tracing::info!(
+                    flushes = self.stats.flushes,
+                    "stopped; checkpoints committed"
+                );
+                return Ok(self.stats);
+            }
+            if watchdog {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+            }
+            self.metrics();
+            self.sleep(read);
         }
-        let due = last_flush.elapsed() >= opts.flush_interval;
-        if in_flight {
-            // Wait for it only when the next flush is due (or at the stop).
-            if let Some((commit, result)) = commit_thread.result(due || stopping) {
-                in_flight = false;
-                match result {
-                    Ok(took) => {
-                        committed(&mut engine, &mut stats, commit.seq, took, &mut failing);
-                        backoff = Duration::from_millis(200);
-                    }
-                    Err(e) => outstanding = Some((commit, Some(e))),
-                }
+    }
+
+    /// SIGHUP: the configuration file again; what can change applies to records from now on
+    /// (the directory, Redis and the window width stay).
+    fn reload(&mut self, reload: &dyn Fn() -> Option<Settings>) {
+        let Some(new) = reload() else {
+            return;
+        };
+        tracing::info!("configuration reloaded (applies to records from now on)");
+        self.engine.profiler.set_routing(new.routing.clone());
+        self.settings = Settings {
+            zeek_dir: self.settings.zeek_dir.clone(),
+            redis_url: self.settings.redis_url.clone(),
+            tw_width: self.settings.tw_width,
+            ..new
+        };
+    }
+
+    /// Read what was appended, unless a commit is held (memory stays bounded while Redis
+    /// fails) or the daemon is stopping. Returns the lines read.
+    fn read(&mut self) -> u64 {
+        if matches!(self.commit, Commit::Held(..)) || self.phase != Phase::Running {
+            return 0;
+        }
+        // New and rotated files: looked for after every pause, and every `SCAN_EVERY` while
+        // lines keep coming (not at every read).
+        if !self.busy || self.clocks.scan.elapsed() >= SCAN_EVERY {
+            self.clocks.scan = Instant::now();
+            if let Err(e) = self.engine.tailer.scan() {
+                tracing::warn!(error = %e, "cannot scan the log directory");
             }
         }
-        if (due || stopping) && outstanding.is_none() && !in_flight {
-            last_flush = Instant::now();
-            let built = build_flush(&mut engine, &mut store, &mut timings);
-            stop_flush_built = stopping && built.is_ok();
-            match built {
-                Ok(Some(f)) if stopping => outstanding = Some((f, None)),
-                Ok(Some(f)) => match commit_thread.hand_over(f) {
-                    Ok(()) => in_flight = true,
-                    Err(f) => outstanding = Some((f, None)),
-                },
-                Ok(None) if last_check.elapsed() >= Duration::from_secs(2) => {
-                    // Idle: make sure Redis still holds what we committed (a restart without
-                    // persistence empties it; then everything is read again).
-                    last_check = Instant::now();
-                    match store.flush_seq() {
-                        Ok(now) if now < engine.seq => {
-                            tracing::warn!(
-                                expected = engine.seq,
-                                found = now,
-                                "Redis lost committed writes: rebuilding from what it holds"
-                            );
-                            engine = start_engine(&settings, &mut store)?;
-                        }
-                        Ok(_) => {}
-                        Err(e) => {
-                            tracing::warn!("{e}");
-                            if let Some(s) = reconnect(&settings, control) {
-                                store = s;
-                            }
-                        }
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!("{e}");
-                    match reconnect(&settings, control) {
-                        Some(s) => store = s,
-                        // Stopped while Redis is down: nothing committed is lost.
-                        None => return Ok(stats),
-                    }
-                    continue;
-                }
-            }
+        let read = poll_files(&mut self.engine, &mut self.stats);
+        self.busy = read > 0;
+        update_log_states(&mut self.engine, self.opts.idle_after);
+        self.engine.profiler.expire_waiting_alts();
+        read
+    }
+
+    /// The result of the commit in flight, if it is in (waiting for it when `wait`).
+    fn collect(&mut self, wait: bool) {
+        if !matches!(self.commit, Commit::InFlight) {
+            return;
         }
-        // Here on this thread: the commit at the stop, and the recovery of a failed one.
-        if let Some((job, failed)) = outstanding.take() {
-            let seq = job.seq;
-            let start = Instant::now();
-            let result = match failed {
-                Some(e) => Err(e),
-                None => store.write(&job.writes, job.grid, &job.label, &job.checkpoints, seq),
+        if let Some((job, result)) = self.worker.result(wait) {
+            self.commit = match result {
+                Ok(took) => {
+                    self.committed(job.seq, took);
+                    Commit::Idle
+                }
+                Err(e) => Commit::Held(job, Some(e)),
             };
-            match result {
-                Ok(()) => {
-                    committed(&mut engine, &mut stats, seq, start.elapsed(), &mut failing);
-                    backoff = Duration::from_millis(200);
-                }
-                Err(e) => {
-                    if !failing {
-                        tracing::warn!(
-                            "commit to Redis failed, holding the data and retrying: {e}"
-                        );
-                        failing = true;
-                    }
-                    std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                    let Some(s) = reconnect(&settings, control) else {
-                        return Ok(stats); // stopped while Redis is down: nothing committed is lost
-                    };
-                    store = s;
-                    match store.flush_seq() {
-                        Ok(now) if now == seq => {
-                            // The commit went through; only its reply was lost.
-                            engine.seq = seq;
-                            engine.profiler.evict();
-                        }
-                        Ok(now) if now + 1 == seq => outstanding = Some((job, None)),
-                        Ok(now) => {
-                            tracing::warn!(
-                                expected = seq - 1,
-                                found = now,
-                                "Redis lost committed writes: rebuilding from what it holds"
-                            );
-                            engine = start_engine(&settings, &mut store)?;
-                        }
-                        Err(e) => {
-                            tracing::warn!("{e}");
-                            outstanding = Some((job, None));
-                        }
-                    }
-                    continue;
+        }
+    }
+
+    /// Build the next flush and hand it to the worker (at a stop: hold it, to send here).
+    /// Idle, check now and then that Redis still holds what was committed.
+    fn flush(&mut self) -> Result<Next, IngestError> {
+        if !matches!(self.commit, Commit::Idle) {
+            return Ok(Next::Proceed);
+        }
+        self.clocks.flush = Instant::now();
+        let built = build_flush(&mut self.engine, &mut self.store, &mut self.timings);
+        if let (Phase::Stopping { .. }, Ok(_)) = (self.phase, &built) {
+            self.phase = Phase::Stopping { last_built: true };
+        }
+        match built {
+            Ok(Some(job)) if self.phase != Phase::Running => self.commit = Commit::Held(job, None),
+            Ok(Some(job)) => {
+                self.commit = match self.worker.hand_over(job) {
+                    Ok(()) => Commit::InFlight,
+                    Err(job) => Commit::Held(job, None),
                 }
             }
+            Ok(None) if self.clocks.seq_check.elapsed() >= Duration::from_secs(2) => {
+                // Idle: make sure Redis still holds what we committed (a restart without
+                // persistence empties it; then everything is read again).
+                self.clocks.seq_check = Instant::now();
+                match self.store.flush_seq() {
+                    Ok(now) if now < self.engine.seq => {
+                        self.lost_writes(self.engine.seq, now)?;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!("{e}");
+                        if let Some(s) = connect_with_retry(&self.settings.redis_url, self.control)
+                        {
+                            self.store = s;
+                        }
+                    }
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!("{e}");
+                return Ok(
+                    match connect_with_retry(&self.settings.redis_url, self.control) {
+                        Some(s) => {
+                            self.store = s;
+                            Next::Again
+                        }
+                        None => Next::Exit,
+                    },
+                );
+            }
         }
-        if stopping && stop_flush_built && outstanding.is_none() && !in_flight {
-            let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
-            tracing::info!(flushes = stats.flushes, "stopped; checkpoints committed");
-            return Ok(stats);
+        Ok(Next::Proceed)
+    }
+
+    /// Send a held commit on this thread; when it (or its worker attempt) failed, back off,
+    /// reconnect, and learn from the flush counter whether it went through.
+    fn commit_held(&mut self) -> Result<Next, IngestError> {
+        let (job, failed) = match std::mem::replace(&mut self.commit, Commit::Idle) {
+            Commit::Held(job, failed) => (job, failed),
+            other => {
+                self.commit = other;
+                return Ok(Next::Proceed);
+            }
+        };
+        let seq = job.seq;
+        let start = Instant::now();
+        let result = match failed {
+            Some(e) => Err(e),
+            None => self
+                .store
+                .write(&job.writes, job.grid, &job.label, &job.checkpoints, seq),
+        };
+        let Err(e) = result else {
+            self.committed(seq, start.elapsed());
+            return Ok(Next::Proceed);
+        };
+        if !self.failing {
+            tracing::warn!("commit to Redis failed, holding the data and retrying: {e}");
+            self.failing = true;
         }
-        if watchdog.is_some() {
-            let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+        std::thread::sleep(self.backoff);
+        self.backoff = (self.backoff * 2).min(Duration::from_secs(5));
+        let Some(s) = connect_with_retry(&self.settings.redis_url, self.control) else {
+            return Ok(Next::Exit);
+        };
+        self.store = s;
+        match self.store.flush_seq() {
+            Ok(now) if now == seq => {
+                // The commit went through; only its reply was lost.
+                self.engine.seq = seq;
+                self.engine.profiler.evict();
+            }
+            Ok(now) if now + 1 == seq => self.commit = Commit::Held(job, None),
+            Ok(now) => self.lost_writes(seq - 1, now)?,
+            Err(e) => {
+                tracing::warn!("{e}");
+                self.commit = Commit::Held(job, None);
+            }
         }
-        if last_metrics.elapsed() >= opts.metrics_every {
-            last_metrics = Instant::now();
-            let total: u64 = stats.records.values().sum();
-            let rate = (total - last_records) as f64 / opts.metrics_every.as_secs_f64();
-            last_records = total;
-            log_metrics(&engine, &stats, rate);
+        Ok(Next::Again)
+    }
+
+    /// Redis came back without writes we committed (restarted without persistence): drop
+    /// what is in memory and rebuild from what it holds, reading the files from there.
+    fn lost_writes(&mut self, expected: u64, found: u64) -> Result<(), IngestError> {
+        tracing::warn!(
+            expected,
+            found,
+            "Redis lost committed writes: rebuilding from what it holds"
+        );
+        self.engine = start_engine(&self.settings, &mut self.store)?;
+        Ok(())
+    }
+
+    /// A commit is in Redis: count it, and let the windows it finished leave memory.
+    fn committed(&mut self, seq: u64, took: Duration) {
+        if self.failing {
+            tracing::info!("commits to Redis work again");
+            self.failing = false;
         }
+        self.backoff = FIRST_BACKOFF;
+        self.stats.flushes += 1;
+        self.stats.last_commit = took;
+        self.engine.seq = seq;
+        self.engine.profiler.evict();
+    }
+
+    /// A metrics line every `metrics_every`.
+    fn metrics(&mut self) {
+        if self.clocks.metrics.elapsed() < self.opts.metrics_every {
+            return;
+        }
+        self.clocks.metrics = Instant::now();
+        let total: u64 = self.stats.records.values().sum();
+        let rate = (total - self.records_at_metrics) as f64 / self.opts.metrics_every.as_secs_f64();
+        self.records_at_metrics = total;
+        log_metrics(&self.engine, &self.stats, rate);
+    }
+
+    /// Sleep until inotify or the poll interval, unless records are coming.
+    fn sleep(&mut self, read: u64) {
         if read > 0 {
-            wake.pause();
-        } else if wake.resume() {
+            self.wake.pause();
+        } else if self.wake.resume() {
             // Watching again: anything appended before the watch was set is read first.
-            while rx.try_recv().is_ok() {}
+            while self.woken.try_recv().is_ok() {}
         } else {
-            let _ = rx.recv_timeout(opts.poll_interval);
-            while rx.try_recv().is_ok() {}
+            let _ = self.woken.recv_timeout(self.opts.poll_interval);
+            while self.woken.try_recv().is_ok() {}
         }
     }
-}
-
-/// A commit is in Redis: count it, and let the windows it finished leave memory.
-fn committed(
-    engine: &mut Engine,
-    stats: &mut FollowStats,
-    seq: u64,
-    took: Duration,
-    failing: &mut bool,
-) {
-    if *failing {
-        tracing::info!("commits to Redis work again");
-        *failing = false;
-    }
-    stats.flushes += 1;
-    stats.last_commit = took;
-    engine.seq = seq;
-    engine.profiler.evict();
-}
-
-fn reconnect(settings: &Settings, control: &Control) -> Option<RedisStore> {
-    connect_with_retry(&settings.redis_url, control)
 }
 
 /// Read what every file appended and give it to the profiler.
