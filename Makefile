@@ -2,7 +2,7 @@
 SAMPLE ?= fixtures/slips/test9
 CARGO ?= cargo
 
-.PHONY: demo test deps build lint bench bench-ceiling fuzz
+.PHONY: demo test deps build lint bench bench-ceiling fuzz chaos
 
 ## demo: build, ingest the bundled sample into Redis (started on 127.0.0.1:6379 when none
 ## answers there; REDIS_URL=... to use another), print the summary and how to open Kalipso.
@@ -16,6 +16,11 @@ test: deps
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --quiet
 	$(CARGO) test --doc
 	$(CARGO) test --lib --bins --tests
+
+## chaos: the service under faults alone (tests/service_faults.rs and the daemon's kill,
+## restart and rotation cases in tests/follow_daemon.rs), with Redis down for 60 s.
+chaos: deps
+	KALIPSO_OUTAGE_SECS=60 $(CARGO) test --release --test service_faults --test follow_daemon
 
 deps:
 	@./scripts/ensure-deps.sh

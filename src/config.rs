@@ -7,6 +7,7 @@ use ipnetwork::IpNetwork;
 use serde::Deserialize;
 
 use crate::profile::routing::{Direction, Routing};
+use crate::store::redis_store::{DEFAULT_TIMEOUT, Target};
 use crate::timeline::Clock;
 
 /// The settings, defined once: the same struct is the command-line flags (clap) and the
@@ -24,6 +25,10 @@ pub struct FileSettings {
     /// Redis to write to [default: redis://127.0.0.1:6379/0].
     #[arg(long, value_name = "URL", env = "KALIPSO_REDIS_URL")]
     pub redis_url: Option<String>,
+    /// Milliseconds to wait for Redis to connect, answer or take a write before it counts as
+    /// down [default: 10000].
+    #[arg(long, value_name = "MS")]
+    pub redis_timeout_ms: Option<u64>,
     /// Home network(s): CIDRs or IPs, IPv4 or IPv6; repeat the flag or separate with commas.
     /// Without one every IP gets a profile.
     #[arg(long, value_name = "CIDR")]
@@ -109,8 +114,8 @@ pub struct Settings {
     pub zeek_dir: PathBuf,
     /// Also read subdirectories.
     pub recursive: bool,
-    /// Redis URL.
-    pub redis_url: String,
+    /// Where Redis is, and its timeout.
+    pub redis: Target,
     /// Home networks and direction.
     pub routing: Routing,
     /// Timewindow width in seconds.
@@ -186,6 +191,30 @@ impl Settings {
             .fields_interval_ms
             .or(file.fields_interval_ms)
             .unwrap_or(5000);
+        let redis = Target {
+            url: flags
+                .redis_url
+                .or(file.redis_url)
+                .unwrap_or_else(|| DEFAULT_REDIS_URL.into()),
+            timeout: match flags.redis_timeout_ms.or(file.redis_timeout_ms) {
+                Some(0) => {
+                    return Err(ConfigError::Invalid(
+                        "redis-timeout-ms must be at least 1".into(),
+                    ));
+                }
+                Some(ms) => std::time::Duration::from_millis(ms),
+                None => DEFAULT_TIMEOUT,
+            },
+        };
+        redis
+            .check()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let log_level = flags
+            .log_level
+            .or(file.log_level)
+            .unwrap_or_else(|| "info".into());
+        tracing_subscriber::EnvFilter::try_new(&log_level)
+            .map_err(|e| ConfigError::Invalid(format!("invalid log level {log_level:?}: {e}")))?;
         Ok(Settings {
             clock,
             poll_interval_ms,
@@ -193,20 +222,14 @@ impl Settings {
             fields_interval_ms,
             zeek_dir,
             recursive: flags.recursive.or(file.recursive).unwrap_or(false),
-            redis_url: flags
-                .redis_url
-                .or(file.redis_url)
-                .unwrap_or_else(|| DEFAULT_REDIS_URL.into()),
+            redis,
             routing: Routing { home, direction },
             tw_width,
             label: flags
                 .label
                 .or(file.label)
                 .unwrap_or_else(|| DEFAULT_LABEL.into()),
-            log_level: flags
-                .log_level
-                .or(file.log_level)
-                .unwrap_or_else(|| "info".into()),
+            log_level,
         })
     }
 }
@@ -237,7 +260,7 @@ label = "malicious"
         assert_eq!(s.routing.home.len(), 2);
         assert_eq!(s.tw_width, 300.0);
         assert_eq!(s.label, "malicious");
-        assert_eq!(s.redis_url, DEFAULT_REDIS_URL);
+        assert_eq!(s.redis.url, DEFAULT_REDIS_URL);
     }
 
     #[test]
@@ -249,6 +272,7 @@ label = "malicious"
             zeek_dir,
             recursive,
             redis_url,
+            redis_timeout_ms,
             home_net,
             direction,
             tw_width,
@@ -263,9 +287,9 @@ label = "malicious"
         assert!(home_net.is_some() && direction.is_some() && tw_width.is_some());
         assert!(label.is_some() && log_level.is_some() && timezone.is_some());
         assert!(poll_interval_ms.is_some() && flush_interval_ms.is_some());
-        assert!(fields_interval_ms.is_some());
+        assert!(fields_interval_ms.is_some() && redis_timeout_ms.is_some());
         let s = Settings::merge(FileSettings::default(), f).unwrap();
-        assert_eq!(s.redis_url, DEFAULT_REDIS_URL);
+        assert_eq!(s.redis.url, DEFAULT_REDIS_URL);
         assert_eq!(s.tw_width, DEFAULT_TW_WIDTH);
         assert_eq!(s.label, DEFAULT_LABEL);
     }

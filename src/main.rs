@@ -66,8 +66,9 @@ struct RunArgs {
     /// it the directory is followed until SIGTERM/SIGINT (SIGHUP reloads --config).
     #[arg(long)]
     once: bool,
-    /// Remove this tool's Redis keys (profiles, timewindows, flows, kalipso-ingest:*) first.
-    #[arg(long)]
+    /// Remove this tool's Redis keys (profiles, timewindows, flows, kalipso-ingest:*) first
+    /// (with --once only: a daemon that resets at every restart would rebuild from scratch).
+    #[arg(long, requires = "once")]
     reset: bool,
     /// TOML settings file (see config/kalipso-ingest.toml); flags override it.
     #[arg(long, value_name = "FILE")]
@@ -163,16 +164,63 @@ fn filter_of(level: &str) -> tracing_subscriber::EnvFilter {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
 }
 
+/// Messages go to stderr: coloured only on a terminal; under journald (`JOURNAL_STREAM` set,
+/// as systemd does for a unit's stderr) with its `<N>` priority prefix and no time of our own
+/// (the journal stamps every line).
 fn init_logging(level: &str) -> Option<LogReload> {
+    use std::io::IsTerminal;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let (filter, handle) = tracing_subscriber::reload::Layer::new(filter_of(level));
+    let journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    let plain = (!journal).then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+    });
+    let journald = journal.then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_writer(std::io::stderr)
+            .event_format(JournalPriority(
+                tracing_subscriber::fmt::format().without_time(),
+            ))
+    });
     tracing_subscriber::registry()
         .with(filter)
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(plain)
+        .with(journald)
         .try_init()
         .ok()?;
     Some(handle)
+}
+
+/// Prefixes each message with its syslog priority (`<3>` error, `<4>` warning, `<6>` info,
+/// `<7>` debug), which journald reads from a unit's stderr (`SyslogLevelPrefix=`, on by
+/// default).
+struct JournalPriority<F>(F);
+
+impl<S, N, F> tracing_subscriber::fmt::FormatEvent<S, N> for JournalPriority<F>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+    F: tracing_subscriber::fmt::FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let priority = match *event.metadata().level() {
+            tracing::Level::ERROR => 3,
+            tracing::Level::WARN => 4,
+            tracing::Level::INFO => 6,
+            _ => 7,
+        };
+        write!(writer, "<{priority}>")?;
+        self.0.format_event(ctx, writer, event)
+    }
 }
 
 fn run_ingest(args: RunArgs) -> ExitCode {

@@ -9,109 +9,12 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::daemon::*;
 use common::dump::{dump, dump_diff, without_run_state};
 use common::redis_server::RedisServer;
 use common::*;
 use kalipso_ingest::replay::{ReplayOptions, replay};
 use serde_json::Value;
-
-/// The binary on `dir` and `server`, UTC timestamps, label `malicious`, warnings only.
-fn command(dir: &Path, server: &RedisServer) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_kalipso-ingest"));
-    c.arg("--zeek-dir").arg(dir).args([
-        "--redis-url",
-        &server.url(),
-        "--timezone",
-        "UTC",
-        "--label",
-        "malicious",
-        "--log-level",
-        "warn",
-    ]);
-    c
-}
-
-fn daemon(dir: &Path, server: &RedisServer) -> Child {
-    command(dir, server)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the daemon")
-}
-
-/// [`daemon`] with its warnings appended to `log` (kept across restarts, shown on a failure).
-fn daemon_logged(dir: &Path, server: &RedisServer, log: &Path) -> Child {
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .expect("daemon log");
-    command(dir, server)
-        .stdout(Stdio::null())
-        .stderr(file)
-        .spawn()
-        .expect("start the daemon")
-}
-
-fn once(dir: &Path, server: &RedisServer) {
-    let out = command(dir, server)
-        .args(["--once", "--no-progress"])
-        .output()
-        .expect("run --once");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// SIGTERM, then wait for the exit; returns (exit code, seconds it took).
-fn terminate(mut child: Child) -> (Option<i32>, f64) {
-    let start = Instant::now();
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return (status.code(), start.elapsed().as_secs_f64());
-        }
-        if start.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            return (None, start.elapsed().as_secs_f64());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// The batch result: one `--once` over the capture itself.
-fn batch_dump(capture: &Path) -> Value {
-    let server = RedisServer::start();
-    once(capture, &server);
-    without_run_state(dump(&mut server.connection()))
-}
-
-/// Wait until the daemon has committed everything (its flush counter stops moving).
-fn settle(server: &RedisServer) {
-    let mut con = server.connection();
-    let mut last: Option<String> = None;
-    let mut stable = 0;
-    for _ in 0..100 {
-        std::thread::sleep(Duration::from_millis(300));
-        let now: Option<String> = redis::cmd("GET")
-            .arg("kalipso-ingest:flush-seq")
-            .query(&mut con)
-            .unwrap();
-        if now.is_some() && now == last {
-            stable += 1;
-            if stable >= 5 {
-                return;
-            }
-        } else {
-            stable = 0;
-        }
-        last = now;
-    }
-}
 
 #[test]
 fn follow_with_rotation_equals_batch() {

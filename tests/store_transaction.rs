@@ -8,7 +8,7 @@ use common::redis_server::RedisServer;
 use kalipso_ingest::model::window::{Grid, WinId};
 use kalipso_ingest::profile::profiler::Writes;
 use kalipso_ingest::profile::window_state::WindowWrite;
-use kalipso_ingest::store::redis_store::RedisStore;
+use kalipso_ingest::store::redis_store::{RedisStore, Target};
 
 fn window(field: &str) -> WindowWrite {
     WindowWrite {
@@ -29,7 +29,7 @@ fn keys(server: &RedisServer) -> Vec<String> {
 #[test]
 fn parts_are_invisible_until_the_commit_and_a_dropped_transaction_leaves_nothing() {
     let server = RedisServer::start();
-    let mut store = RedisStore::connect(&server.url()).unwrap();
+    let mut store = RedisStore::connect(&Target::new(&server.url())).unwrap();
     let grid = Grid::anchored_at(1000.0, 3600.0);
     let a = WinId::new("10.0.0.1".parse().unwrap(), 0);
     let b = WinId::new("10.0.0.2".parse().unwrap(), 0);
@@ -74,7 +74,7 @@ fn parts_are_invisible_until_the_commit_and_a_dropped_transaction_leaves_nothing
 #[test]
 fn a_flush_redis_refuses_fails_whole_and_the_next_one_lands() {
     let server = RedisServer::start();
-    let mut store = RedisStore::connect(&server.url()).unwrap();
+    let mut store = RedisStore::connect(&Target::new(&server.url())).unwrap();
     let grid = Grid::anchored_at(1000.0, 3600.0);
     let a = WinId::new("10.0.0.1".parse().unwrap(), 0);
     let writes = Writes {

@@ -19,6 +19,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::merge::{Converted, Event, to_event};
+use super::service::{Repeats, Service, clock_now};
 use super::writer::{CommitWorker, Job};
 use super::{IngestError, Timings, prepare};
 use crate::config::Settings;
@@ -26,7 +27,7 @@ use crate::model::window::Grid;
 use crate::profile::profiler::{Profiler, ProfilerConfig};
 use crate::source::checkpoint::{Checkpoint, FileId};
 use crate::source::tail::{TailItem, Tailer};
-use crate::store::redis_store::{RedisStore, StoreError};
+use crate::store::redis_store::{Memory, RedisStore, StoreError, Target};
 use crate::zeek::LogKind;
 
 /// inotify on the log directory, sending a wake-up for every change while it watches.
@@ -54,7 +55,8 @@ impl Wakeup {
             mode,
             watching: false,
         };
-        if !w.resume() {
+        // A directory that is not there yet is watched once it is (said by the scan).
+        if !w.resume() && w.dir.exists() {
             tracing::warn!("no inotify on the log directory: polling only");
         }
         w
@@ -159,29 +161,41 @@ struct Engine {
     last_bytes: HashMap<LogKind, Instant>,
 }
 
-fn connect_with_retry(url: &str, control: &Control) -> Option<RedisStore> {
-    let mut delay = Duration::from_millis(200);
-    let mut said = false;
+/// Connect, retrying with backoff (200 ms doubling to 5 s) while Redis is down, saying so once
+/// and in `STATUS=`, pinging the watchdog. `None` when stopped meanwhile.
+fn connect_with_retry(
+    target: &Target,
+    control: &Control,
+    service: &mut Service,
+) -> Option<RedisStore> {
+    let mut delay = FIRST_BACKOFF;
+    let mut since: Option<String> = None;
+    let before = service.current_status().to_string();
     loop {
-        match RedisStore::connect(url) {
+        match RedisStore::connect(target) {
             Ok(s) => {
-                if said {
-                    tracing::info!(url, "Redis is reachable again");
+                if since.is_some() {
+                    tracing::info!(url = %target.shown(), "Redis is reachable again");
+                    service.status(&before);
                 }
                 return Some(s);
             }
             Err(e) => {
-                if !said {
+                if since.is_none() {
                     tracing::warn!("{e}; retrying");
-                    said = true;
+                    let t = clock_now();
+                    service.status(&format!(
+                        "waiting for Redis at {} since {t}",
+                        target.shown()
+                    ));
+                    since = Some(t);
                 }
             }
         }
-        if control.stop.load(Ordering::Relaxed) {
+        if !service.sleep(delay, &control.stop) {
             return None;
         }
-        std::thread::sleep(delay);
-        delay = (delay * 2).min(Duration::from_secs(5));
+        delay = (delay * 2).min(MAX_BACKOFF);
     }
 }
 
@@ -274,6 +288,12 @@ struct Follower<'a> {
     store: RedisStore,
     engine: Engine,
     worker: CommitWorker,
+    /// systemd: status and watchdog.
+    service: Service,
+    /// The log directory was missing at the last scan (said once; a quiet wait).
+    dir_missing: bool,
+    /// Warnings that repeat, said once a minute with their count.
+    repeats: Repeats,
     commit: Commit,
     phase: Phase,
     stats: FollowStats,
@@ -291,7 +311,10 @@ struct Follower<'a> {
     records_at_metrics: u64,
 }
 
+/// The first wait before a retry, doubling to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+/// The longest wait between retries.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 impl<'a> Follower<'a> {
     /// Connect (waiting for Redis), rebuild the state Redis holds, and watch the directory.
@@ -302,17 +325,23 @@ impl<'a> Follower<'a> {
         control: &'a Control,
     ) -> Result<Option<Follower<'a>>, IngestError> {
         let settings = settings.clone();
-        let Some(mut store) = connect_with_retry(&settings.redis_url, control) else {
+        // Up at once: waiting for Redis is part of the service's work (said in STATUS=, with
+        // the watchdog fed), not a start that systemd would time out.
+        let mut service = Service::from_env();
+        service.ready();
+        service.status("connecting to Redis");
+        let Some(mut store) = connect_with_retry(&settings.redis, control, &mut service) else {
             return Ok(None);
         };
+        service.status("reading the stored state");
+        store.check_memory_policy()?;
         let engine = start_engine(&settings, &mut store)?;
-        let worker = CommitWorker::start(&settings.redis_url)?;
+        let worker = CommitWorker::start(&settings.redis)?;
         // inotify wakes the loop early; the poll interval is the safety net. While records keep
         // coming the loop never sleeps, and the watch is dropped: every append would otherwise
         // cost an event (a sixth of the daemon's CPU at 50,000 lines/s).
         let (tx, woken) = mpsc::channel::<()>();
         let wake = Wakeup::new(&settings, tx);
-        let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
         tracing::info!(dir = %settings.zeek_dir.display(), "following");
         let now = Instant::now();
         Ok(Some(Follower {
@@ -322,6 +351,9 @@ impl<'a> Follower<'a> {
             store,
             engine,
             worker,
+            service,
+            dir_missing: false,
+            repeats: Repeats::default(),
             commit: Commit::Idle,
             phase: Phase::Running,
             stats: FollowStats::default(),
@@ -343,8 +375,8 @@ impl<'a> Follower<'a> {
 
     /// The loop, until stopped with everything read committed (or while Redis is down).
     fn run(mut self, reload: &dyn Fn() -> Option<Settings>) -> Result<FollowStats, IngestError> {
-        let watchdog = sd_notify::watchdog_enabled().is_some();
         loop {
+            self.service.ping();
             if self.phase == Phase::Running && self.control.stop.load(Ordering::Relaxed) {
                 self.phase = Phase::Stopping { last_built: false };
             }
@@ -370,15 +402,12 @@ impl<'a> Follower<'a> {
             if self.phase == (Phase::Stopping { last_built: true })
                 && matches!(self.commit, Commit::Idle)
             {
-                let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+                self.service.stopping();
                 tracing::info!(
                     flushes = self.stats.flushes,
                     "stopped; checkpoints committed"
                 );
                 return Ok(self.stats);
-            }
-            if watchdog {
-                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
             }
             self.metrics();
             self.sleep(read);
@@ -395,7 +424,7 @@ impl<'a> Follower<'a> {
         self.engine.profiler.set_routing(new.routing.clone());
         self.settings = Settings {
             zeek_dir: self.settings.zeek_dir.clone(),
-            redis_url: self.settings.redis_url.clone(),
+            redis: self.settings.redis.clone(),
             tw_width: self.settings.tw_width,
             ..new
         };
@@ -411,9 +440,7 @@ impl<'a> Follower<'a> {
         // lines keep coming (not at every read).
         if !self.busy || self.clocks.scan.elapsed() >= SCAN_EVERY {
             self.clocks.scan = Instant::now();
-            if let Err(e) = self.engine.tailer.scan() {
-                tracing::warn!(error = %e, "cannot scan the log directory");
-            }
+            self.scan();
         }
         let read = poll_files(&mut self.engine, &mut self.stats);
         self.busy = read > 0;
@@ -422,19 +449,73 @@ impl<'a> Follower<'a> {
         read
     }
 
-    /// The result of the commit in flight, if it is in (waiting for it when `wait`).
+    /// Look for new and rotated files. A missing directory is said once, then waited for
+    /// quietly (Zeek creates `logs/current` when it starts); other errors once a minute.
+    fn scan(&mut self) {
+        match self.engine.tailer.scan() {
+            Ok(()) => {
+                if self.dir_missing {
+                    self.dir_missing = false;
+                    tracing::info!(dir = %self.settings.zeek_dir.display(), "the log directory is there: following it");
+                }
+                if !self.failing {
+                    let n = self.engine.tailer.files.len();
+                    let behind = seconds_behind(&self.engine)
+                        .map(|s| format!(", behind Zeek by {s} s"))
+                        .unwrap_or_default();
+                    self.service.status(&format!(
+                        "following {n} file{} in {}{behind}",
+                        if n == 1 { "" } else { "s" },
+                        self.settings.zeek_dir.display()
+                    ));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if !self.dir_missing {
+                    self.dir_missing = true;
+                    tracing::warn!(
+                        "the log directory {} does not exist (yet): waiting for it (Zeek creates it when it starts)",
+                        self.settings.zeek_dir.display()
+                    );
+                    self.service.status(&format!(
+                        "waiting for the log directory {} since {}",
+                        self.settings.zeek_dir.display(),
+                        clock_now()
+                    ));
+                }
+            }
+            Err(e) => self.repeats.warn(
+                "scan",
+                format!(
+                    "cannot read the log directory {}: {e}",
+                    self.settings.zeek_dir.display()
+                ),
+            ),
+        }
+    }
+
+    /// The result of the commit in flight, if it is in (waiting for it when `wait`, with the
+    /// watchdog fed: a long commit must not get the daemon killed).
     fn collect(&mut self, wait: bool) {
         if !matches!(self.commit, Commit::InFlight) {
             return;
         }
-        if let Some((job, result)) = self.worker.result(wait) {
-            self.commit = match result {
-                Ok(took) => {
-                    self.committed(job.seq, took);
-                    Commit::Idle
-                }
-                Err(e) => Commit::Held(job, Some(e)),
-            };
+        loop {
+            let slice = wait.then(|| self.service.slice());
+            if let Some((job, result)) = self.worker.result(slice) {
+                self.commit = match result {
+                    Ok(took) => {
+                        self.committed(job.seq, took);
+                        Commit::Idle
+                    }
+                    Err(e) => Commit::Held(job, Some(e)),
+                };
+                return;
+            }
+            if !wait || !self.worker.in_flight() {
+                return;
+            }
+            self.service.ping();
         }
     }
 
@@ -467,9 +548,12 @@ impl<'a> Follower<'a> {
                     }
                     Ok(_) => {}
                     Err(e) => {
-                        tracing::warn!("{e}");
-                        if let Some(s) = connect_with_retry(&self.settings.redis_url, self.control)
-                        {
+                        self.repeats.warn("redis", e.to_string());
+                        if let Some(s) = connect_with_retry(
+                            &self.settings.redis,
+                            self.control,
+                            &mut self.service,
+                        ) {
                             self.store = s;
                         }
                     }
@@ -477,9 +561,11 @@ impl<'a> Follower<'a> {
             }
             Ok(None) => {}
             Err(e) => {
-                tracing::warn!("{e}");
+                // Redis went away, or refuses writes (full) while the grid is set up.
+                self.trouble(&e);
                 return Ok(
-                    match connect_with_retry(&self.settings.redis_url, self.control) {
+                    match connect_with_retry(&self.settings.redis, self.control, &mut self.service)
+                    {
                         Some(s) => {
                             self.store = s;
                             Next::Again
@@ -514,13 +600,9 @@ impl<'a> Follower<'a> {
             self.committed(seq, start.elapsed());
             return Ok(Next::Proceed);
         };
-        if !self.failing {
-            tracing::warn!("commit to Redis failed, holding the data and retrying: {e}");
-            self.failing = true;
-        }
-        std::thread::sleep(self.backoff);
-        self.backoff = (self.backoff * 2).min(Duration::from_secs(5));
-        let Some(s) = connect_with_retry(&self.settings.redis_url, self.control) else {
+        self.trouble(&e);
+        let Some(s) = connect_with_retry(&self.settings.redis, self.control, &mut self.service)
+        else {
             return Ok(Next::Exit);
         };
         self.store = s;
@@ -533,11 +615,33 @@ impl<'a> Follower<'a> {
             Ok(now) if now + 1 == seq => self.commit = Commit::Held(job, None),
             Ok(now) => self.lost_writes(seq - 1, now)?,
             Err(e) => {
-                tracing::warn!("{e}");
+                self.repeats.warn("redis", e.to_string());
                 self.commit = Commit::Held(job, None);
             }
         }
         Ok(Next::Again)
+    }
+
+    /// A write to Redis failed (it is down, frozen past the timeout, or full): say so once and
+    /// in `STATUS=`, and wait before the retry (cut short by a stop: the next attempt is then
+    /// the last; nothing committed is lost). [`Follower::committed`] says when it works again.
+    fn trouble(&mut self, e: &StoreError) {
+        if !self.failing {
+            tracing::warn!("commit to Redis failed, holding the data and retrying: {e}");
+            self.failing = true;
+            let full = e.to_string().contains("OOM");
+            self.service.status(&format!(
+                "{} since {}: holding what was read, retrying",
+                if full {
+                    "Redis is full (maxmemory) and refuses writes"
+                } else {
+                    "commits to Redis fail"
+                },
+                clock_now()
+            ));
+        }
+        self.service.sleep(self.backoff, &self.control.stop);
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
     }
 
     /// Redis came back without writes we committed (restarted without persistence): drop
@@ -574,7 +678,14 @@ impl<'a> Follower<'a> {
         let total: u64 = self.stats.records.values().sum();
         let rate = (total - self.records_at_metrics) as f64 / self.opts.metrics_every.as_secs_f64();
         self.records_at_metrics = total;
-        log_metrics(&self.engine, &self.stats, rate);
+        let memory = match self.store.memory() {
+            Ok(m) => m,
+            Err(e) => {
+                self.repeats.warn("redis", e.to_string());
+                Default::default()
+            }
+        };
+        log_metrics(&self.engine, &self.stats, rate, &memory);
     }
 
     /// Sleep until inotify or the poll interval, unless records are coming.
@@ -686,7 +797,19 @@ fn build_flush(
     })))
 }
 
-fn log_metrics(engine: &Engine, stats: &FollowStats, records_per_sec: f64) {
+/// Seconds between now and the latest conn read (how far behind Zeek the daemon is).
+fn seconds_behind(engine: &Engine) -> Option<u64> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .ok()?;
+    engine
+        .profiler
+        .latest(LogKind::Conn)
+        .map(|t| (now - t).max(0.0) as u64)
+}
+
+fn log_metrics(engine: &Engine, stats: &FollowStats, records_per_sec: f64, memory: &Memory) {
     let lag: u64 = engine
         .tailer
         .files
@@ -697,23 +820,16 @@ fn log_metrics(engine: &Engine, stats: &FollowStats, records_per_sec: f64) {
                 .unwrap_or(0)
         })
         .sum();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0);
-    let behind = engine
-        .profiler
-        .latest(LogKind::Conn)
-        .map(|t| (now - t).max(0.0) as u64);
     tracing::info!(
         records_per_sec = records_per_sec as u64,
         records = ?stats.records,
-        seconds_behind_zeek = ?behind,
+        seconds_behind_zeek = ?seconds_behind(engine),
         malformed = stats.malformed,
         flushes = stats.flushes,
         bytes_behind = lag,
         pending_joins = engine.profiler.pending_alts(),
-        open_windows = engine.profiler.open_windows(),
+        windows_held = engine.profiler.open_windows(),
+        redis_used_memory = ?memory.used,
         redis_commit_ms = stats.last_commit.as_millis() as u64,
         "metrics"
     );

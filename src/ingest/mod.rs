@@ -8,6 +8,7 @@
 
 pub mod follow;
 pub mod merge;
+pub mod service;
 pub mod summary;
 pub mod writer;
 
@@ -436,7 +437,8 @@ pub fn prepare(
 /// Run `--once` over `settings.zeek_dir`.
 pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, IngestError> {
     let started = Instant::now();
-    let mut store = RedisStore::connect(&settings.redis_url)?;
+    let mut store = RedisStore::connect(&settings.redis)?;
+    store.check_memory_policy()?;
     if opts.reset {
         let n = store.reset()?;
         tracing::info!(keys = n, "--reset: removed this tool's keys");
@@ -501,7 +503,7 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
     let mut merged = Merged::new(streams(&files, &bytes));
     let mut finished = Vec::new();
     let mut commits = Committer {
-        writer: CommitWorker::start(&settings.redis_url)?,
+        writer: CommitWorker::start(&settings.redis)?,
         written: HashSet::new(),
         seq,
         part_bytes: opts.part_bytes,

@@ -18,11 +18,10 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::model::window::Grid;
-use crate::model::window::WinId;
+use crate::model::window::{Grid, WinId};
 use crate::profile::profiler::Writes;
 use crate::profile::window_state::WindowWrite;
-use crate::store::redis_store::{RedisStore, StoreError, WriteStats};
+use crate::store::redis_store::{RedisStore, StoreError, Target, WriteStats};
 
 /// What the worker receives: parts of the open transaction, then its end (with whether the job
 /// comes back with the result: follow mode retries a failed one; `--once` lets it go as soon as
@@ -63,8 +62,8 @@ pub struct CommitWorker {
 
 impl CommitWorker {
     /// Start the thread; it connects to `url` when the first transaction comes.
-    pub fn start(url: &str) -> Result<CommitWorker, StoreError> {
-        let url = url.to_string();
+    pub fn start(target: &Target) -> Result<CommitWorker, StoreError> {
+        let target = target.clone();
         let (jobs, incoming) = mpsc::sync_channel::<Part>(1);
         let (results, done) = mpsc::channel();
         let handle = std::thread::Builder::new()
@@ -77,7 +76,7 @@ impl CommitWorker {
                     let start = Instant::now();
                     let connected = match store.take() {
                         Some(s) => Ok(s),
-                        None => RedisStore::connect(&url),
+                        None => RedisStore::connect(&target),
                     };
                     let (job, r, back) = match connected {
                         Ok(mut s) => {
@@ -167,15 +166,23 @@ impl CommitWorker {
         }
     }
 
-    /// The transaction handed over, with its result: waiting for it, or only if it is there.
-    pub fn result(&mut self, wait: bool) -> Option<(Box<Job>, Result<Duration, StoreError>)> {
+    /// Whether a transaction is with the worker, its result not collected.
+    pub fn in_flight(&self) -> bool {
+        self.in_flight
+    }
+
+    /// The transaction handed over, with its result: waiting for it up to `wait`, or only if
+    /// it is there (`None`).
+    pub fn result(
+        &mut self,
+        wait: Option<Duration>,
+    ) -> Option<(Box<Job>, Result<Duration, StoreError>)> {
         if !self.in_flight {
             return None;
         }
-        let got = if wait {
-            self.done.recv().ok()
-        } else {
-            self.done.try_recv().ok()
+        let got = match wait {
+            Some(d) => self.done.recv_timeout(d).ok(),
+            None => self.done.try_recv().ok(),
         };
         let (job, r) = got?;
         self.in_flight = false;

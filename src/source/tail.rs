@@ -192,6 +192,8 @@ pub struct Tailer {
     read_chunk: u64,
     /// Lines longer than this are skipped.
     line_limit: usize,
+    /// Logs that could not be opened for lack of permission (said once per file).
+    unreadable: std::collections::HashSet<PathBuf>,
 }
 
 impl Tailer {
@@ -204,6 +206,7 @@ impl Tailer {
             checkpoints,
             read_chunk: READ_CHUNK,
             line_limit: MAX_LINE,
+            unreadable: Default::default(),
         }
     }
 
@@ -226,8 +229,21 @@ impl Tailer {
             }
             // One handle for the identity and the reading: opening the name twice could give
             // two files when it is rotated in between (the old one renamed, a new one created).
-            let Ok(file) = File::open(&path) else {
-                continue; // vanished
+            let file = match File::open(&path) {
+                Ok(f) => {
+                    self.unreadable.remove(&path);
+                    f
+                }
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                    if self.unreadable.insert(path.clone()) {
+                        tracing::warn!(
+                            "cannot read {}: permission denied; the daemon's user needs read permission on the file and search (x) permission on its directories (e.g. add Zeek's group with SupplementaryGroups= in the unit, or make the logs world-readable)",
+                            path.display()
+                        );
+                    }
+                    continue;
+                }
+                Err(_) => continue, // vanished
             };
             let Ok(Some(id)) = FileId::of_file(&file) else {
                 continue; // its header is not complete yet

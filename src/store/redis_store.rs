@@ -61,6 +61,17 @@ pub enum StoreError {
     Writer(String),
 }
 
+/// Redis' memory as `INFO memory` tells it (a field it did not give is `None`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Memory {
+    /// `used_memory`, bytes.
+    pub used: Option<u64>,
+    /// `maxmemory`, bytes (0: no limit).
+    pub max: Option<u64>,
+    /// `maxmemory_policy`.
+    pub policy: Option<String>,
+}
+
 /// What [`RedisStore::load`] read: stored windows, and each profile's stored `Starttime`.
 pub type Loaded = (Vec<(WinId, StoredWindow)>, Vec<(IpAddr, Option<f64>)>);
 
@@ -71,6 +82,65 @@ pub struct WriteStats {
     pub commands: u64,
     /// Round trips.
     pub round_trips: u64,
+}
+
+/// Where Redis is and how long to wait for it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Target {
+    /// `redis://[user:password@]host:port/db` or `unix:///path`.
+    pub url: String,
+    /// Connect, read and write timeout of every command: a Redis that stops answering
+    /// (paused, partitioned) is treated as one that is down once it passes.
+    pub timeout: Duration,
+}
+
+/// The default [`Target::timeout`]: longer than a large transaction takes to execute, shorter
+/// than half the service's watchdog interval (30 s).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Target {
+    /// `url` with the default timeout.
+    pub fn new(url: &str) -> Target {
+        Target {
+            url: url.to_string(),
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// The URL as it may be shown (logs, status, errors): a password replaced by `***`.
+    pub fn shown(&self) -> String {
+        shown_url(&self.url)
+    }
+
+    /// Check the URL without connecting (a bad one is a settings error at start).
+    pub fn check(&self) -> Result<(), StoreError> {
+        redis::Client::open(self.url.as_str())
+            .map(|_| ())
+            .map_err(|source| StoreError::BadUrl {
+                url: self.shown(),
+                source,
+            })
+    }
+}
+
+/// `url` with the password of its user info (`scheme://user:password@host`) replaced by `***`.
+pub fn shown_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((user_info, host)) => {
+            let user = user_info.split_once(':').map_or("", |(u, _)| u);
+            let user = if user_info.contains(':') {
+                format!("{user}:***")
+            } else {
+                "***".to_string() // `redis://password@host`: the whole user info is the secret
+            };
+            format!("{scheme}://{user}@{host}{path}")
+        }
+        None => url.to_string(),
+    }
 }
 
 /// A connection to the Redis database the layout lives in.
@@ -92,24 +162,31 @@ fn number_text(x: f64) -> String {
 }
 
 impl RedisStore {
-    /// Connect and check the server answers (`PING`), within a few seconds.
-    pub fn connect(url: &str) -> Result<RedisStore, StoreError> {
-        let client = redis::Client::open(url).map_err(|source| StoreError::BadUrl {
-            url: url.to_string(),
-            source,
-        })?;
+    /// Connect and check the server answers (`PING`), within the target's timeout, which
+    /// then bounds every read and write on the connection.
+    pub fn connect(target: &Target) -> Result<RedisStore, StoreError> {
+        // Errors and logs show the URL without its password.
+        let url = target.shown();
+        let client =
+            redis::Client::open(target.url.as_str()).map_err(|source| StoreError::BadUrl {
+                url: url.clone(),
+                source,
+            })?;
         let unreachable = |e: redis::RedisError| StoreError::Unreachable {
-            url: url.to_string(),
+            url: url.clone(),
             reason: e.to_string(),
         };
+        let timeout = target.timeout.max(Duration::from_millis(1));
         let mut con = client
-            .get_connection_with_timeout(Duration::from_secs(3))
+            .get_connection_with_timeout(timeout)
             .map_err(unreachable)?;
+        con.set_read_timeout(Some(timeout)).map_err(unreachable)?;
+        con.set_write_timeout(Some(timeout)).map_err(unreachable)?;
         redis::cmd("PING")
             .query::<String>(&mut con)
             .map_err(unreachable)?;
         Ok(RedisStore {
-            url: url.to_string(),
+            url,
             con,
             encoder: Encoder::default(),
             stats: WriteStats::default(),
@@ -291,6 +368,37 @@ impl RedisStore {
         };
         opened.map_err(|e| tx.fail(e))?;
         Ok(tx)
+    }
+
+    /// Redis' memory: `used_memory` and `maxmemory_policy` (`INFO memory`).
+    pub fn memory(&mut self) -> Result<Memory, StoreError> {
+        let info: String = redis::cmd("INFO")
+            .arg("memory")
+            .query(&mut self.con)
+            .map_err(|e| self.err(e))?;
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .map(|v| v.trim().to_string())
+        };
+        Ok(Memory {
+            used: field("used_memory").and_then(|v| v.parse().ok()),
+            max: field("maxmemory").and_then(|v| v.parse().ok()),
+            policy: field("maxmemory_policy"),
+        })
+    }
+
+    /// Refuse a Redis that may evict keys without a TTL (`allkeys-*`): it could evict our
+    /// checkpoints or join state and break exactly-once without a word.
+    pub fn check_memory_policy(&mut self) -> Result<(), StoreError> {
+        let m = self.memory()?;
+        match m.policy.as_deref() {
+            Some(p) if p.starts_with("allkeys-") => Err(StoreError::Conflict(format!(
+                "Redis at {} has maxmemory-policy {p}: it may evict this tool's checkpoints and lose or double lines. Set `maxmemory-policy noeviction` (or a volatile-* policy) in redis.conf or with CONFIG SET",
+                self.url
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// The number of flushes committed so far (0 for a new database).
@@ -787,4 +895,25 @@ fn stored_window(
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shown_url_hides_the_password() {
+        for (url, shown) in [
+            ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+            (
+                "redis://kalipso:s3cr:et@db.example:6380/2",
+                "redis://kalipso:***@db.example:6380/2",
+            ),
+            ("rediss://:pw@h/0", "rediss://:***@h/0"),
+            ("redis://pw@h", "redis://***@h"),
+            ("unix:///run/redis.sock", "unix:///run/redis.sock"),
+        ] {
+            assert_eq!(shown_url(url), shown, "{url}");
+        }
+    }
 }

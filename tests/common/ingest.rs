@@ -14,7 +14,7 @@ pub fn settings(server: &RedisServer, dir: &Path, home: &[&str], direction: Dire
     Settings {
         zeek_dir: dir.to_path_buf(),
         recursive: false,
-        redis_url: server.url(),
+        redis: kalipso_ingest::store::redis_store::Target::new(&server.url()),
         routing: Routing {
             home: home.iter().map(|h| h.parse().unwrap()).collect(),
             direction,

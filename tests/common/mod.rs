@@ -117,6 +117,7 @@ pub fn files_below(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+pub mod daemon;
 pub mod dump;
 pub mod ingest;
 pub mod redis_server;

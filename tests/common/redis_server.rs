@@ -11,6 +11,8 @@ pub struct RedisServer {
     port: u16,
     _dir: tempfile::TempDir,
     persistent: bool,
+    /// More `redis-server` arguments (`--maxmemory`, ...), kept across restarts.
+    extra: Vec<String>,
 }
 
 impl RedisServer {
@@ -27,16 +29,27 @@ impl RedisServer {
         Self::start_with(true)
     }
 
-    fn start_with(persistent: bool) -> RedisServer {
+    /// One started with more `redis-server` arguments (e.g. `["--maxmemory", "2mb"]`).
+    pub fn start_with_args(persistent: bool, extra: &[&str]) -> RedisServer {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         for _ in 0..20 {
-            if let Some(server) = RedisServer::try_start(persistent) {
+            if let Some(server) = RedisServer::try_start(persistent, &extra) {
                 return server;
             }
         }
         panic!("could not start a private redis-server");
     }
 
-    fn spawn(port: u16, dir: &std::path::Path, persistent: bool) -> Child {
+    fn start_with(persistent: bool) -> RedisServer {
+        for _ in 0..20 {
+            if let Some(server) = RedisServer::try_start(persistent, &[]) {
+                return server;
+            }
+        }
+        panic!("could not start a private redis-server");
+    }
+
+    fn spawn(port: u16, dir: &std::path::Path, persistent: bool, extra: &[String]) -> Child {
         let aof: &[&str] = if persistent {
             &["--appendonly", "yes", "--appendfsync", "always"]
         } else {
@@ -53,6 +66,7 @@ impl RedisServer {
             ])
             .args(aof)
             .args(["--protected-mode", "yes"])
+            .args(extra)
             .arg("--dir")
             .arg(dir)
             .stdout(Stdio::null())
@@ -63,9 +77,39 @@ impl RedisServer {
 
     /// Kill the server (SIGKILL) and start it again on the same port and directory.
     pub fn restart(&mut self) {
+        self.kill();
+        self.start_again();
+    }
+
+    /// Kill the server (SIGKILL); [`RedisServer::start_again`] brings it back.
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = Self::spawn(self.port, self._dir.path(), self.persistent);
+    }
+
+    /// Freeze the server (SIGSTOP): it keeps its connections and answers nothing.
+    pub fn freeze(&self) {
+        self.signal("STOP");
+    }
+
+    /// Let a frozen server go on (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "kill -{name} redis-server");
+    }
+
+    /// Start the killed server again on the same port and directory.
+    pub fn start_again(&mut self) {
+        self.child = Self::spawn(self.port, self._dir.path(), self.persistent, &self.extra);
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(Instant::now() < deadline, "redis-server did not restart");
@@ -73,10 +117,10 @@ impl RedisServer {
         }
     }
 
-    fn try_start(persistent: bool) -> Option<RedisServer> {
+    fn try_start(persistent: bool, extra: &[String]) -> Option<RedisServer> {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
-        let mut child = Self::spawn(port, dir.path(), persistent);
+        let mut child = Self::spawn(port, dir.path(), persistent, extra);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(Some(_)) = child.try_wait() {
@@ -96,6 +140,7 @@ impl RedisServer {
             port,
             _dir: dir,
             persistent,
+            extra: extra.to_vec(),
         };
         let want = server._dir.path().canonicalize().ok()?;
         let ours = redis::Client::open(server.url())
