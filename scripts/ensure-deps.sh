@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what kalipso-ingest needs on a fresh Debian machine of this kind, if it is missing:
 # redis-server (Debian package; the tests start their own instances on free loopback ports) and
-# systemd-analyze (package systemd; the unit test verifies the service file with it).
+# systemd-analyze (package systemd; the unit test verifies the service file with it), openssl
+# (the TLS test makes its certificates) and setpriv (util-linux; a test runs the daemon as nobody).
 set -euo pipefail
 if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is missing: install the Rust toolchain (rustup) first" >&2
@@ -17,3 +18,5 @@ need() { # command package
 # The redis package starts a system instance on 6379; we never use it, so leave it to the admin.
 need redis-server redis-server
 need systemd-analyze systemd
+need openssl openssl
+need setpriv util-linux

@@ -25,6 +25,9 @@ pub struct FileSettings {
     /// Redis to write to [default: redis://127.0.0.1:6379/0].
     #[arg(long, value_name = "URL", env = "KALIPSO_REDIS_URL")]
     pub redis_url: Option<String>,
+    /// CA certificates (PEM) for a `rediss://` (TLS) Redis [default: the system's].
+    #[arg(long, value_name = "FILE")]
+    pub redis_ca_file: Option<PathBuf>,
     /// Milliseconds to wait for Redis to connect, answer or take a write before it counts as
     /// down [default: 10000].
     #[arg(long, value_name = "MS")]
@@ -87,17 +90,42 @@ pub enum ConfigError {
 }
 
 impl FileSettings {
-    /// Read a TOML settings file.
+    /// Read a TOML settings file. One that holds a Redis password must not be readable by
+    /// every user (mode `o+r`): the password would be anyone's.
     pub fn load(path: &Path) -> Result<FileSettings, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        let settings: FileSettings = toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
             message: e.to_string(),
-        })
+        })?;
+        if let Some(url) = &settings.redis_url {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(path)
+                .map(|m| m.permissions().mode())
+                .unwrap_or(0);
+            if Target::new(url).has_password() && mode & 0o004 != 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "config file {} holds a Redis password and every user can read it: chmod o-r it (e.g. 0640), or pass the URL in KALIPSO_REDIS_URL or a systemd credential (redis-url)",
+                    path.display()
+                )));
+            }
+        }
+        Ok(settings)
     }
+}
+
+/// The name of the systemd credential holding the Redis URL (`LoadCredential=redis-url:FILE`,
+/// read from `$CREDENTIALS_DIRECTORY/redis-url`).
+pub const URL_CREDENTIAL: &str = "redis-url";
+
+/// The Redis URL from the service's credential, if it has one.
+fn credential_url() -> Option<String> {
+    let dir = std::env::var_os("CREDENTIALS_DIRECTORY")?;
+    let text = std::fs::read_to_string(Path::new(&dir).join(URL_CREDENTIAL)).ok()?;
+    Some(text.trim().to_string()).filter(|s| !s.is_empty())
 }
 
 /// Default Redis URL.
@@ -194,8 +222,10 @@ impl Settings {
         let redis = Target {
             url: flags
                 .redis_url
+                .or_else(credential_url)
                 .or(file.redis_url)
                 .unwrap_or_else(|| DEFAULT_REDIS_URL.into()),
+            ca_file: flags.redis_ca_file.or(file.redis_ca_file),
             timeout: match flags.redis_timeout_ms.or(file.redis_timeout_ms) {
                 Some(0) => {
                     return Err(ConfigError::Invalid(
@@ -272,6 +302,7 @@ label = "malicious"
             zeek_dir,
             recursive,
             redis_url,
+            redis_ca_file,
             redis_timeout_ms,
             home_net,
             direction,
@@ -288,6 +319,10 @@ label = "malicious"
         assert!(label.is_some() && log_level.is_some() && timezone.is_some());
         assert!(poll_interval_ms.is_some() && flush_interval_ms.is_some());
         assert!(fields_interval_ms.is_some() && redis_timeout_ms.is_some());
+        assert!(
+            redis_ca_file.is_none(),
+            "commented out: the default is the system's roots"
+        );
         let s = Settings::merge(FileSettings::default(), f).unwrap();
         assert_eq!(s.redis.url, DEFAULT_REDIS_URL);
         assert_eq!(s.tw_width, DEFAULT_TW_WIDTH);
@@ -305,7 +340,15 @@ label = "malicious"
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/kalipso-ingest.toml");
         let text = std::fs::read_to_string(path).unwrap();
         let table: toml::Table = toml::from_str(&text).unwrap();
-        let keys: std::collections::BTreeSet<String> = table.keys().cloned().collect();
+        let mut keys: std::collections::BTreeSet<String> = table.keys().cloned().collect();
+        // Keys without a default value are shown commented out (`# key = example`).
+        let commented = text.lines().filter_map(|l| {
+            let (key, _) = l.strip_prefix("# ")?.split_once(" = ")?;
+            key.chars()
+                .all(|c| c.is_ascii_lowercase() || c == '-')
+                .then(|| key.to_string())
+        });
+        keys.extend(commented);
         assert_eq!(flags, keys);
     }
 

@@ -18,7 +18,7 @@ use kalipso_ingest::ingest::follow::{Control, FollowOptions, run_follow};
 use kalipso_ingest::ingest::{IngestError, IngestOptions, run_once};
 use kalipso_ingest::inspect::{inspect_file, render_text};
 use kalipso_ingest::source::find_logs;
-use kalipso_ingest::store::redis_store::StoreError;
+use kalipso_ingest::store::redis_store::{StoreError, Target};
 
 /// mimalloc's `mi_option_purge_delay` (its position in `mi_option_e`, mimalloc 3.x).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
@@ -127,7 +127,26 @@ struct InspectArgs {
 
 fn main() -> ExitCode {
     return_memory_promptly();
-    let cli = Cli::parse();
+    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    // A password in an argument is visible to every user (`ps`): only the config file, the
+    // environment or a systemd credential may carry one.
+    if matches.value_source("redis_url") == Some(clap::parser::ValueSource::CommandLine)
+        && cli
+            .run
+            .settings
+            .redis_url
+            .as_deref()
+            .is_some_and(|u| Target::new(u).has_password())
+    {
+        eprintln!(
+            "kalipso-ingest: a Redis password on the command line is visible to every user (ps); put the URL in KALIPSO_REDIS_URL, the config file (not world-readable) or the systemd credential redis-url"
+        );
+        return ExitCode::from(2);
+    }
     match cli.command {
         Some(Command::Inspect(args)) => run_inspect(args),
         Some(Command::Replay(args)) => {

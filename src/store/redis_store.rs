@@ -92,6 +92,9 @@ pub struct Target {
     /// Connect, read and write timeout of every command: a Redis that stops answering
     /// (paused, partitioned) is treated as one that is down once it passes.
     pub timeout: Duration,
+    /// `rediss://`: the CA certificates (PEM) the server's certificate must chain to, instead
+    /// of the system's.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// The default [`Target::timeout`]: longer than a large transaction takes to execute, shorter
@@ -104,6 +107,47 @@ impl Target {
         Target {
             url: url.to_string(),
             timeout: DEFAULT_TIMEOUT,
+            ca_file: None,
+        }
+    }
+
+    /// Whether the URL holds a password (`scheme://[user]:password@host`, or
+    /// `scheme://password@host`).
+    pub fn has_password(&self) -> bool {
+        shown_url(&self.url) != self.url
+    }
+
+    /// The client for the URL: with TLS for `rediss://` (rustls; the CA file when given,
+    /// else the system's roots).
+    fn client(&self) -> Result<redis::Client, StoreError> {
+        let bad = |source| StoreError::BadUrl {
+            url: self.shown(),
+            source,
+        };
+        match &self.ca_file {
+            Some(path) if self.url.starts_with("rediss://") => {
+                install_crypto_provider();
+                let pem = std::fs::read(path).map_err(|e| {
+                    StoreError::Conflict(format!(
+                        "cannot read the Redis CA file {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                redis::Client::build_with_tls(
+                    self.url.as_str(),
+                    redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(pem),
+                    },
+                )
+                .map_err(bad)
+            }
+            _ => {
+                if self.url.starts_with("rediss://") {
+                    install_crypto_provider();
+                }
+                redis::Client::open(self.url.as_str()).map_err(bad)
+            }
         }
     }
 
@@ -112,15 +156,25 @@ impl Target {
         shown_url(&self.url)
     }
 
-    /// Check the URL without connecting (a bad one is a settings error at start).
+    /// Check the URL (and the CA file) without connecting: a bad one is a settings error at
+    /// start.
     pub fn check(&self) -> Result<(), StoreError> {
-        redis::Client::open(self.url.as_str())
-            .map(|_| ())
-            .map_err(|source| StoreError::BadUrl {
-                url: self.shown(),
-                source,
-            })
+        if self.ca_file.is_some() && !self.url.starts_with("rediss://") {
+            return Err(StoreError::Conflict(format!(
+                "redis-ca-file is for TLS: the URL {} is not rediss://",
+                self.shown()
+            )));
+        }
+        self.client().map(|_| ())
     }
+}
+
+/// rustls needs one crypto provider for the process (ring; set once).
+fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
 }
 
 /// `url` with the password of its user info (`scheme://user:password@host`) replaced by `***`.
@@ -167,11 +221,7 @@ impl RedisStore {
     pub fn connect(target: &Target) -> Result<RedisStore, StoreError> {
         // Errors and logs show the URL without its password.
         let url = target.shown();
-        let client =
-            redis::Client::open(target.url.as_str()).map_err(|source| StoreError::BadUrl {
-                url: url.clone(),
-                source,
-            })?;
+        let client = target.client()?;
         let unreachable = |e: redis::RedisError| StoreError::Unreachable {
             url: url.clone(),
             reason: e.to_string(),

@@ -143,7 +143,7 @@ impl RedisServer {
             extra: extra.to_vec(),
         };
         let want = server._dir.path().canonicalize().ok()?;
-        let ours = redis::Client::open(server.url())
+        let ours = redis::Client::open(server.url_with_password())
             .and_then(|c| c.get_connection())
             .and_then(|mut c| {
                 redis::cmd("CONFIG")
@@ -162,9 +162,23 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
+    /// Its password, when started with `--requirepass`.
+    pub fn password(&self) -> Option<&str> {
+        let at = self.extra.iter().position(|a| a == "--requirepass")?;
+        self.extra.get(at + 1).map(String::as_str)
+    }
+
+    /// Its URL with the password, if it has one.
+    pub fn url_with_password(&self) -> String {
+        match self.password() {
+            Some(p) => format!("redis://:{p}@127.0.0.1:{}/0", self.port),
+            None => self.url(),
+        }
+    }
+
     /// A connection to it.
     pub fn connection(&self) -> redis::Connection {
-        redis::Client::open(self.url())
+        redis::Client::open(self.url_with_password())
             .and_then(|c| c.get_connection())
             .expect("connect to test redis")
     }
@@ -177,7 +191,8 @@ impl Drop for RedisServer {
     }
 }
 
-fn free_port() -> u16 {
+/// A loopback port free now.
+pub fn free_port() -> u16 {
     let l = TcpListener::bind(("127.0.0.1", 0)).expect("bind a free port");
     l.local_addr().expect("local addr").port()
 }
