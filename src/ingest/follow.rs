@@ -40,7 +40,15 @@ struct Wakeup {
 
 impl Wakeup {
     fn new(settings: &Settings, tx: mpsc::Sender<()>) -> Wakeup {
-        let watcher = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
+        let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            // Opening and reading a file is an event too (inotify's IN_OPEN, IN_ACCESS,
+            // IN_CLOSE_NOWRITE): our own scans and reads would wake the loop at once, again
+            // and again — an idle daemon spent most of a core so.
+            if let Ok(ev) = &res {
+                if matches!(ev.kind, notify::EventKind::Access(_)) {
+                    return;
+                }
+            }
             let _ = tx.send(());
         })
         .ok();
@@ -156,7 +164,7 @@ struct Engine {
     tailer: Tailer,
     grid: Option<Grid>,
     seq: u64,
-    /// Earliest profiled conn seen before the grid exists (anchors a new database).
+    /// Earliest conn seen before the grid exists (anchors a new database).
     first_ts: Option<f64>,
     last_bytes: HashMap<LogKind, Instant>,
 }
@@ -722,7 +730,12 @@ fn poll_files(engine: &mut Engine, stats: &mut FollowStats) -> u64 {
                 let Converted::Event(event) = to_event(&rec) else {
                     return; // dropped by the spec's rules, or another log
                 };
-                if !grid_known && first_ts.is_none_or(|t| event.ts() < t) {
+                // A new database's grid starts at the earliest conn, as in `--once` (whose
+                // scan of the conn logs finds it): a dns record before it does not move it.
+                if !grid_known
+                    && matches!(event, Event::Conn(..))
+                    && first_ts.is_none_or(|t| event.ts() < t)
+                {
                     *first_ts = Some(event.ts());
                 }
                 match event {
