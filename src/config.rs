@@ -28,6 +28,10 @@ pub struct FileSettings {
     /// CA certificates (PEM) for a `rediss://` (TLS) Redis [default: the system's].
     #[arg(long, value_name = "FILE")]
     pub redis_ca_file: Option<PathBuf>,
+    /// Keep this much data time: a window whose end is older than the newest record time
+    /// minus DURATION is removed (`90m`, `48h`, `7d`, `1h30m`) [default: keep everything].
+    #[arg(long, value_name = "DURATION")]
+    pub retain: Option<String>,
     /// Milliseconds to wait for Redis to connect, answer or take a write before it counts as
     /// down [default: 10000].
     #[arg(long, value_name = "MS")]
@@ -144,6 +148,8 @@ pub struct Settings {
     pub recursive: bool,
     /// Where Redis is, and its timeout.
     pub redis: Target,
+    /// Retention in seconds of data time (`None`: keep everything).
+    pub retain: Option<f64>,
     /// Home networks and direction.
     pub routing: Routing,
     /// Timewindow width in seconds.
@@ -161,6 +167,42 @@ pub struct Settings {
     /// Follow mode: milliseconds between rewrites of a filling window's hash fields (default
     /// 5000; timeline lines and flows go at every commit).
     pub fields_interval_ms: u64,
+}
+
+/// Parse a duration: numbers each followed by a unit, `s`, `m`, `h`, `d` or `w` (`90m`,
+/// `48h`, `7d`, `1h30m`); in seconds, more than zero.
+pub fn parse_duration(text: &str) -> Result<f64, ConfigError> {
+    let bad = |why: &str| {
+        ConfigError::Invalid(format!(
+            "invalid duration {text:?} ({why}): write it as e.g. 90m, 48h, 7d or 1h30m"
+        ))
+    };
+    let mut total = 0.0;
+    let mut number = String::new();
+    for c in text.trim().chars() {
+        if c.is_ascii_digit() || c == '.' {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1.0,
+            'm' => 60.0,
+            'h' => 3600.0,
+            'd' => 86400.0,
+            'w' => 604800.0,
+            _ => return Err(bad("unknown unit")),
+        };
+        let n: f64 = number.parse().map_err(|_| bad("a unit without a number"))?;
+        total += n * unit;
+        number.clear();
+    }
+    if !number.is_empty() {
+        return Err(bad("a number without a unit"));
+    }
+    if !(total.is_finite() && total > 0.0) {
+        return Err(bad("not more than zero"));
+    }
+    Ok(total)
 }
 
 /// Parse a home-net entry: a CIDR, or a single IP (a /32 or /128).
@@ -245,7 +287,12 @@ impl Settings {
             .unwrap_or_else(|| "info".into());
         tracing_subscriber::EnvFilter::try_new(&log_level)
             .map_err(|e| ConfigError::Invalid(format!("invalid log level {log_level:?}: {e}")))?;
+        let retain = match flags.retain.or(file.retain) {
+            Some(text) => Some(parse_duration(&text)?),
+            None => None,
+        };
         Ok(Settings {
+            retain,
             clock,
             poll_interval_ms,
             flush_interval_ms,
@@ -304,6 +351,7 @@ label = "malicious"
             redis_url,
             redis_ca_file,
             redis_timeout_ms,
+            retain,
             home_net,
             direction,
             tw_width,
@@ -323,6 +371,7 @@ label = "malicious"
             redis_ca_file.is_none(),
             "commented out: the default is the system's roots"
         );
+        assert!(retain.is_some(), "the service keeps a bounded Redis");
         let s = Settings::merge(FileSettings::default(), f).unwrap();
         assert_eq!(s.redis.url, DEFAULT_REDIS_URL);
         assert_eq!(s.tw_width, DEFAULT_TW_WIDTH);
@@ -350,6 +399,19 @@ label = "malicious"
         });
         keys.extend(commented);
         assert_eq!(flags, keys);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90m").unwrap(), 5400.0);
+        assert_eq!(parse_duration("48h").unwrap(), 172800.0);
+        assert_eq!(parse_duration("7d").unwrap(), 604800.0);
+        assert_eq!(parse_duration("1h30m").unwrap(), 5400.0);
+        assert_eq!(parse_duration("1.5h").unwrap(), 5400.0);
+        for bad in ["", "10", "h", "5x", "0h", "-1h"] {
+            let e = parse_duration(bad).unwrap_err().to_string();
+            assert!(e.contains("invalid duration"), "{bad}: {e}");
+        }
     }
 
     #[test]

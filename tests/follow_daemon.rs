@@ -429,3 +429,150 @@ fn restarts_deep_in_a_large_file_read_every_line_once() {
     let header_lines = PADDED_HEADER.lines().count() as u64;
     assert_eq!(lines, [next as u64 + header_lines]);
 }
+
+#[test]
+fn with_retention_follow_mode_ends_as_one_once_pass_also_when_killed() {
+    // 28 hours of traffic, kept 6: windows are written, then removed as data time moves on,
+    // while the daemon is killed and restarted; the result is one `--once --retain` pass.
+    // (Its dns log is two years older than its conns: every dns record is past the
+    // retention, and follow mode must anchor the grid at the first conn, as `--once` does.)
+    let capture = fixtures().join("corpus/rita-proxy");
+    let flags = ["--retain", "6h", "--direction", "all"];
+    let want = batch_dump_with(&capture, &flags);
+    let windows = want
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| k.ends_with("_flows"))
+        .count();
+    assert!(
+        (20..60).contains(&windows),
+        "the retention kept {windows} windows"
+    );
+    let server = RedisServer::start_persistent();
+    let dir = tempfile::tempdir().unwrap();
+    let to = dir.path().to_path_buf();
+    let writer = std::thread::spawn(move || {
+        replay(&ReplayOptions {
+            from: capture,
+            to,
+            speed: None,
+            rotate_every: None,
+        })
+        .unwrap()
+    });
+    let start = |server: &RedisServer| command(dir.path(), server).args(flags).spawn().unwrap();
+    let mut child = start(&server);
+    for pause in [150u64, 250, 400] {
+        std::thread::sleep(Duration::from_millis(pause));
+        let _ = child.kill();
+        let _ = child.wait();
+        child = start(&server);
+    }
+    writer.join().unwrap();
+    settle(&server);
+    let (code, _) = terminate(child);
+    assert_eq!(code, Some(0));
+    once_with(dir.path(), &server, &flags);
+    let got = without_run_state(dump(&mut server.connection()));
+    assert!(
+        got == want,
+        "retention in follow mode differs from --once:\n{}",
+        dump_diff(&got, &want)
+    );
+}
+
+#[test]
+fn retention_removes_only_its_windows_and_never_recreates_one() {
+    let capture = fixtures().join("corpus/rita-proxy");
+    let flags = ["--retain", "6h", "--direction", "all"];
+    let server = RedisServer::start();
+    let mut con = server.connection();
+    let _: () = redis::cmd("SET")
+        .arg("someone-else:key")
+        .arg("kept")
+        .query(&mut con)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["conn.log", "dns.log", "http.log", "ssl.log"] {
+        std::fs::copy(capture.join(f), dir.path().join(f)).unwrap();
+    }
+    once_with(dir.path(), &server, &flags);
+    let kept: String = redis::cmd("GET")
+        .arg("someone-else:key")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(kept, "kept");
+    // The windows kept span the retention (6 h of one-hour windows, and the one in progress).
+    let index: Vec<(String, i64)> = redis::cmd("ZRANGE")
+        .arg("kalipso-ingest:windows")
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query(&mut con)
+        .unwrap();
+    let (lo, hi) = (index[0].1, index[index.len() - 1].1);
+    assert!(hi - lo <= 6, "windows {lo}..{hi} kept");
+    // Every profile listed has windows; every window listed has its data.
+    let profiles: Vec<String> = redis::cmd("SMEMBERS")
+        .arg("profiles")
+        .query(&mut con)
+        .unwrap();
+    assert!(!profiles.is_empty());
+    let mut windows = 0;
+    for p in &profiles {
+        let ip = p.trim_start_matches("profile_");
+        let tws: Vec<String> = redis::cmd("ZRANGE")
+            .arg(format!("twsprofile_{ip}"))
+            .arg(0)
+            .arg(-1)
+            .query(&mut con)
+            .unwrap();
+        for tw in &tws {
+            let exists: bool = redis::cmd("EXISTS")
+                .arg(format!("{p}_{tw}"))
+                .query(&mut con)
+                .unwrap();
+            assert!(exists, "{p} lists {tw}, which is gone");
+        }
+        windows += tws.len();
+    }
+    assert!(windows > 0);
+    let all: Vec<String> = redis::cmd("KEYS")
+        .arg("*timewindow*")
+        .query(&mut con)
+        .unwrap();
+    for k in &all {
+        let p = k.trim_start_matches("kalipso-ingest:alts:");
+        let p = p.trim_start_matches("kalipso-ingest:copies:");
+        let p = p.split("_timewindow").next().unwrap();
+        assert!(
+            profiles.contains(&p.to_string()),
+            "{k} outlived its profile"
+        );
+    }
+    // Old records arriving later (a new file of the first hours, new uids) are counted as
+    // older than the retention and recreate nothing.
+    let before = without_run_state(dump(&mut con));
+    let conn = std::fs::read_to_string(capture.join("conn.log")).unwrap();
+    let old: String = conn
+        .lines()
+        .filter(|l| l.starts_with('#') || l.split('\t').next() < Some("1672910000"))
+        .map(|l| l.replacen("\tC", "\tXold", 1) + "\n")
+        .collect();
+    std::fs::write(dir.path().join("conn.2023-01-05-10-00-00.log"), old).unwrap();
+    let out = command(dir.path(), &server)
+        .args(["--once", "--no-progress"])
+        .args(flags)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.contains("older than the retention"), "{summary}");
+    let after = without_run_state(dump(&mut con));
+    assert!(after == before, "{}", dump_diff(&after, &before));
+}

@@ -213,6 +213,7 @@ fn start_engine(settings: &Settings, store: &mut RedisStore) -> Result<Engine, I
     cfg.label = settings.label.clone();
     cfg.style.clock = settings.clock.clone();
     cfg.fields_every = Some(Duration::from_millis(settings.fields_interval_ms));
+    cfg.retain = settings.retain;
     // Fields that fell due (or windows that closed) together are spread over flushes (a fifth
     // of the flush interval each), not rendered in one long flush that holds every line back.
     cfg.fields_budget = Some(FIELDS_BUDGET);

@@ -464,6 +464,7 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
     let stored = store.grid(settings.tw_width)?;
     let has_history = stored.is_some();
     let mut cfg = ProfilerConfig::new(settings.routing.clone(), settings.tw_width);
+    cfg.retain = settings.retain;
     let (earliest, schedule) = scan_conns(settings, &files, cfg.join_grace, opts.scan_split_bytes);
     let grid = match (stored, earliest) {
         (Some(g), _) => Some(g),

@@ -82,6 +82,13 @@ impl fmt::Display for Summary {
                 String::new()
             }
         )?;
+        if s.older_than_retention > 0 {
+            writeln!(
+                f,
+                "  older than the retention: {} record(s), not stored",
+                s.older_than_retention
+            )?;
+        }
         writeln!(
             f,
             "  profiles: {}, timewindows written: {}",

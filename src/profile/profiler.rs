@@ -51,6 +51,9 @@ pub struct ProfilerConfig {
     /// whose fields fell due together — or closed together — are spread over several flushes
     /// instead of delaying one.
     pub fields_budget: Option<std::time::Duration>,
+    /// Retention in seconds of data time (`--retain`): a window whose end is older than the
+    /// newest record time minus this is removed, and records for it are not stored.
+    pub retain: Option<f64>,
 }
 
 impl ProfilerConfig {
@@ -71,6 +74,7 @@ impl ProfilerConfig {
             style: TimelineStyle::default(),
             fields_every: None,
             fields_budget: None,
+            retain: None,
         }
     }
 }
@@ -93,6 +97,9 @@ pub struct ProfilerStats {
     pub alts_gave_up: u64,
     /// Windows reopened after eviction.
     pub reopened: u64,
+    /// Records (conns and dns/http/ssl) for a window already past the retention: counted,
+    /// not stored.
+    pub older_than_retention: u64,
 }
 
 #[derive(Debug)]
@@ -152,6 +159,8 @@ pub struct Writes {
     pub ips: Vec<IpAddr>,
     /// Changed windows.
     pub windows: Vec<(WinId, WindowWrite)>,
+    /// With `--retain`: what the store's index of windows needs, and what to remove.
+    pub retention: Option<RetentionWrite>,
     /// `portinfo` fields (the first flush of a run only).
     pub portinfo: Vec<(String, String)>,
     /// Join state to persist (so a restart joins exactly as an uninterrupted run).
@@ -173,6 +182,23 @@ impl Writes {
             && self.join.pending.is_empty()
             && self.timeline_waiting.is_empty()
     }
+}
+
+/// A flush's part of retention (`--retain`): the index entries of what it touched, and the
+/// windows it removes — every window numbered below `expire_below`, with what belongs to it
+/// (see `docs/decisions.md`, "Retention").
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct RetentionWrite {
+    /// Absolute windows below this number are removed.
+    pub expire_below: i64,
+    /// Each profile window touched since the last flush, with its earliest record time (a
+    /// profile's `Starttime` is the least of these over its windows that are kept).
+    pub touched: Vec<(WinId, f64)>,
+    /// Each address seen since the last flush (as a profile or a flow's peer), with the latest
+    /// window it was seen in (its `IPsInfo` entry goes with the last such window).
+    pub ips: Vec<(IpAddr, i64)>,
+    /// Profiles whose `Starttime` (or existence) must be settled after the removal.
+    pub profiles: Vec<IpAddr>,
 }
 
 /// The profiler.
@@ -197,6 +223,10 @@ pub struct Profiler {
     /// Which windows still expect a conn (a batch run's scan of its conn logs), and how many
     /// conns are read: see [`Profiler::set_conn_schedule`].
     schedule: Option<(ConnSchedule, u64)>,
+    /// Retention: profile windows touched since the last flush (earliest record time), and
+    /// addresses seen (latest window).
+    touched: HashMap<WinId, f64>,
+    ips_seen: HashMap<IpAddr, i64>,
     /// What happened so far.
     pub stats: ProfilerStats,
 }
@@ -219,8 +249,30 @@ impl Profiler {
             portinfo_written: false,
             timeline_waiting: HashSet::default(),
             schedule: None,
+            touched: HashMap::default(),
+            ips_seen: HashMap::default(),
             stats: ProfilerStats::default(),
         }
+    }
+
+    /// With `--retain`: absolute windows numbered below this are past the retention (their
+    /// end is older than the newest record time minus the retention). `None` without one.
+    pub fn expire_below(&self) -> Option<i64> {
+        let retain = self.cfg.retain?;
+        let newest = self
+            .watermarks
+            .values()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max);
+        if !newest.is_finite() {
+            return Some(i64::MIN);
+        }
+        // end(g) = (g + 1) × width < newest − retain  ⟺  g < (newest − retain) / width − 1
+        Some(((newest - retain) / self.cfg.width - 1.0).ceil() as i64)
+    }
+
+    fn is_expired(&self, g: i64) -> bool {
+        self.expire_below().is_some_and(|below| g < below)
     }
 
     /// Give the profiler the schedule of the conns to come (a batch run's scan of its conn
@@ -258,6 +310,15 @@ impl Profiler {
     }
 
     fn touch_profile(&mut self, ip: IpAddr, ts: f64) {
+        if self.cfg.retain.is_some() {
+            let g = self.grid_number(ts);
+            if self.is_expired(g) {
+                return; // a record of a removed window: no profile
+            }
+            let t = self.touched.entry(WinId::new(ip, g)).or_insert(ts);
+            *t = t.min(ts);
+            self.see_ip(ip, g);
+        }
         let loaded = !self.store_has_history;
         let p = self.profiles.entry(ip).or_insert(ProfileInfo {
             starttime: ts,
@@ -270,7 +331,16 @@ impl Profiler {
         self.register_ip(ip);
     }
 
+    /// Retention: `ip` is in window `g` (its `IPsInfo` entry lives while such a window does).
+    fn see_ip(&mut self, ip: IpAddr, g: i64) {
+        let last = self.ips_seen.entry(ip).or_insert(g);
+        *last = (*last).max(g);
+    }
+
     fn register_ip(&mut self, ip: IpAddr) {
+        if self.cfg.retain.is_some() {
+            return; // registered per flush from `ips_seen`, with the window that keeps it
+        }
         if self.ips_known.insert(ip) {
             self.ips_new.push(ip);
         }
@@ -301,9 +371,12 @@ impl Profiler {
         self.see(LogKind::Conn, flow.ts);
         let touches = self.cfg.routing.route(flow.saddr, flow.daddr);
         let g = self.grid_number(flow.ts);
+        let expired = self.is_expired(g);
         let mut places: Vec<(WinId, Roles)> = Vec::new();
         for (ip, role) in touches {
-            self.touch_profile(ip, flow.ts);
+            if !expired {
+                self.touch_profile(ip, flow.ts);
+            }
             if let Some(role) = role {
                 match places.iter_mut().find(|(w, _)| w.ip == ip) {
                     Some((_, roles)) => roles.push(role),
@@ -315,12 +388,24 @@ impl Profiler {
             self.stats.flows_unprofiled += 1;
             return;
         }
+        let expires = flow.ts + flow.dur.unwrap_or(0.0) + self.cfg.join_grace;
+        let ids: Vec<WinId> = places.iter().map(|(w, _)| *w).collect();
+        if expired {
+            // Past the retention: not stored, but still the conn its dns/http/ssl records
+            // join (they go with it), as in a run that stored it and removed its window.
+            self.stats.older_than_retention += 1;
+            let waiting = self.join.on_conn(&flow.uid, &ids, expires);
+            self.stats.older_than_retention += waiting.len() as u64;
+            return;
+        }
         self.stats.flows += 1;
         self.register_ip(flow.saddr);
         self.register_ip(flow.daddr);
+        if self.cfg.retain.is_some() {
+            self.see_ip(flow.saddr, g);
+            self.see_ip(flow.daddr, g);
+        }
         let pos = self.position(line);
-        let expires = flow.ts + flow.dur.unwrap_or(0.0) + self.cfg.join_grace;
-        let ids: Vec<WinId> = places.iter().map(|(w, _)| *w).collect();
         let waiting = self.join.on_conn(&flow.uid, &ids, expires);
         let n = places.len();
         for ((id, roles), flow) in places.into_iter().zip(copies(flow, n)) {
@@ -343,6 +428,15 @@ impl Profiler {
         let pos = self.position(line);
         if let Some((alt, ids)) = self.join.on_alt(alt, pos) {
             self.stats.alts_joined += 1;
+            // Joined to a conn whose windows are past the retention: gone with them.
+            let ids: Vec<WinId> = ids
+                .into_iter()
+                .filter(|id| !self.is_expired(id.abs))
+                .collect();
+            if ids.is_empty() {
+                self.stats.older_than_retention += 1;
+                return;
+            }
             let n = ids.len();
             for (id, alt) in ids.into_iter().zip(copies(alt, n)) {
                 self.window(id).add_alt(alt, pos);
@@ -461,8 +555,12 @@ impl Profiler {
                 .find(|(ip, role)| *ip == alt.saddr && *role == Some(Role::Client));
             match src {
                 Some((ip, _)) => {
-                    self.stats.alts_orphaned += 1;
                     let g = self.grid_number(alt.ts);
+                    if self.is_expired(g) {
+                        self.stats.older_than_retention += 1;
+                        continue;
+                    }
+                    self.stats.alts_orphaned += 1;
                     self.window(WinId::new(ip, g)).add_alt(alt, pos);
                 }
                 None => self.stats.alts_unplaced += 1,
@@ -592,6 +690,26 @@ impl Profiler {
             ips: std::mem::take(&mut self.ips_new),
             ..Writes::default()
         };
+        if let Some(below) = self.expire_below() {
+            // Windows past the retention leave memory unwritten; the store removes what of
+            // them it holds, in this flush's transaction.
+            self.windows.retain(|id, _| id.abs >= below);
+            self.evicted.retain(|id| id.abs >= below);
+            self.timeline_waiting.retain(|id| id.abs >= below);
+            let mut touched: Vec<(WinId, f64)> = self.touched.drain().collect();
+            touched.sort_by_key(|t| t.0);
+            let mut ips: Vec<(IpAddr, i64)> = self.ips_seen.drain().collect();
+            ips.sort_unstable();
+            out.ips = ips.iter().map(|(ip, _)| *ip).collect();
+            let mut profiles: Vec<IpAddr> = touched.iter().map(|(id, _)| id.ip).collect();
+            profiles.dedup();
+            out.retention = Some(RetentionWrite {
+                expire_below: below,
+                touched,
+                ips,
+                profiles,
+            });
+        }
         if !self.portinfo_written {
             self.portinfo_written = true;
             out.portinfo = self.cfg.style.names.fields();
@@ -603,6 +721,11 @@ impl Profiler {
             }
         }
         out.profiles.sort_by_key(|p| p.0);
+        if let Some(r) = &mut out.retention {
+            r.profiles.extend(out.profiles.iter().map(|(ip, _)| *ip));
+            r.profiles.sort_unstable();
+            r.profiles.dedup();
+        }
         let label = self.cfg.label.clone();
         let horizon = self.join_horizon();
         let low = self.low_watermark();

@@ -86,6 +86,19 @@ pub const WATERMARKS: &str = "kalipso-ingest:watermarks";
 pub const STATE_FORMAT: &str = "kalipso-ingest:state-format";
 /// The format of our own state this build reads and writes.
 pub const STATE_FORMAT_VERSION: u32 = 1;
+/// With `--retain`: ZSET `<ip>|<absolute window>` → absolute window, every profile window
+/// held (what retention removes, oldest first).
+pub const WINDOWS_INDEX: &str = "kalipso-ingest:windows";
+/// With `--retain`: ZSET address → the latest absolute window it is seen in (its `IPsInfo`
+/// entry is removed with that window).
+pub const IP_LAST: &str = "kalipso-ingest:ip-last";
+
+/// With `--retain`: ZSET absolute window → earliest record time of the profile in it (its
+/// `Starttime` is the least of those kept).
+pub fn first_seen(ip: IpAddr) -> String {
+    with_ip("kalipso-ingest:first:", ip)
+}
+
 /// STRING: number of flushes committed (detects a Redis that lost writes, and replies lost).
 pub const FLUSH_SEQ: &str = "kalipso-ingest:flush-seq";
 

@@ -12,7 +12,7 @@ use crate::model::alt::AltRecord;
 use crate::model::flow::Flow;
 use crate::model::window::Grid;
 use crate::model::window::WinId;
-use crate::profile::profiler::{LoadRequest, PersistedState, StoredWindow, Writes};
+use crate::profile::profiler::{LoadRequest, PersistedState, RetentionWrite, StoredWindow, Writes};
 use crate::profile::window_state::{TimelineWrite, WindowWrite};
 use crate::pyjson::float_repr;
 use crate::timeline::lines::push_sub_line;
@@ -567,6 +567,9 @@ impl Transaction<'_> {
         let result = (|| {
             write_profiles(&mut self.batch, writes, grid)?;
             write_state(&mut self.batch, writes, label, self.new_flows)?;
+            if let Some(r) = &writes.retention {
+                write_retention(&mut self.batch, r, grid)?;
+            }
             for chunk in checkpoints.chunks(256) {
                 self.batch.add(|c| {
                     c.arg("HSET").arg(keys::CHECKPOINTS).arg(chunk);
@@ -721,6 +724,122 @@ for s = 1, #out, 1000 do
 end
 return #out
 "#;
+
+/// Retention (`--retain`), server-side and last in the flush's transaction, so a crash
+/// leaves no half-removed window: every window numbered below `ARGV[2]` in the index goes
+/// with its hash, `_flows`, `_altflows`, `_timeline`, our copies and alts, its `twsprofile`
+/// and `ModifiedTWForLogs` members, its waiting mark and its `labels` counts; addresses whose
+/// latest window went lose their `IPsInfo` entry; then each profile in `ARGV[4..]` (touched
+/// by the flush or by the removal) gets `Starttime` = its earliest record time over the
+/// windows it keeps, or, keeping none, leaves `profiles` with its hash.
+const RETAIN: &str = r#"
+local first = tonumber(ARGV[1])
+local below = ARGV[2]
+local function repr(x)
+  if x == math.floor(x) and math.abs(x) < 1e16 then return string.format('%.1f', x) end
+  for p = 1, 17 do
+    local s = string.format('%.' .. p .. 'g', x)
+    if tonumber(s) == x then return s end
+  end
+  return string.format('%.17g', x)
+end
+local width = ARGV[3]
+local settle = {}
+for i = 4, #ARGV do settle[ARGV[i]] = true end
+local gone = redis.call('ZRANGEBYSCORE', 'kalipso-ingest:windows', '-inf', '(' .. below)
+for _, m in ipairs(gone) do
+  local ip, g = string.match(m, '^(.*)|(-?%d+)$')
+  local tw = 'timewindow' .. (tonumber(g) - first + 1)
+  local w = 'profile_' .. ip .. '_' .. tw
+  for _, f in ipairs(redis.call('HVALS', w .. '_flows')) do
+    local ok, v = pcall(cjson.decode, f)
+    if ok and type(v) == 'table' and type(v.label) == 'string' then
+      if tonumber(redis.call('ZINCRBY', 'labels', -1, v.label)) <= 0 then
+        redis.call('ZREM', 'labels', v.label)
+      end
+    end
+  end
+  redis.call('DEL', w, w .. '_flows', w .. '_altflows', w .. '_timeline',
+    'kalipso-ingest:copies:' .. w, 'kalipso-ingest:alts:' .. w)
+  redis.call('ZREM', 'twsprofile_' .. ip, tw)
+  redis.call('SREM', 'ModifiedTWForLogs', w)
+  redis.call('SREM', 'kalipso-ingest:windows-waiting', m)
+  redis.call('ZREM', 'kalipso-ingest:first:' .. ip, g)
+  redis.call('ZREM', 'kalipso-ingest:windows', m)
+  settle[ip] = true
+end
+local ips = redis.call('ZRANGEBYSCORE', 'kalipso-ingest:ip-last', '-inf', '(' .. below)
+for _, ip in ipairs(ips) do
+  redis.call('HDEL', 'IPsInfo', ip)
+  redis.call('ZREM', 'kalipso-ingest:ip-last', ip)
+end
+for ip, _ in pairs(settle) do
+  local p = 'profile_' .. ip
+  local lo = redis.call('ZRANGE', 'kalipso-ingest:first:' .. ip, 0, 0, 'WITHSCORES')
+  if #lo == 0 then
+    redis.call('DEL', p, 'twsprofile_' .. ip, 'kalipso-ingest:first:' .. ip)
+    redis.call('SREM', 'profiles', p)
+  else
+    redis.call('HSET', p, 'Starttime', repr(tonumber(lo[2])), 'duration', width)
+    redis.call('SADD', 'profiles', p)
+  end
+end
+return #gone
+"#;
+
+/// Queue retention's index entries for what the flush touched, then the removal
+/// ([`RETAIN`]).
+fn write_retention(
+    batch: &mut Batch<'_>,
+    r: &RetentionWrite,
+    grid: Grid,
+) -> redis::RedisResult<()> {
+    // The earliest record time per profile window (ZADD LT keeps the least of every flush's).
+    let mut at = 0;
+    while at < r.touched.len() {
+        let ip = r.touched[at].0.ip;
+        let end = r.touched[at..]
+            .iter()
+            .position(|(id, _)| id.ip != ip)
+            .map_or(r.touched.len(), |n| at + n);
+        for chunk in r.touched[at..end].chunks(256) {
+            batch.add(|c| {
+                c.arg("ZADD").arg(keys::first_seen(ip)).arg("LT");
+                for (id, t) in chunk {
+                    c.arg(*t).arg(id.abs);
+                }
+            })?;
+        }
+        at = end;
+    }
+    for chunk in r.touched.chunks(256) {
+        batch.add(|c| {
+            c.arg("ZADD").arg(keys::WINDOWS_INDEX);
+            for (id, _) in chunk {
+                c.arg(id.abs).arg(keys::win_member(id.ip, id.abs));
+            }
+        })?;
+    }
+    for chunk in r.ips.chunks(256) {
+        batch.add(|c| {
+            c.arg("ZADD").arg(keys::IP_LAST).arg("GT");
+            for (ip, g) in chunk {
+                c.arg(*g).arg(ip.to_string());
+            }
+        })?;
+    }
+    batch.add(|c| {
+        c.arg("EVAL")
+            .arg(RETAIN)
+            .arg(0)
+            .arg(grid.first)
+            .arg(r.expire_below)
+            .arg(float_repr(grid.width));
+        for ip in &r.profiles {
+            c.arg(ip.to_string());
+        }
+    })
+}
 
 /// Queue the flush's profile commands: the port table, profiles and `IPsInfo`.
 fn write_profiles(batch: &mut Batch<'_>, writes: &Writes, grid: Grid) -> redis::RedisResult<()> {

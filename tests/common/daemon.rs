@@ -49,8 +49,14 @@ pub fn daemon_logged(dir: &Path, server: &RedisServer, log: &Path) -> Child {
 }
 
 pub fn once(dir: &Path, server: &RedisServer) {
+    once_with(dir, server, &[]);
+}
+
+/// [`once`] with more flags.
+pub fn once_with(dir: &Path, server: &RedisServer, extra: &[&str]) {
     let out = command(dir, server)
         .args(["--once", "--no-progress"])
+        .args(extra)
         .output()
         .expect("run --once");
     assert!(
@@ -80,8 +86,13 @@ pub fn terminate(mut child: Child) -> (Option<i32>, f64) {
 
 /// The batch result: one `--once` over the capture itself.
 pub fn batch_dump(capture: &Path) -> Value {
+    batch_dump_with(capture, &[])
+}
+
+/// [`batch_dump`] with more flags.
+pub fn batch_dump_with(capture: &Path, extra: &[&str]) -> Value {
     let server = RedisServer::start();
-    once(capture, &server);
+    once_with(capture, &server, extra);
     without_run_state(dump(&mut server.connection()))
 }
 

@@ -15,6 +15,7 @@ pub fn settings(server: &RedisServer, dir: &Path, home: &[&str], direction: Dire
         zeek_dir: dir.to_path_buf(),
         recursive: false,
         redis: kalipso_ingest::store::redis_store::Target::new(&server.url()),
+        retain: None,
         routing: Routing {
             home: home.iter().map(|h| h.parse().unwrap()).collect(),
             direction,
