@@ -576,3 +576,74 @@ fn retention_removes_only_its_windows_and_never_recreates_one() {
     let after = without_run_state(dump(&mut con));
     assert!(after == before, "{}", dump_diff(&after, &before));
 }
+
+#[test]
+fn a_rotation_storm_with_inode_reuse_loses_nothing_and_doubles_nothing() {
+    // Rotation every 20 ms, and each rotated file deleted half a second later, so new files
+    // get the freed inodes back: identity is the inode *and* the header (a fresh `#open`).
+    let capture = fixtures().join("slips/test9");
+    let want = batch_dump(&capture);
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let child = daemon(dir.path(), &server);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reaper = {
+        let (dir, done) = (dir.path().to_path_buf(), done.clone());
+        std::thread::spawn(move || {
+            use std::os::unix::fs::MetadataExt;
+            let mut seen: std::collections::HashMap<std::path::PathBuf, Instant> =
+                Default::default();
+            let mut freed = std::collections::HashSet::new();
+            let mut reused = 0;
+            let mut current = std::collections::HashSet::new();
+            loop {
+                let finished = done.load(std::sync::atomic::Ordering::Relaxed);
+                let Ok(entries) = std::fs::read_dir(&dir) else {
+                    return reused;
+                };
+                for e in entries.flatten() {
+                    let p = e.path();
+                    let name = p.file_name().unwrap().to_string_lossy().to_string();
+                    let Ok(m) = e.metadata() else { continue };
+                    if name.ends_with(".log") && name.matches('.').count() == 1 {
+                        if current.insert((name, m.ino())) && freed.contains(&m.ino()) {
+                            reused += 1;
+                        }
+                        continue;
+                    }
+                    let t = *seen.entry(p.clone()).or_insert_with(Instant::now);
+                    if t.elapsed() > Duration::from_millis(500) {
+                        freed.insert(m.ino());
+                        let _ = std::fs::remove_file(&p);
+                    }
+                }
+                if finished {
+                    return reused;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+    let stats = replay(&ReplayOptions {
+        from: capture.clone(),
+        to: dir.path().to_path_buf(),
+        speed: Some(100.0),
+        rotate_every: Some(0.02),
+    })
+    .unwrap();
+    assert!(stats.rotations >= 40, "{stats:?}");
+    settle(&server);
+    std::thread::sleep(Duration::from_millis(600));
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let reused = reaper.join().unwrap();
+    let (code, _) = terminate(child);
+    assert_eq!(code, Some(0));
+    assert!(reused > 0, "no inode was reused: the case did not happen");
+    once(dir.path(), &server);
+    let got = without_run_state(dump(&mut server.connection()));
+    assert!(
+        got == want,
+        "a rotation storm changed the result:\n{}",
+        dump_diff(&got, &want)
+    );
+}
