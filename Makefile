@@ -2,7 +2,7 @@
 SAMPLE ?= fixtures/slips/test9
 CARGO ?= cargo
 
-.PHONY: demo test deps build lint bench bench-ceiling fuzz chaos
+.PHONY: demo test deps build lint bench bench-ceiling fuzz chaos soak
 
 ## demo: build, ingest the bundled sample into Redis (started on 127.0.0.1:6379 when none
 ## answers there; REDIS_URL=... to use another), print the summary and how to open Kalipso.
@@ -21,6 +21,11 @@ test: deps
 ## restart and rotation cases in tests/follow_daemon.rs), with Redis down for 60 s.
 chaos: deps
 	KALIPSO_OUTAGE_SECS=60 $(CARGO) test --release --test service_faults --test follow_daemon
+
+## soak: the daemon follows 48 simulated hours with --retain 6h; Redis memory and the daemon's
+## RSS per simulated hour (they must level off). A figure for docs/performance.md, not a test.
+soak: deps build
+	./scripts/soak.sh
 
 deps:
 	@./scripts/ensure-deps.sh

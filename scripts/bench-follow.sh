@@ -13,22 +13,19 @@ RATE=${RATE:-50000}
 # The binary under test (for comparing builds).
 BIN=${BIN:-./target/release/kalipso-ingest}
 SRC=${BENCH_DIR:-/tmp/kalipso-bench-$N-4h}
-PORT=${BENCH_PORT:-6394}
 OUT=$(mktemp -d /tmp/kalipso-follow-XXXXXX)
 cargo build --release --quiet
 if [ ! -s "$SRC/conn.log" ]; then
     cargo run --release --quiet --example generate -- "$SRC" "$N" 1 4
 fi
-redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
-    --pidfile "/tmp/kalipso-bench-redis-$PORT.pid" >/dev/null
+. scripts/private-redis.sh
 cleanup() {
     if [ -n "${DAEMON:-}" ]; then kill "$DAEMON" 2>/dev/null || true; wait "$DAEMON" 2>/dev/null || true; fi
-    redis-cli -p "$PORT" shutdown nosave >/dev/null 2>&1 || true
+    stop_private_redises
     rm -rf "$OUT"
 }
 trap cleanup EXIT
-for _ in $(seq 50); do redis-cli -p "$PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
-redis-cli -p "$PORT" flushall >/dev/null
+private_redis PORT --appendonly no
 # Log time spanned by the input, to turn RATE into a replay speed.
 lines=$(cat "$SRC"/*.log | grep -vc '^#')
 first=$(awk '!/^#/ { print $1; exit }' "$SRC/conn.log")

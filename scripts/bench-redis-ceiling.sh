@@ -11,17 +11,20 @@ cd "$(dirname "$0")/.."
 N=${N:-500000}
 HOURS=${HOURS:-4}
 DIR=${BENCH_DIR:-/tmp/kalipso-bench-$N-${HOURS}h}
-PORT=${BENCH_PORT:-6392}
-REPLAY_PORT=$((PORT + 1))
+. scripts/private-redis.sh
+# Two free loopback ports (never 6379): only the servers started here are stopped.
+PORT=$(free_port)
+REPLAY_PORT=$(free_port)
 WORK=$(mktemp -d /tmp/kalipso-ceiling.XXXXXX)
 cargo build --release --quiet
 if [ ! -s "$DIR/conn.log" ]; then
     cargo run --release --quiet --example generate -- "$DIR" "$N" 1 "$HOURS"
 fi
 stop() {
-    redis-cli -p "$PORT" shutdown nosave >/dev/null 2>&1 || true
-    redis-cli -p "$REPLAY_PORT" shutdown nosave >/dev/null 2>&1 || true
-    rm -rf "$WORK"
+    local f
+    for f in "$WORK"/redis-*.pid; do [ -s "$f" ] && kill "$(cat "$f")" 2>/dev/null; done
+    sleep 0.2
+    rm -rf "$WORK" "$PRIVATE_REDIS_DIR"
 }
 trap stop EXIT
 start() { # port, extra flags...

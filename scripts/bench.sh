@@ -9,16 +9,13 @@ cd "$(dirname "$0")/.."
 N=${N:-2000000}
 HOURS=${HOURS:-4}
 DIR=${BENCH_DIR:-/tmp/kalipso-bench-$N-${HOURS}h}
-PORT=${BENCH_PORT:-6391}
 cargo build --release --quiet
 if [ ! -s "$DIR/conn.log" ]; then
     cargo run --release --quiet --example generate -- "$DIR" "$N" 1 "$HOURS"
 fi
-redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
-    --pidfile "/tmp/kalipso-bench-redis-$PORT.pid" >/dev/null
-trap 'redis-cli -p "$PORT" shutdown nosave >/dev/null 2>&1 || true' EXIT
-for _ in $(seq 50); do redis-cli -p "$PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
-redis-cli -p "$PORT" flushall >/dev/null
+. scripts/private-redis.sh
+trap stop_private_redises EXIT
+private_redis PORT --appendonly no
 redis-cli -p "$PORT" config resetstat >/dev/null
 bytes=$(du -cb "$DIR"/*.log | tail -1 | cut -f1)
 out=$( { /usr/bin/time -v ./target/release/kalipso-ingest --zeek-dir "$DIR" --once \

@@ -110,6 +110,9 @@ struct ProfileInfo {
     stored: Option<f64>,
     /// Whether Redis's value has been merged in (or is known not to exist).
     loaded: bool,
+    /// The latest absolute window the profile was touched in (retention forgets profiles
+    /// whose windows are all past it, so memory stays bounded however many addresses come).
+    last: i64,
 }
 
 /// What the store must read before the next write.
@@ -320,14 +323,17 @@ impl Profiler {
             self.see_ip(ip, g);
         }
         let loaded = !self.store_has_history;
+        let g = self.grid_number(ts);
         let p = self.profiles.entry(ip).or_insert(ProfileInfo {
             starttime: ts,
             stored: None,
             loaded,
+            last: g,
         });
         if ts < p.starttime {
             p.starttime = ts;
         }
+        p.last = p.last.max(g);
         self.register_ip(ip);
     }
 
@@ -694,6 +700,9 @@ impl Profiler {
             // Windows past the retention leave memory unwritten; the store removes what of
             // them it holds, in this flush's transaction.
             self.windows.retain(|id, _| id.abs >= below);
+            // A profile whose windows are all past the retention is gone from Redis too (the
+            // store's script): forget it, and read it back if it comes again.
+            self.profiles.retain(|_, p| p.last >= below);
             self.evicted.retain(|id| id.abs >= below);
             self.timeline_waiting.retain(|id| id.abs >= below);
             let mut touched: Vec<(WinId, f64)> = self.touched.drain().collect();
