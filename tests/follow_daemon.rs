@@ -647,3 +647,54 @@ fn a_rotation_storm_with_inode_reuse_loses_nothing_and_doubles_nothing() {
         dump_diff(&got, &want)
     );
 }
+
+#[test]
+fn retention_on_a_database_built_without_it_is_refused_and_its_index_is_kept_without_it() {
+    let capture = fixtures().join("corpus/rita-proxy");
+    // Built without --retain: its windows are not indexed, so --retain would never remove
+    // them (and could drop a profile whose other windows it does not know): refused.
+    let server = RedisServer::start();
+    once(&capture, &server);
+    let out = command(&capture, &server)
+        .args(["--once", "--no-progress", "--retain", "6h", "--reset"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "--reset starts afresh");
+    let server2 = RedisServer::start();
+    once(&capture, &server2);
+    let other = tempfile::tempdir().unwrap();
+    let out = command(other.path(), &server2)
+        .args(["--once", "--no-progress", "--retain", "6h"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("without --retain") && stderr.contains("--reset"),
+        "{stderr}"
+    );
+    // Kept with --retain, then a run without it (an ad-hoc --once): the index stays whole.
+    let server3 = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(capture.join("conn.log"), dir.path().join("conn.log")).unwrap();
+    once_with(dir.path(), &server3, &["--retain", "6h"]);
+    std::fs::copy(capture.join("dns.log"), dir.path().join("dns.log")).unwrap();
+    std::fs::copy(capture.join("http.log"), dir.path().join("http.log")).unwrap();
+    once(dir.path(), &server3);
+    let got = without_run_state(dump(&mut server3.connection()));
+    let want = batch_dump_with(
+        &{
+            let d = tempfile::tempdir().unwrap().keep();
+            for f in ["conn.log", "dns.log", "http.log"] {
+                std::fs::copy(capture.join(f), d.join(f)).unwrap();
+            }
+            d
+        },
+        &["--retain", "6h"],
+    );
+    // The same windows are indexed as in a run kept with --retain throughout (the removal
+    // itself waits for the next run with --retain).
+    for key in ["kalipso-ingest:windows", "kalipso-ingest:retention-indexed"] {
+        assert!(got.get(key).is_some() && want.get(key).is_some(), "{key}");
+    }
+}

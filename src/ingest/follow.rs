@@ -214,6 +214,7 @@ fn start_engine(settings: &Settings, store: &mut RedisStore) -> Result<Engine, I
     cfg.style.clock = settings.clock.clone();
     cfg.fields_every = Some(Duration::from_millis(settings.fields_interval_ms));
     cfg.retain = settings.retain;
+    cfg.index = store.retention_index(settings.retain.is_some(), grid.is_some())?;
     // Fields that fell due (or windows that closed) together are spread over flushes (a fifth
     // of the flush interval each), not rendered in one long flush that holds every line back.
     cfg.fields_budget = Some(FIELDS_BUDGET);
@@ -395,7 +396,7 @@ impl<'a> Follower<'a> {
             let read = self.read();
             let due = self.clocks.flush.elapsed() >= self.opts.flush_interval;
             let stopping = self.phase != Phase::Running;
-            self.collect(due || stopping);
+            self.collect(due || stopping)?;
             if due || stopping {
                 match self.flush()? {
                     Next::Proceed => {}
@@ -505,13 +506,15 @@ impl<'a> Follower<'a> {
 
     /// The result of the commit in flight, if it is in (waiting for it when `wait`, with the
     /// watchdog fed: a long commit must not get the daemon killed).
-    fn collect(&mut self, wait: bool) {
+    fn collect(&mut self, wait: bool) -> Result<(), IngestError> {
         if !matches!(self.commit, Commit::InFlight) {
-            return;
+            return Ok(());
         }
         loop {
             let slice = wait.then(|| self.service.slice());
-            if let Some((job, result)) = self.worker.result(slice) {
+            // The worker gone (a panic) took the transaction with it: stop (exit 1, systemd
+            // restarts; the checkpoints in Redis say where to resume).
+            if let Some((job, result)) = self.worker.result(slice)? {
                 self.commit = match result {
                     Ok(took) => {
                         self.committed(job.seq, took);
@@ -519,10 +522,13 @@ impl<'a> Follower<'a> {
                     }
                     Err(e) => Commit::Held(job, Some(e)),
                 };
-                return;
+                return Ok(());
             }
             if !wait || !self.worker.in_flight() {
-                return;
+                if !self.worker.in_flight() {
+                    self.commit = Commit::Idle;
+                }
+                return Ok(());
             }
             self.service.ping();
         }
@@ -609,6 +615,14 @@ impl<'a> Follower<'a> {
             self.committed(seq, start.elapsed());
             return Ok(Next::Proceed);
         };
+        if self.phase != Phase::Running {
+            // Stopping, and Redis refuses: out now (nothing committed is lost; the files are
+            // read again from the checkpoints at the next start), not retries until SIGKILL.
+            tracing::warn!(
+                "stopped with the last commit not made ({e}); it is read again at the next start"
+            );
+            return Ok(Next::Exit);
+        }
         self.trouble(&e);
         let Some(s) = connect_with_retry(&self.settings.redis, self.control, &mut self.service)
         else {

@@ -465,6 +465,7 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
     let has_history = stored.is_some();
     let mut cfg = ProfilerConfig::new(settings.routing.clone(), settings.tw_width);
     cfg.retain = settings.retain;
+    cfg.index = store.retention_index(settings.retain.is_some(), has_history)?;
     let (earliest, schedule) = scan_conns(settings, &files, cfg.join_grace, opts.scan_split_bytes);
     let grid = match (stored, earliest) {
         (Some(g), _) => Some(g),

@@ -21,6 +21,7 @@ impl Service {
     pub fn from_env() -> Service {
         Service {
             every: sd_notify::watchdog_enabled().map(|d| d / 2),
+            // (`every` is half the interval; `ping` sends after half of that.)
             last_ping: Instant::now(),
             status: String::new(),
         }
@@ -58,7 +59,8 @@ impl Service {
     /// `WATCHDOG=1` when a ping is due (cheap to call often).
     pub fn ping(&mut self) {
         if let Some(every) = self.every {
-            // A little early: the next step may take a moment before it pings again.
+            // Early (a quarter of the interval): the next step may take a few Redis timeouts
+            // before it pings again.
             if self.last_ping.elapsed() >= every / 2 {
                 self.last_ping = Instant::now();
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);

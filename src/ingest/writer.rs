@@ -60,6 +60,9 @@ pub struct CommitWorker {
     handle: Option<JoinHandle<WriteStats>>,
 }
 
+/// A transaction back from the worker with its result (the time it took, or the error).
+pub type Returned = (Box<Job>, Result<Duration, StoreError>);
+
 impl CommitWorker {
     /// Start the thread; it connects to `url` when the first transaction comes.
     pub fn start(target: &Target) -> Result<CommitWorker, StoreError> {
@@ -172,21 +175,32 @@ impl CommitWorker {
     }
 
     /// The transaction handed over, with its result: waiting for it up to `wait`, or only if
-    /// it is there (`None`).
-    pub fn result(
-        &mut self,
-        wait: Option<Duration>,
-    ) -> Option<(Box<Job>, Result<Duration, StoreError>)> {
+    /// it is there (`None`). An error when the thread is gone (it panicked): the transaction
+    /// went with it, and the caller must not wait for it.
+    pub fn result(&mut self, wait: Option<Duration>) -> Result<Option<Returned>, StoreError> {
         if !self.in_flight {
-            return None;
+            return Ok(None);
         }
         let got = match wait {
-            Some(d) => self.done.recv_timeout(d).ok(),
-            None => self.done.try_recv().ok(),
+            Some(d) => self
+                .done
+                .recv_timeout(d)
+                .map_err(|e| matches!(e, mpsc::RecvTimeoutError::Disconnected)),
+            None => self
+                .done
+                .try_recv()
+                .map_err(|e| matches!(e, mpsc::TryRecvError::Disconnected)),
         };
-        let (job, r) = got?;
+        let (job, r) = match got {
+            Ok(x) => x,
+            Err(false) => return Ok(None),
+            Err(true) => {
+                self.in_flight = false;
+                return Err(StoreError::Writer("it stopped".into()));
+            }
+        };
         self.in_flight = false;
-        Some((job?, r))
+        Ok(job.map(|job| (job, r)))
     }
 
     fn put(&mut self, part: Part) -> Result<(), StoreError> {

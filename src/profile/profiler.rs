@@ -54,6 +54,9 @@ pub struct ProfilerConfig {
     /// Retention in seconds of data time (`--retain`): a window whose end is older than the
     /// newest record time minus this is removed, and records for it are not stored.
     pub retain: Option<f64>,
+    /// Keep the index retention needs (on with `retain`, and on a database kept with it even
+    /// in a run without: its index must not go stale).
+    pub index: bool,
 }
 
 impl ProfilerConfig {
@@ -75,6 +78,7 @@ impl ProfilerConfig {
             fields_every: None,
             fields_budget: None,
             retain: None,
+            index: false,
         }
     }
 }
@@ -313,7 +317,7 @@ impl Profiler {
     }
 
     fn touch_profile(&mut self, ip: IpAddr, ts: f64) {
-        if self.cfg.retain.is_some() {
+        if self.cfg.index {
             let g = self.grid_number(ts);
             if self.is_expired(g) {
                 return; // a record of a removed window: no profile
@@ -344,7 +348,7 @@ impl Profiler {
     }
 
     fn register_ip(&mut self, ip: IpAddr) {
-        if self.cfg.retain.is_some() {
+        if self.cfg.index {
             return; // registered per flush from `ips_seen`, with the window that keeps it
         }
         if self.ips_known.insert(ip) {
@@ -407,7 +411,7 @@ impl Profiler {
         self.stats.flows += 1;
         self.register_ip(flow.saddr);
         self.register_ip(flow.daddr);
-        if self.cfg.retain.is_some() {
+        if self.cfg.index {
             self.see_ip(flow.saddr, g);
             self.see_ip(flow.daddr, g);
         }
@@ -696,7 +700,9 @@ impl Profiler {
             ips: std::mem::take(&mut self.ips_new),
             ..Writes::default()
         };
-        if let Some(below) = self.expire_below() {
+        if self.cfg.index {
+            // Without --retain on an indexed database: the index is kept, nothing removed.
+            let below = self.expire_below().unwrap_or(i64::MIN);
             // Windows past the retention leave memory unwritten; the store removes what of
             // them it holds, in this flush's transaction.
             self.windows.retain(|id, _| id.abs >= below);

@@ -89,6 +89,9 @@ pub const STATE_FORMAT_VERSION: u32 = 1;
 /// With `--retain`: ZSET `<ip>|<absolute window>` → absolute window, every profile window
 /// held (what retention removes, oldest first).
 pub const WINDOWS_INDEX: &str = "kalipso-ingest:windows";
+/// STRING set by the first flush with retention's index: the database is kept with it (a run
+/// without `--retain` keeps the index; `--retain` on a database without it is refused).
+pub const RETENTION_INDEXED: &str = "kalipso-ingest:retention-indexed";
 /// With `--retain`: ZSET address → the latest absolute window it is seen in (its `IPsInfo`
 /// entry is removed with that window).
 pub const IP_LAST: &str = "kalipso-ingest:ip-last";

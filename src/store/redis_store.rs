@@ -112,7 +112,7 @@ impl Target {
     }
 
     /// Whether the URL holds a password (`scheme://[user]:password@host`, or
-    /// `scheme://password@host`).
+    /// `unix:///path?pass=…`).
     pub fn has_password(&self) -> bool {
         shown_url(&self.url) != self.url
     }
@@ -177,21 +177,42 @@ fn install_crypto_provider() {
     });
 }
 
-/// `url` with the password of its user info (`scheme://user:password@host`) replaced by `***`.
+/// `url` with its password (`scheme://user:password@host`, or `?pass=` in the query) replaced
+/// by `***`.
 pub fn shown_url(url: &str) -> String {
+    // `unix:///path?pass=SECRET` (redis-rs reads the password from the query too).
+    let (url, query) = match url.split_once('?') {
+        Some((u, q)) => (u, Some(q)),
+        None => (url, None),
+    };
+    let query = query.map(|q| {
+        q.split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if k == "pass" || k == "password" => format!("{k}=***"),
+                _ => kv.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+    });
+    let shown = shown_authority(url);
+    match query {
+        Some(q) => format!("{shown}?{q}"),
+        None => shown,
+    }
+}
+
+fn shown_authority(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     match authority.rsplit_once('@') {
         Some((user_info, host)) => {
-            let user = user_info.split_once(':').map_or("", |(u, _)| u);
-            let user = if user_info.contains(':') {
-                format!("{user}:***")
-            } else {
-                "***".to_string() // `redis://password@host`: the whole user info is the secret
-            };
-            format!("{scheme}://{user}@{host}{path}")
+            match user_info.split_once(':') {
+                Some((user, _)) => format!("{scheme}://{user}:***@{host}{path}"),
+                // `redis://name@host`: a user name without a password (nothing secret).
+                None => format!("{scheme}://{user_info}@{host}{path}"),
+            }
         }
         None => url.to_string(),
     }
@@ -420,6 +441,24 @@ impl RedisStore {
         Ok(tx)
     }
 
+    /// Whether the database keeps retention's index ([`keys::RETENTION_INDEXED`]), and
+    /// whether a run with or without `retain` may go on with it: `--retain` on a database
+    /// that has windows but no index would never remove them, and could remove a profile
+    /// whose other windows it does not know. Returns whether to keep the index.
+    pub fn retention_index(&mut self, retain: bool, has_history: bool) -> Result<bool, StoreError> {
+        let indexed: Option<String> = redis::cmd("GET")
+            .arg(keys::RETENTION_INDEXED)
+            .query(&mut self.con)
+            .map_err(|e| self.err(e))?;
+        let indexed = indexed.is_some();
+        if retain && has_history && !indexed {
+            return Err(StoreError::Conflict(
+                "this database was built without --retain: its windows are not indexed for removal. Use --reset (or another database) to keep it with --retain".into(),
+            ));
+        }
+        Ok(indexed || retain)
+    }
+
     /// Redis' memory: `used_memory` and `maxmemory_policy` (`INFO memory`).
     pub fn memory(&mut self) -> Result<Memory, StoreError> {
         let info: String = redis::cmd("INFO")
@@ -441,7 +480,16 @@ impl RedisStore {
     /// Refuse a Redis that may evict keys without a TTL (`allkeys-*`): it could evict our
     /// checkpoints or join state and break exactly-once without a word.
     pub fn check_memory_policy(&mut self) -> Result<(), StoreError> {
-        let m = self.memory()?;
+        let m = match self.memory() {
+            Ok(m) => m,
+            Err(e) => {
+                // An ACL user without INFO (`-@dangerous`): say so, and go on.
+                tracing::warn!(
+                    "cannot check Redis' maxmemory-policy ({e}); make sure it is noeviction or volatile-*"
+                );
+                return Ok(());
+            }
+        };
         match m.policy.as_deref() {
             Some(p) if p.starts_with("allkeys-") => Err(StoreError::Conflict(format!(
                 "Redis at {} has maxmemory-policy {p}: it may evict this tool's checkpoints and lose or double lines. Set `maxmemory-policy noeviction` (or a volatile-* policy) in redis.conf or with CONFIG SET",
@@ -689,8 +737,20 @@ impl<'a> Batch<'a> {
             }
             self.round_trips += 1;
             for reply in replies? {
-                if let redis::Value::ServerError(e) = reply {
-                    return Err(e.into());
+                match reply {
+                    redis::Value::ServerError(e) => return Err(e.into()),
+                    // EXEC's replies: a command that failed while the transaction ran (a
+                    // wrong type, a script error) does not undo the others, but the flush
+                    // must not count as committed.
+                    redis::Value::Array(items) => {
+                        if let Some(redis::Value::ServerError(e)) = items
+                            .into_iter()
+                            .find(|v| matches!(v, redis::Value::ServerError(_)))
+                        {
+                            return Err(e.into());
+                        }
+                    }
+                    _ => {}
                 }
             }
         }
@@ -828,6 +888,9 @@ fn write_retention(
             }
         })?;
     }
+    batch.add(|c| {
+        c.arg("SET").arg(keys::RETENTION_INDEXED).arg(1);
+    })?;
     batch.add(|c| {
         c.arg("EVAL")
             .arg(RETAIN)
@@ -1079,8 +1142,12 @@ mod tests {
                 "redis://kalipso:***@db.example:6380/2",
             ),
             ("rediss://:pw@h/0", "rediss://:***@h/0"),
-            ("redis://pw@h", "redis://***@h"),
+            ("redis://name@h", "redis://name@h"),
             ("unix:///run/redis.sock", "unix:///run/redis.sock"),
+            (
+                "unix:///run/redis.sock?db=1&pass=secret",
+                "unix:///run/redis.sock?db=1&pass=***",
+            ),
         ] {
             assert_eq!(shown_url(url), shown, "{url}");
         }
