@@ -698,3 +698,50 @@ fn retention_on_a_database_built_without_it_is_refused_and_its_index_is_kept_wit
         assert!(got.get(key).is_some() && want.get(key).is_some(), "{key}");
     }
 }
+
+#[test]
+fn follow_mode_anchors_the_grid_at_the_first_profiled_conn_as_once_does() {
+    // The first conn is outside the home network, a second before the hour; the first home
+    // conn just after it: `timewindow1` is the hour of the home conn in both modes.
+    let line = std::fs::read_to_string(fixtures().join("slips/test9/conn.log"))
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .unwrap()
+        .to_string();
+    let conn = |ts: f64, uid: &str, from: &str| {
+        let mut v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        v["ts"] = ts.into();
+        v["uid"] = uid.into();
+        v["id.orig_h"] = from.into();
+        v["id.resp_h"] = "1.1.1.1".into();
+        v.to_string() + "\n"
+    };
+    let capture = tempfile::tempdir().unwrap();
+    let text = conn(1672923599.0, "Cfirst", "8.8.8.8")
+        + &conn(1672923601.0, "Chome1", "10.0.0.5")
+        + &conn(1672927300.0, "Chome2", "10.0.0.5");
+    std::fs::write(capture.path().join("conn.log"), text).unwrap();
+    let flags = ["--home-net", "10.0.0.0/8"];
+    let want = batch_dump_with(capture.path(), &flags);
+    assert!(
+        want.get("profile_10.0.0.5_timewindow1").is_some(),
+        "{:?}",
+        want.as_object().unwrap().keys().collect::<Vec<_>>()
+    );
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let child = command(dir.path(), &server)
+        .args(flags)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::copy(capture.path().join("conn.log"), dir.path().join("conn.log")).unwrap();
+    settle(&server);
+    let (code, _) = terminate(child);
+    assert_eq!(code, Some(0));
+    once_with(dir.path(), &server, &flags);
+    let got = without_run_state(dump(&mut server.connection()));
+    assert!(got == want, "{}", dump_diff(&got, &want));
+}

@@ -164,7 +164,7 @@ struct Engine {
     tailer: Tailer,
     grid: Option<Grid>,
     seq: u64,
-    /// Earliest conn seen before the grid exists (anchors a new database).
+    /// Earliest profiled conn seen before the grid exists (anchors a new database).
     first_ts: Option<f64>,
     last_bytes: HashMap<LogKind, Instant>,
 }
@@ -745,13 +745,19 @@ fn poll_files(engine: &mut Engine, stats: &mut FollowStats) -> u64 {
                 let Converted::Event(event) = to_event(&rec) else {
                     return; // dropped by the spec's rules, or another log
                 };
-                // A new database's grid starts at the earliest conn, as in `--once` (whose
-                // scan of the conn logs finds it): a dns record before it does not move it.
-                if !grid_known
-                    && matches!(event, Event::Conn(..))
-                    && first_ts.is_none_or(|t| event.ts() < t)
-                {
-                    *first_ts = Some(event.ts());
+                // A new database's grid starts at the earliest conn that lands in a profile
+                // window, as in `--once` (whose scan of the conn logs finds it): a dns record
+                // or a conn outside every profile before it does not move it.
+                if let (false, Event::Conn(f, _)) = (grid_known, &event) {
+                    let profiled = profiler
+                        .config()
+                        .routing
+                        .route(f.saddr, f.daddr)
+                        .iter()
+                        .any(|(_, role)| role.is_some());
+                    if profiled && first_ts.is_none_or(|t| f.ts < t) {
+                        *first_ts = Some(f.ts);
+                    }
                 }
                 match event {
                     Event::Conn(f, _) => profiler.add_conn(f, 0),
