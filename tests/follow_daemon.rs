@@ -745,3 +745,67 @@ fn follow_mode_anchors_the_grid_at_the_first_profiled_conn_as_once_does() {
     let got = without_run_state(dump(&mut server.connection()));
     assert!(got == want, "{}", dump_diff(&got, &want));
 }
+
+#[test]
+fn a_record_far_in_the_future_does_not_remove_every_window() {
+    // A sensor with a wrong clock writes one conn in 2100: it must not move retention's
+    // clock (which would remove every window of 2023).
+    let capture = fixtures().join("corpus/rita-proxy");
+    let flags = ["--retain", "6h", "--direction", "all"];
+    let want = batch_dump_with(&capture, &flags);
+    let kept = |d: &serde_json::Value| {
+        d.as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| k.ends_with("_flows") && k.contains("10.136."))
+            .count()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["conn.log", "dns.log", "http.log", "ssl.log"] {
+        std::fs::copy(capture.join(f), dir.path().join(f)).unwrap();
+    }
+    let conn = std::fs::read_to_string(capture.join("conn.log")).unwrap();
+    let future: String = conn
+        .lines()
+        .filter(|l| l.starts_with('#'))
+        .map(|l| l.to_string() + "\n")
+        .chain(
+            conn.lines()
+                .filter(|l| !l.starts_with('#'))
+                .take(1)
+                .map(|l| {
+                    let rest = l.split_once('\t').unwrap().1.replacen('C', "Cfuture", 1);
+                    format!("4102444800.000000\t{rest}\n")
+                }),
+        )
+        .collect();
+    std::fs::write(dir.path().join("conn.2100-01-01-00-00-00.log"), future).unwrap();
+    let server = RedisServer::start();
+    let out = command(dir.path(), &server)
+        .args(["--once", "--no-progress"])
+        .args(flags)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains("ahead of the clock: 1 record"),
+        "{summary}"
+    );
+    let got = without_run_state(dump(&mut server.connection()));
+    assert!(kept(&want) > 0);
+    // Every 2023 window kept without the future record is kept with it (it adds its own).
+    for k in want
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| k.ends_with("_flows"))
+    {
+        assert!(got.get(k).is_some(), "{k} was removed");
+    }
+    assert!(kept(&got) > kept(&want));
+}

@@ -82,6 +82,13 @@ impl fmt::Display for Summary {
                 String::new()
             }
         )?;
+        if s.ahead_of_the_clock > 0 {
+            writeln!(
+                f,
+                "  more than a day ahead of the clock: {} record(s), not counted for the retention",
+                s.ahead_of_the_clock
+            )?;
+        }
         if s.older_than_retention > 0 {
             writeln!(
                 f,

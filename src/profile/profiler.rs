@@ -104,6 +104,8 @@ pub struct ProfilerStats {
     /// Records (conns and dns/http/ssl) for a window already past the retention: counted,
     /// not stored.
     pub older_than_retention: u64,
+    /// Records more than a day ahead of the wall clock (they do not move retention's clock).
+    pub ahead_of_the_clock: u64,
 }
 
 #[derive(Debug)]
@@ -208,6 +210,9 @@ pub struct RetentionWrite {
     pub profiles: Vec<IpAddr>,
 }
 
+/// How far ahead of the wall clock a record time may be and still move retention's clock.
+pub const FUTURE_SLACK: f64 = 86_400.0;
+
 /// The profiler.
 #[derive(Debug)]
 pub struct Profiler {
@@ -234,6 +239,8 @@ pub struct Profiler {
     /// addresses seen (latest window).
     touched: HashMap<WinId, f64>,
     ips_seen: HashMap<IpAddr, i64>,
+    /// Retention's clock: the newest record time not too far ahead of the wall clock.
+    retain_clock: f64,
     /// What happened so far.
     pub stats: ProfilerStats,
 }
@@ -258,6 +265,7 @@ impl Profiler {
             schedule: None,
             touched: HashMap::default(),
             ips_seen: HashMap::default(),
+            retain_clock: f64::NEG_INFINITY,
             stats: ProfilerStats::default(),
         }
     }
@@ -266,11 +274,7 @@ impl Profiler {
     /// end is older than the newest record time minus the retention). `None` without one.
     pub fn expire_below(&self) -> Option<i64> {
         let retain = self.cfg.retain?;
-        let newest = self
-            .watermarks
-            .values()
-            .copied()
-            .fold(f64::NEG_INFINITY, f64::max);
+        let newest = self.retain_clock;
         if !newest.is_finite() {
             return Some(i64::MIN);
         }
@@ -373,6 +377,18 @@ impl Profiler {
         let w = self.watermarks.entry(kind).or_insert(ts);
         if ts > *w {
             *w = ts;
+        }
+        // Retention's clock: the newest record time, but not one more than a day ahead of the
+        // wall clock (a sensor with a wrong clock would otherwise remove every window).
+        if self.cfg.retain.is_some() && ts > self.retain_clock {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(f64::INFINITY, |d| d.as_secs_f64());
+            if ts <= now + FUTURE_SLACK {
+                self.retain_clock = ts;
+            } else {
+                self.stats.ahead_of_the_clock += 1;
+            }
         }
     }
 
