@@ -524,10 +524,12 @@ impl<'a> Follower<'a> {
                 };
                 return Ok(());
             }
-            if !wait || !self.worker.in_flight() {
-                if !self.worker.in_flight() {
-                    self.commit = Commit::Idle;
-                }
+            if !self.worker.in_flight() {
+                // Came back without its transaction (not one handed over whole).
+                self.commit = Commit::Idle;
+                return Ok(());
+            }
+            if !wait {
                 return Ok(());
             }
             self.service.ping();
