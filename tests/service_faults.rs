@@ -1,6 +1,7 @@
 //! The daemon as a service under faults, against a real `redis-server`: the watchdog is fed in
 //! every state (Redis frozen past the timeouts, Redis down), a full Redis (`maxmemory`,
-//! `noeviction`) holds the data until it takes writes again, an evicting Redis is refused, and
+//! `noeviction`) holds the data until it takes writes again (or, with `--retain`, gets room
+//! from the retention), an evicting Redis is refused, and
 //! settings and files that are wrong are said once, clearly. Each case that follows a capture
 //! ends with the database one `--once` pass gives. `make chaos` runs this file alone with a
 //! longer outage (`KALIPSO_OUTAGE_SECS`, 60 there; 12 in `make test`).
@@ -207,6 +208,101 @@ fn a_full_redis_holds_the_data_until_it_takes_writes_again() {
         "back to following: {notes:?}"
     );
     once(logs.path(), &server);
+    let got = without_run_state(dump(&mut con));
+    assert!(got == want, "{}", dump_diff(&got, &want));
+}
+
+/// A conn log's header (Zeek's TSV writer) and lines of generated traffic: `per_hour` conns
+/// an hour for `hours` hours from `from` (each between one of 40 hosts and one of 400 servers).
+fn generated_conns(from: f64, hours: u32, per_hour: u32, tag: &str) -> String {
+    let mut out = String::new();
+    let step = 3600.0 / per_hour as f64;
+    for i in 0..hours * per_hour {
+        let ts = from + i as f64 * step;
+        out.push_str(&format!(
+            "{ts:.6}\tC{tag}{i}\t10.0.0.{}\t{}\t93.184.{}.{}\t443\ttcp\tssl\t1.5\t{}\t{}\tSF\t-\t-\t0\tShADadFf\t8\t900\t9\t5000\t-\n",
+            i % 40 + 1,
+            40000 + i % 20000,
+            i % 4,
+            i % 100 + 1,
+            300 + i % 700,
+            4000 + i % 9000,
+        ));
+    }
+    out
+}
+
+const CONN_HEADER: &str = "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n#open\t2026-11-23-10-00-00\n#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tservice\tduration\torig_bytes\tresp_bytes\tconn_state\tlocal_orig\tlocal_resp\tmissed_bytes\thistory\torig_pkts\torig_ip_bytes\tresp_pkts\tresp_ip_bytes\ttunnel_parents\n#types\ttime\tstring\taddr\tport\taddr\tport\tenum\tstring\tinterval\tcount\tcount\tstring\tbool\tbool\tcount\tstring\tcount\tcount\tcount\tcount\tset[string]\n";
+
+#[test]
+fn a_full_redis_gets_room_from_the_retention_before_the_commit() {
+    // With --retain, the flush that moves data time on also removes the windows it puts past
+    // the retention — but inside the transaction Redis refuses at maxmemory, that removal
+    // cannot free memory. The daemon removes them alone first (a script allowed at OOM) and
+    // the flush then fits, without the limit being raised; the end is one --once pass.
+    let flags = ["--retain", "6h", "--direction", "all"];
+    let server = RedisServer::start_with_args(false, &["--maxmemory-policy", "noeviction"]);
+    let mut con = server.connection();
+    let logs = tempfile::tempdir().unwrap();
+    let run = tempfile::tempdir().unwrap();
+    let conn = logs.path().join("conn.log");
+    let t0 = 1_763_892_000.0;
+    // Eight busy hours, then six quiet ones: the quiet hours put the busy ones past 6 h.
+    std::fs::write(
+        &conn,
+        CONN_HEADER.to_string() + &generated_conns(t0, 8, 1500, "a"),
+    )
+    .unwrap();
+    let log = run.path().join("daemon.log");
+    let mut child = command(logs.path(), &server)
+        .args(flags)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    settle(&server);
+    let used = used_memory(&mut con);
+    set_maxmemory(&mut con, used - (1 << 20));
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&conn)
+        .unwrap();
+    std::io::Write::write_all(
+        &mut f,
+        generated_conns(t0 + 8.0 * 3600.0, 6, 30, "b").as_bytes(),
+    )
+    .unwrap();
+    drop(f);
+    let seq = |con: &mut redis::Connection| {
+        redis::cmd("GET")
+            .arg("kalipso-ingest:flush-seq")
+            .query::<Option<u64>>(con)
+            .unwrap()
+    };
+    let before = seq(&mut con);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seq(&mut con) == before {
+        assert!(
+            Instant::now() < deadline,
+            "still refused at maxmemory: {}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    settle(&server);
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(said.contains("OOM"), "refused: {said}");
+    assert!(
+        said.contains("removed the windows past the retention ahead of the commit"),
+        "{said}"
+    );
+    assert!(child.try_wait().unwrap().is_none(), "the daemon stopped");
+    let (code, _) = terminate(child);
+    assert_eq!(code, Some(0));
+    assert!(used_memory(&mut con) < used / 2, "the busy hours are gone");
+    set_maxmemory(&mut con, 0);
+    let want = batch_dump_with(logs.path(), &flags);
+    once_with(logs.path(), &server, &flags);
     let got = without_run_state(dump(&mut con));
     assert!(got == want, "{}", dump_diff(&got, &want));
 }

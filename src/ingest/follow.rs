@@ -637,7 +637,12 @@ impl<'a> Follower<'a> {
                 self.engine.seq = seq;
                 self.engine.profiler.evict();
             }
-            Ok(now) if now + 1 == seq => self.commit = Commit::Held(job, None),
+            Ok(now) if now + 1 == seq => {
+                if e.is_full() {
+                    self.make_room(&job);
+                }
+                self.commit = Commit::Held(job, None)
+            }
             Ok(now) => self.lost_writes(seq - 1, now)?,
             Err(e) => {
                 self.repeats.warn("redis", e.to_string());
@@ -654,10 +659,9 @@ impl<'a> Follower<'a> {
         if !self.failing {
             tracing::warn!("commit to Redis failed, holding the data and retrying: {e}");
             self.failing = true;
-            let full = e.to_string().contains("OOM");
             self.service.status(&format!(
                 "{} since {}: holding what was read, retrying",
-                if full {
+                if e.is_full() {
                     "Redis is full (maxmemory) and refuses writes"
                 } else {
                     "commits to Redis fail"
@@ -667,6 +671,25 @@ impl<'a> Follower<'a> {
         }
         self.service.sleep(self.backoff, &self.control.stop);
         self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+    }
+
+    /// Redis is full and refused `job`: with `--retain`, remove what its records put past the
+    /// retention before it is sent again (inside it, the removal could not free memory).
+    fn make_room(&mut self, job: &Job) {
+        let Some(r) = &job.writes.retention else {
+            return;
+        };
+        if r.expire_below == i64::MIN {
+            return;
+        }
+        match self.store.make_room(job.grid, r.expire_below) {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                windows = n,
+                "Redis is full: removed the windows past the retention ahead of the commit (maxmemory is too small for what --retain keeps)"
+            ),
+            Err(e) => self.repeats.warn("redis", e.to_string()),
+        }
     }
 
     /// Redis came back without writes we committed (restarted without persistence): drop

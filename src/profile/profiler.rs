@@ -157,6 +157,8 @@ pub struct PersistedState {
     pub timeline_waiting: Vec<WinId>,
     /// Each log's latest record time.
     pub watermarks: Vec<(LogKind, f64)>,
+    /// Retention's stored bound ([`crate::store::keys::RETAINED_FROM`]), if any.
+    pub retained_from: Option<i64>,
 }
 
 /// Everything one flush writes.
@@ -241,6 +243,9 @@ pub struct Profiler {
     ips_seen: HashMap<IpAddr, i64>,
     /// Retention's clock: the newest record time not too far ahead of the wall clock.
     retain_clock: f64,
+    /// Retention's bound as stored (windows below it are gone from Redis), which can be ahead
+    /// of the committed records' clock when a removal ran before its commit (Redis full).
+    retained_from: i64,
     /// What happened so far.
     pub stats: ProfilerStats,
 }
@@ -266,6 +271,7 @@ impl Profiler {
             touched: HashMap::default(),
             ips_seen: HashMap::default(),
             retain_clock: f64::NEG_INFINITY,
+            retained_from: i64::MIN,
             stats: ProfilerStats::default(),
         }
     }
@@ -276,10 +282,11 @@ impl Profiler {
         let retain = self.cfg.retain?;
         let newest = self.retain_clock;
         if !newest.is_finite() {
-            return Some(i64::MIN);
+            return Some(self.retained_from);
         }
         // end(g) = (g + 1) × width < newest − retain  ⟺  g < (newest − retain) / width − 1
-        Some(((newest - retain) / self.cfg.width - 1.0).ceil() as i64)
+        let below = ((newest - retain) / self.cfg.width - 1.0).ceil() as i64;
+        Some(below.max(self.retained_from))
     }
 
     fn is_expired(&self, g: i64) -> bool {
@@ -824,6 +831,9 @@ impl Profiler {
         }
         for (kind, ts) in state.watermarks {
             self.see(kind, ts);
+        }
+        if let Some(g) = state.retained_from {
+            self.retained_from = self.retained_from.max(g);
         }
         for id in state.timeline_waiting {
             self.timeline_waiting.insert(id);

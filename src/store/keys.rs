@@ -95,6 +95,10 @@ pub const RETENTION_INDEXED: &str = "kalipso-ingest:retention-indexed";
 /// With `--retain`: ZSET address → the latest absolute window it is seen in (its `IPsInfo`
 /// entry is removed with that window).
 pub const IP_LAST: &str = "kalipso-ingest:ip-last";
+/// With `--retain`: STRING, the lowest absolute window retention keeps (every window below it
+/// is removed): what a restart holds to, also when a removal ran ahead of its commit (Redis
+/// full, [`crate::store::redis_store::RedisStore::make_room`]).
+pub const RETAINED_FROM: &str = "kalipso-ingest:retained-from";
 
 /// With `--retain`: ZSET absolute window → earliest record time of the profile in it (its
 /// `Starttime` is the least of those kept).

@@ -61,6 +61,14 @@ pub enum StoreError {
     Writer(String),
 }
 
+impl StoreError {
+    /// Redis refused a write because it is at `maxmemory` (`OOM command not allowed`, also as
+    /// the reason a transaction was discarded).
+    pub fn is_full(&self) -> bool {
+        self.to_string().contains("OOM")
+    }
+}
+
 /// Redis' memory as `INFO memory` tells it (a field it did not give is `None`).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Memory {
@@ -441,6 +449,23 @@ impl RedisStore {
         Ok(tx)
     }
 
+    /// Redis is full and refused a flush that removes windows (`--retain`): remove them alone
+    /// first, with what the flush's records say is past the retention (the script may run at
+    /// `maxmemory`: it frees memory), so that the flush can then fit. The bound is stored
+    /// ([`keys::RETAINED_FROM`]): a restart before the flush commits holds to it, and drops
+    /// records of the removed windows as the flush would have. Returns the windows removed.
+    pub fn make_room(&mut self, grid: Grid, expire_below: i64) -> Result<u64, StoreError> {
+        let script = format!("#!lua flags=allow-oom\n{RETAIN}");
+        redis::cmd("EVAL")
+            .arg(script)
+            .arg(0)
+            .arg(grid.first)
+            .arg(expire_below)
+            .arg(float_repr(grid.width))
+            .query(&mut self.con)
+            .map_err(|e| self.err(e))
+    }
+
     /// Whether the database keeps retention's index ([`keys::RETENTION_INDEXED`]), and
     /// whether a run with or without `retain` may go on with it: `--retain` on a database
     /// that has windows but no index would never remove them, and could remove a profile
@@ -520,13 +545,21 @@ impl RedisStore {
     /// watermarks).
     pub fn persisted_state(&mut self) -> Result<PersistedState, StoreError> {
         type Pairs = Vec<(String, String)>;
-        let (joinable, pending, waiting, marks): (Pairs, Pairs, Vec<String>, Pairs) = redis::pipe()
+        type Read = (Pairs, Pairs, Vec<String>, Pairs, Option<String>);
+        let (joinable, pending, waiting, marks, retained): Read = redis::pipe()
             .hgetall(keys::JOINABLE)
             .hgetall(keys::PENDING)
             .smembers(keys::WINDOWS_WAITING)
             .hgetall(keys::WATERMARKS)
+            .get(keys::RETAINED_FROM)
             .query(&mut self.con)
             .map_err(|e| self.err(e))?;
+        let retained_from = retained
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| unreadable(keys::RETAINED_FROM, &v, "not a window number"))
+            })
+            .transpose()?;
         let timeline_waiting = waiting
             .iter()
             .map(|m| {
@@ -548,6 +581,7 @@ impl RedisStore {
             pending,
             timeline_waiting,
             watermarks,
+            retained_from,
         })
     }
 }
@@ -791,10 +825,21 @@ return #out
 /// and `ModifiedTWForLogs` members, its waiting mark and its `labels` counts; addresses whose
 /// latest window went lose their `IPsInfo` entry; then each profile in `ARGV[4..]` (touched
 /// by the flush or by the removal) gets `Starttime` = its earliest record time over the
-/// windows it keeps, or, keeping none, leaves `profiles` with its hash.
+/// windows it keeps, or, keeping none, leaves `profiles` with its hash. The bound applied is
+/// the greater of `ARGV[2]` and the stored [`keys::RETAINED_FROM`], which it raises.
 const RETAIN: &str = r#"
 local first = tonumber(ARGV[1])
-local below = ARGV[2]
+-- Never below a bound already applied (a removal made ahead of its commit, Redis being full);
+-- none without --retain (ARGV[2] is then the least integer): the index is kept, nothing goes.
+local below = tonumber(ARGV[2])
+local limit = nil
+if below > -1e15 then
+  local kept = tonumber(redis.call('GET', 'kalipso-ingest:retained-from') or '')
+  if kept and kept > below then below = kept end
+  below = string.format('%d', below)
+  redis.call('SET', 'kalipso-ingest:retained-from', below)
+  limit = '(' .. below
+end
 local function repr(x)
   if x == math.floor(x) and math.abs(x) < 1e16 then return string.format('%.1f', x) end
   for p = 1, 17 do
@@ -806,7 +851,11 @@ end
 local width = ARGV[3]
 local settle = {}
 for i = 4, #ARGV do settle[ARGV[i]] = true end
-local gone = redis.call('ZRANGEBYSCORE', 'kalipso-ingest:windows', '-inf', '(' .. below)
+local gone, ips = {}, {}
+if limit then
+  gone = redis.call('ZRANGEBYSCORE', 'kalipso-ingest:windows', '-inf', limit)
+  ips = redis.call('ZRANGEBYSCORE', 'kalipso-ingest:ip-last', '-inf', limit)
+end
 for _, m in ipairs(gone) do
   local ip, g = string.match(m, '^(.*)|(-?%d+)$')
   local tw = 'timewindow' .. (tonumber(g) - first + 1)
@@ -828,7 +877,6 @@ for _, m in ipairs(gone) do
   redis.call('ZREM', 'kalipso-ingest:windows', m)
   settle[ip] = true
 end
-local ips = redis.call('ZRANGEBYSCORE', 'kalipso-ingest:ip-last', '-inf', '(' .. below)
 for _, ip in ipairs(ips) do
   redis.call('HDEL', 'IPsInfo', ip)
   redis.call('ZREM', 'kalipso-ingest:ip-last', ip)
