@@ -356,8 +356,8 @@ fn append(path: &Path, text: &str) {
 
 /// A conn log (TSV) and a dns log (JSON) of generated traffic from record `from` on: every
 /// fifth conn a dns query whose record is in the dns log, the others HTTPS, 40 hosts, 300
-/// servers, ten records a second; a conn line is about 300 bytes.
-fn generated_pair(from: usize, n: usize) -> (String, String) {
+/// servers, ten records a second; a conn line is about `pad` + 100 bytes.
+fn generated_pair(from: usize, n: usize, pad: usize) -> (String, String) {
     let mut conn = String::with_capacity(n * 320);
     let mut dns = String::new();
     for i in from..from + n {
@@ -367,7 +367,7 @@ fn generated_pair(from: usize, n: usize) -> (String, String) {
             conn.push_str(&format!(
                 "{ts}\tCq{i:08}\t{host}\t{}\t10.0.0.53\t53\tudp\tdns\t0.01\t40\t120\tSF\t1\t68\t1\t148\t{}\n",
                 30_000 + i % 30_000,
-                "d".repeat(120),
+                "d".repeat(pad),
             ));
             dns.push_str(&format!(
                 "{{\"ts\":{ts},\"uid\":\"Cq{i:08}\",\"id.orig_h\":\"{host}\",\"id.orig_p\":{},\"id.resp_h\":\"10.0.0.53\",\"id.resp_p\":53,\"proto\":\"udp\",\"query\":\"host{}.example.org\",\"qtype_name\":\"A\",\"rcode_name\":\"NOERROR\",\"answers\":[\"93.184.{}.{}\"],\"TTLs\":[300.0]}}\n",
@@ -384,7 +384,7 @@ fn generated_pair(from: usize, n: usize) -> (String, String) {
                 i % 100 + 1,
                 300 + i % 700,
                 4_000 + i % 9_000,
-                "p".repeat(120),
+                "p".repeat(pad),
             ));
         }
     }
@@ -428,10 +428,10 @@ fn kill_9_at_random_moments_over_a_log_past_64_mib() {
     let mut moments = Moments::new();
     let dir = tempfile::tempdir().unwrap();
     let (conn, dns) = (dir.path().join("conn.log"), dir.path().join("dns.log"));
-    // About 4,900 records a MiB of conn log: 40 MiB at the start, then half a MiB every
-    // 250 ms up to 72 MiB (some 16 s of growth, kills at random moments during it).
-    let per_mib = 4_900;
-    let (c, d) = generated_pair(0, 40 * per_mib);
+    // Lines of about 900 bytes, 1,150 a MiB (so that a slow debug build gets through too):
+    // 40 MiB at the start, then half a MiB every 250 ms up to 72 MiB.
+    let (pad, per_mib) = (800, 1_150);
+    let (c, d) = generated_pair(0, 40 * per_mib, pad);
     std::fs::write(&conn, PADDED_HEADER.to_string() + &c).unwrap();
     std::fs::write(&dns, d).unwrap();
     let size = |p: &Path| std::fs::metadata(p).unwrap().len();
@@ -442,7 +442,7 @@ fn kill_9_at_random_moments_over_a_log_past_64_mib() {
     let writer = std::thread::spawn(move || {
         let mut next = 40 * per_mib;
         while size(&c2) < 72 * MIB {
-            let (c, d) = generated_pair(next, per_mib / 2);
+            let (c, d) = generated_pair(next, per_mib / 2, pad);
             next += per_mib / 2;
             append(&c2, &c);
             append(&d2, &d);
@@ -450,31 +450,31 @@ fn kill_9_at_random_moments_over_a_log_past_64_mib() {
         }
     });
     let mut child = daemon_logged(dir.path(), &server, &log);
-    let mut kills = 0;
-    let mut past_64 = 0;
-    let mut after_the_end = 0;
+    let mut restarted_at = 0;
+    let (mut kills, mut past_64) = (0, 0);
     loop {
-        if writer.is_finished() {
-            // Then kills while it catches up with the last lines, at least three with the
-            // checkpoint past 64 MiB. A restart behind a backlog reopens the windows whose
-            // fields were not written yet (some 400 here) and needs about 2.5 s before its
-            // first commit: the moments leave it that, or it would never get there.
-            if after_the_end >= 2 && past_64 >= 3 {
+        let at_end = |at: u64| writer.is_finished() && at == size(&conn);
+        if kills % 3 == 2 {
+            // Killed while it starts (or reads its backlog).
+            std::thread::sleep(moments.between(0, 300));
+        } else {
+            // Each of the other restarts commits once (whatever the build's speed: it must get
+            // on), then dies at a random moment.
+            wait_committed(&server, |at| at > restarted_at || at_end(at));
+            if at_end(committed_offset(&server)) && past_64 >= 3 {
                 break;
             }
-            after_the_end += 1;
-            std::thread::sleep(moments.between(500, 4_000));
-        } else {
-            std::thread::sleep(moments.between(200, 2_000));
+            std::thread::sleep(moments.between(0, 1_500));
         }
         let _ = child.kill();
         let _ = child.wait();
         kills += 1;
-        if committed_offset(&server) > 64 * MIB {
+        restarted_at = committed_offset(&server);
+        if restarted_at > 64 * MIB {
             past_64 += 1;
         }
         child = daemon_logged(dir.path(), &server, &log);
-        assert!(kills < 200, "no end in sight");
+        assert!(kills < 300, "no end in sight");
     }
     writer.join().unwrap();
     let end = size(&conn);
