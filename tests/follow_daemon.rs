@@ -354,6 +354,20 @@ fn append(path: &Path, text: &str) {
         .unwrap();
 }
 
+/// After a daemon's run over `dir`: one more `--once` pass adds nothing, and the database is
+/// what one `--once` pass over the files gives (else the diff and the daemon's warnings).
+fn assert_ends_as_one_once_pass(dir: &Path, server: &RedisServer, log: &Path, what: &str) {
+    once(dir, server);
+    let got = without_run_state(dump(&mut server.connection()));
+    let want = batch_dump(dir);
+    assert!(
+        got == want,
+        "{what}: follow mode differs from one --once pass:\n{}\ndaemon warnings:\n{}",
+        dump_diff(&got, &want),
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
 /// A conn log (TSV) and a dns log (JSON) of generated traffic from record `from` on: every
 /// fifth conn a dns query whose record is in the dns log, the others HTTPS, 40 hosts, 300
 /// servers, ten records a second; a conn line is about `pad` + 100 bytes.
@@ -487,15 +501,7 @@ fn kill_9_at_random_moments_over_a_log_past_64_mib() {
         "{kills} kills, {past_64} with the checkpoint past 64 MiB"
     );
     eprintln!("{kills} kills, {past_64} past 64 MiB");
-    once(dir.path(), &server);
-    let got = without_run_state(dump(&mut server.connection()));
-    let want = batch_dump(dir.path());
-    assert!(
-        got == want,
-        "killed at random moments, follow mode differs from one --once pass:\n{}\ndaemon warnings:\n{}",
-        dump_diff(&got, &want),
-        std::fs::read_to_string(&log).unwrap_or_default()
-    );
+    assert_ends_as_one_once_pass(dir.path(), &server, &log, "killed at random moments");
 }
 
 #[test]
@@ -550,16 +556,7 @@ fn restarts_deep_in_a_large_file_read_every_line_once() {
     assert_eq!(wait_committed(&server, |at| at == end), end, "last pass");
     let (code, _) = terminate(child);
     assert_eq!(code, Some(0));
-    once(dir.path(), &server);
-
-    let got = without_run_state(dump(&mut server.connection()));
-    let want = batch_dump(dir.path());
-    assert!(
-        got == want,
-        "restarts deep in a large file differ from one --once pass:\n{}\ndaemon warnings:\n{}",
-        dump_diff(&got, &want),
-        std::fs::read_to_string(&log).unwrap_or_default()
-    );
+    assert_ends_as_one_once_pass(dir.path(), &server, &log, "restarts deep in a large file");
     // Every line counted: the checkpoint's line count is the file's.
     let cps: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
         .arg("kalipso-ingest:checkpoints")
