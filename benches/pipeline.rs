@@ -8,6 +8,7 @@ use kalipso_ingest::model::alt::AltRecord;
 use kalipso_ingest::model::flow::{Flow, Role};
 use kalipso_ingest::model::order::{FlowKey, Position};
 use kalipso_ingest::profile::aggregate::WindowAggregate;
+use kalipso_ingest::profile::evidence::Judge;
 use kalipso_ingest::source::reader;
 use kalipso_ingest::timeline::lines::push_sub_line;
 use kalipso_ingest::timeline::{Clock, PortNames, lines};
@@ -65,8 +66,9 @@ fn aggregate(c: &mut Criterion) {
         agg.add(f, &[Role::Client], key(f, i));
     }
     g.throughput(Throughput::Elements(1));
+    let judge = Judge::plain(std::net::IpAddr::from([10, 0, 0, 1]));
     g.bench_function("fields of a 10k-flow window (Python-JSON)", |b| {
-        b.iter(|| black_box(&agg).fields())
+        b.iter(|| black_box(&agg).fields(&judge))
     });
     g.finish();
 }

@@ -4,7 +4,13 @@
 # starting a throw-away one there (no persistence) when none answers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SAMPLE=${SAMPLE:-fixtures/slips/test9}
+SAMPLE=${SAMPLE:-fixtures/corpus/slips-test10-tsv}
+BLOCKLIST=${BLOCKLIST:-fixtures/demo/blocklist.txt}
+# Country and ASN when the user has MaxMind-format databases (GEOIP_DB=..., ASN_DB=...).
+extra=()
+[ -n "$BLOCKLIST" ] && extra+=(--blocklist "$BLOCKLIST")
+[ -n "${GEOIP_DB:-}" ] && extra+=(--geoip-db "$GEOIP_DB")
+[ -n "${ASN_DB:-}" ] && extra+=(--asn-db "$ASN_DB")
 BIN=./target/release/kalipso-ingest
 
 started=""
@@ -23,8 +29,8 @@ if [ -z "${REDIS_URL:-}" ]; then
     fi
 fi
 
-echo "== kalipso-ingest --zeek-dir $SAMPLE --once --reset --redis-url $REDIS_URL"
-"$BIN" --zeek-dir "$SAMPLE" --once --reset --redis-url "$REDIS_URL" --no-progress --log-level warn
+echo "== kalipso-ingest --zeek-dir $SAMPLE --once --reset --redis-url $REDIS_URL ${extra[*]}"
+"$BIN" --zeek-dir "$SAMPLE" --once --reset --redis-url "$REDIS_URL" --no-progress --log-level warn "${extra[@]}"
 
 cli() { redis-cli -u "$REDIS_URL" "$@"; }
 echo
@@ -36,6 +42,16 @@ busiest=$(for k in $(cli --scan --pattern 'profile_*_timewindow*_flows'); do
 echo "busiest window:      ${busiest#* } (${busiest%% *} flows)"
 echo "its DstIPs:          $(cli hget "${busiest#* }" DstIPs | cut -c1-150)..."
 echo "its OutTuples:       $(cli hget "${busiest#* }" OutTuples | cut -c1-150)..."
+echo
+echo "== detected windows (red in Kalipso) and their evidence"
+for w in $(cli smembers BlockedProfTW | sort); do
+    echo "$w: $(cli hget "$w" Evidence)"
+done
+if [ -z "${GEOIP_DB:-}${ASN_DB:-}" ]; then
+    echo "(country and ASN: set GEOIP_DB and ASN_DB to MaxMind-format databases, e.g. DB-IP lite)"
+else
+    echo "IPsInfo of 185.247.224.89: $(cli hget IPsInfo 185.247.224.89)"
+fi
 echo
 echo "== the first 20 timeline lines of ${busiest#* } (what Kalipso shows for it)"
 cli --raw lrange "${busiest#* }_timeline" 0 19 | sed -e '/^$/d' 

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use ipnetwork::IpNetwork;
 use serde::Deserialize;
 
+use crate::enrich::EnrichFiles;
 use crate::profile::routing::{Direction, Routing};
 use crate::store::redis_store::{DEFAULT_TIMEOUT, Target};
 use crate::timeline::Clock;
@@ -67,6 +68,25 @@ pub struct FileSettings {
     /// lines and flows go at every commit) [default: 5000].
     #[arg(long, value_name = "MS")]
     pub fields_interval_ms: Option<u64>,
+    /// MaxMind-format Country or City database (GeoLite2, DB-IP lite, ...): each address's
+    /// `geocountry` in `IPsInfo` [default: none].
+    #[arg(long, value_name = "FILE")]
+    pub geoip_db: Option<PathBuf>,
+    /// MaxMind-format ASN database (GeoLite2-ASN, ...): each address's `asn` [default: none].
+    #[arg(long, value_name = "FILE")]
+    pub asn_db: Option<PathBuf>,
+    /// Blocklist of IPs or CIDRs, one per line with an optional description (or Slips' CSV
+    /// form); a conn with a listed peer is evidence. Repeat the flag for more files.
+    #[arg(long = "blocklist", value_name = "FILE")]
+    pub blocklists: Option<Vec<PathBuf>>,
+    /// Blocklist of domains (dns queries, http hosts and ssl server names under a listed
+    /// name are evidence). Repeat the flag for more files.
+    #[arg(long = "domain-blocklist", value_name = "FILE")]
+    pub domain_blocklists: Option<Vec<PathBuf>>,
+    /// A window is detected (red in Kalipso) when its evidence, summed as threat level ×
+    /// confidence, reaches THRESHOLD × width / 60 [default: 0.1].
+    #[arg(long, value_name = "THRESHOLD")]
+    pub detection_threshold: Option<f64>,
 }
 
 /// A settings error, worded for the operator.
@@ -138,6 +158,8 @@ pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/0";
 pub const DEFAULT_LABEL: &str = "unknown";
 /// Default timewindow width.
 pub const DEFAULT_TW_WIDTH: f64 = 3600.0;
+/// Default detection threshold (Slips' shipped `evidence_detection_threshold`).
+pub const DEFAULT_DETECTION_THRESHOLD: f64 = 0.1;
 
 /// Everything an ingest run needs, after merging file and flags.
 #[derive(Clone, Debug, PartialEq)]
@@ -167,6 +189,10 @@ pub struct Settings {
     /// Follow mode: milliseconds between rewrites of a filling window's hash fields (default
     /// 5000; timeline lines and flows go at every commit).
     pub fields_interval_ms: u64,
+    /// Country and ASN databases and blocklists.
+    pub enrich: EnrichFiles,
+    /// Evidence needed for a detection, per minute of window width (default 0.1).
+    pub detection_threshold: f64,
 }
 
 /// Parse a duration: numbers each followed by a unit, `s`, `m`, `h`, `d` or `w` (`90m`,
@@ -291,7 +317,27 @@ impl Settings {
             Some(text) => Some(parse_duration(&text)?),
             None => None,
         };
+        let detection_threshold = flags
+            .detection_threshold
+            .or(file.detection_threshold)
+            .unwrap_or(DEFAULT_DETECTION_THRESHOLD);
+        if !(detection_threshold.is_finite() && detection_threshold > 0.0) {
+            return Err(ConfigError::Invalid(format!(
+                "--detection-threshold must be a positive number, not {detection_threshold}"
+            )));
+        }
+        let enrich = EnrichFiles {
+            geoip_db: flags.geoip_db.or(file.geoip_db),
+            asn_db: flags.asn_db.or(file.asn_db),
+            blocklists: flags.blocklists.or(file.blocklists).unwrap_or_default(),
+            domain_blocklists: flags
+                .domain_blocklists
+                .or(file.domain_blocklists)
+                .unwrap_or_default(),
+        };
         Ok(Settings {
+            enrich,
+            detection_threshold,
             retain,
             clock,
             poll_interval_ms,
@@ -361,6 +407,11 @@ label = "malicious"
             poll_interval_ms,
             flush_interval_ms,
             fields_interval_ms,
+            geoip_db,
+            asn_db,
+            blocklists,
+            domain_blocklists,
+            detection_threshold,
         } = f.clone();
         assert!(zeek_dir.is_some() && recursive.is_some() && redis_url.is_some());
         assert!(home_net.is_some() && direction.is_some() && tw_width.is_some());
@@ -372,6 +423,15 @@ label = "malicious"
             "commented out: the default is the system's roots"
         );
         assert!(retain.is_some(), "the service keeps a bounded Redis");
+        assert!(
+            geoip_db.is_none() && asn_db.is_none(),
+            "commented out: no database ships with the project"
+        );
+        assert!(
+            blocklists.is_none() && domain_blocklists.is_none(),
+            "commented out"
+        );
+        assert!(detection_threshold.is_some());
         let s = Settings::merge(FileSettings::default(), f).unwrap();
         assert_eq!(s.redis.url, DEFAULT_REDIS_URL);
         assert_eq!(s.tw_width, DEFAULT_TW_WIDTH);
@@ -385,6 +445,8 @@ label = "malicious"
         let flags: std::collections::BTreeSet<String> = cmd
             .get_arguments()
             .filter_map(|a| a.get_long().map(str::to_string))
+            // A repeatable flag names one file (`--blocklist F`), its key the list.
+            .map(|f| if f.ends_with("blocklist") { f + "s" } else { f })
             .collect();
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/kalipso-ingest.toml");
         let text = std::fs::read_to_string(path).unwrap();

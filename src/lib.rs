@@ -5,6 +5,7 @@
 //! join (uid) → profile → timeline → store (Redis). See `docs/architecture.md`.
 
 pub mod config;
+pub mod enrich;
 pub mod ingest;
 pub mod inspect;
 pub mod join;

@@ -8,7 +8,7 @@ use std::path::Path;
 /// Bottom to top. Modules on one line share a layer and may not use each other.
 const LAYERS: &[&[&str]] = &[
     &["pyjson", "zeek"],
-    &["source"],
+    &["source", "enrich"],
     &["model"],
     &["timeline"],
     &["join"],

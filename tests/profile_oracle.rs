@@ -13,6 +13,11 @@ use kalipso_ingest::profile::aggregate::WindowAggregate;
 use kalipso_ingest::zeek::Record;
 
 /// `HASH <key>` blocks of a dump: key → field → value.
+/// No blocklists; the scans of these captures are evidence like any other.
+fn judge() -> kalipso_ingest::profile::evidence::Judge<'static> {
+    kalipso_ingest::profile::evidence::Judge::plain(std::net::IpAddr::from([0, 0, 0, 0]))
+}
+
 fn dump_hashes(name: &str) -> BTreeMap<String, BTreeMap<String, String>> {
     let text = std::fs::read_to_string(fixtures().join("slips/oracle").join(name)).unwrap();
     let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
@@ -73,8 +78,8 @@ fn window_fields(flows: &[Flow], ip: &str, grid: &Grid, tw: i64) -> BTreeMap<Str
     for (i, f) in mine.iter().rev() {
         reversed.add(f, &[Role::Client], key(f, *i));
     }
-    assert_eq!(agg.fields(), reversed.fields());
-    agg.fields().into_iter().collect()
+    assert_eq!(agg.fields(&judge()), reversed.fields(&judge()));
+    agg.fields(&judge()).into_iter().collect()
 }
 
 #[test]
@@ -121,7 +126,7 @@ fn server_side_matches_slips_where_no_bug_fix_applies() {
     {
         agg.add(f, &[Role::Server], key(f, i));
     }
-    let got: BTreeMap<String, String> = agg.fields().into_iter().collect();
+    let got: BTreeMap<String, String> = agg.fields(&judge()).into_iter().collect();
     let want = &oracle["profile_8.8.8.8_timewindow1"];
     for field in [
         "SrcIPs",

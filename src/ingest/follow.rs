@@ -21,10 +21,11 @@ use std::time::{Duration, Instant};
 use super::merge::{Converted, Event, to_event};
 use super::service::{Repeats, Service, clock_now};
 use super::writer::{CommitWorker, Job};
-use super::{IngestError, Timings, prepare};
+use super::{IngestError, Timings, open_ipinfo, prepare, profiler_config};
 use crate::config::Settings;
+use crate::enrich::IpInfo;
 use crate::model::window::Grid;
-use crate::profile::profiler::{Profiler, ProfilerConfig};
+use crate::profile::profiler::Profiler;
 use crate::source::checkpoint::{Checkpoint, FileId};
 use crate::source::tail::{TailItem, Tailer};
 use crate::store::redis_store::{Memory, RedisStore, StoreError, Target};
@@ -207,13 +208,14 @@ fn connect_with_retry(
     }
 }
 
-fn start_engine(settings: &Settings, store: &mut RedisStore) -> Result<Engine, IngestError> {
+fn start_engine(
+    settings: &Settings,
+    store: &mut RedisStore,
+    ipinfo: Arc<IpInfo>,
+) -> Result<Engine, IngestError> {
     let grid = store.grid(settings.tw_width)?;
-    let mut cfg = ProfilerConfig::new(settings.routing.clone(), settings.tw_width);
-    cfg.label = settings.label.clone();
-    cfg.style.clock = settings.clock.clone();
+    let mut cfg = profiler_config(settings, ipinfo);
     cfg.fields_every = Some(Duration::from_millis(settings.fields_interval_ms));
-    cfg.retain = settings.retain;
     cfg.index = store.retention_index(settings.retain.is_some(), grid.is_some())?;
     // Fields that fell due (or windows that closed) together are spread over flushes (a fifth
     // of the flush interval each), not rendered in one long flush that holds every line back.
@@ -335,6 +337,7 @@ impl<'a> Follower<'a> {
         control: &'a Control,
     ) -> Result<Option<Follower<'a>>, IngestError> {
         let settings = settings.clone();
+        let ipinfo = open_ipinfo(&settings)?;
         // Up at once: waiting for Redis is part of the service's work (said in STATUS=, with
         // the watchdog fed), not a start that systemd would time out.
         let mut service = Service::from_env();
@@ -345,7 +348,7 @@ impl<'a> Follower<'a> {
         };
         service.status("reading the stored state");
         store.check_memory_policy()?;
-        let engine = start_engine(&settings, &mut store)?;
+        let engine = start_engine(&settings, &mut store, ipinfo)?;
         let worker = CommitWorker::start(&settings.redis)?;
         // inotify wakes the loop early; the poll interval is the safety net. While records keep
         // coming the loop never sleeps, and the watch is dropped: every append would otherwise
@@ -432,6 +435,15 @@ impl<'a> Follower<'a> {
         };
         tracing::info!("configuration reloaded (applies to records from now on)");
         self.engine.profiler.set_routing(new.routing.clone());
+        // The databases and blocklists are read again (a monthly update, a new list); if one
+        // cannot be used, the ones in use stay.
+        match open_ipinfo(&new) {
+            Ok(info) => self.engine.profiler.set_ipinfo(info),
+            Err(e) => tracing::warn!("reload: {e}; keeping the databases and lists in use"),
+        }
+        self.engine
+            .profiler
+            .set_detection(new.detection_threshold * self.settings.tw_width / 60.0);
         self.settings = Settings {
             zeek_dir: self.settings.zeek_dir.clone(),
             redis: self.settings.redis.clone(),
@@ -700,7 +712,8 @@ impl<'a> Follower<'a> {
             found,
             "Redis lost committed writes: rebuilding from what it holds"
         );
-        self.engine = start_engine(&self.settings, &mut self.store)?;
+        let ipinfo = self.engine.profiler.ipinfo();
+        self.engine = start_engine(&self.settings, &mut self.store, ipinfo)?;
         Ok(())
     }
 

@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::config::Settings;
+use crate::enrich::IpInfo;
 use crate::model::window::Grid;
 use crate::model::window::WinId;
 use crate::profile::profiler::{Profiler, ProfilerConfig};
@@ -56,6 +57,35 @@ pub enum IngestError {
     /// The stored join state cannot be used.
     #[error(transparent)]
     JoinState(#[from] crate::join::JoinStateError),
+    /// A country or ASN database or a blocklist cannot be used.
+    #[error(transparent)]
+    Enrich(#[from] crate::enrich::EnrichError),
+}
+
+/// Open the country and ASN databases and the blocklists of `settings` (before Redis: a bad
+/// file is an error at start, not after a wait), saying what was loaded.
+pub fn open_ipinfo(settings: &Settings) -> Result<Arc<IpInfo>, IngestError> {
+    let info = IpInfo::open(&settings.enrich)?;
+    for (path, stats) in &info.stats {
+        tracing::info!(
+            file = %path.display(),
+            entries = stats.entries,
+            malformed = stats.malformed,
+            "blocklist loaded"
+        );
+    }
+    Ok(Arc::new(info))
+}
+
+/// The profiler's settings common to `--once` and follow mode.
+fn profiler_config(settings: &Settings, ipinfo: Arc<IpInfo>) -> ProfilerConfig {
+    let mut cfg = ProfilerConfig::new(settings.routing.clone(), settings.tw_width);
+    cfg.label = settings.label.clone();
+    cfg.style.clock = settings.clock.clone();
+    cfg.style.ipinfo = ipinfo;
+    cfg.retain = settings.retain;
+    cfg.detection = settings.detection_threshold * settings.tw_width / 60.0;
+    cfg
 }
 
 /// Knobs of a run that are not user settings (tests use them to force every code path).
@@ -437,6 +467,7 @@ pub fn prepare(
 /// Run `--once` over `settings.zeek_dir`.
 pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, IngestError> {
     let started = Instant::now();
+    let ipinfo = open_ipinfo(settings)?;
     let mut store = RedisStore::connect(&settings.redis)?;
     store.check_memory_policy()?;
     if opts.reset {
@@ -463,8 +494,7 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
     let scan_start = Instant::now();
     let stored = store.grid(settings.tw_width)?;
     let has_history = stored.is_some();
-    let mut cfg = ProfilerConfig::new(settings.routing.clone(), settings.tw_width);
-    cfg.retain = settings.retain;
+    let mut cfg = profiler_config(settings, ipinfo);
     cfg.index = store.retention_index(settings.retain.is_some(), has_history)?;
     let (earliest, schedule) = scan_conns(settings, &files, cfg.join_grace, opts.scan_split_bytes);
     let grid = match (stored, earliest) {
@@ -474,8 +504,6 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
     };
 
     t.anchor_scan = scan_start.elapsed();
-    cfg.label = settings.label.clone();
-    cfg.style.clock = settings.clock.clone();
     // A finished directory is read in time order, and its conns scanned first: a window whose
     // conns are all in is done the join grace after its end; one still expecting a conn (Zeek
     // writes a conn when it ends) stays up to a width past its end; a later conn reopens the
@@ -589,7 +617,9 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
     t.write += start.elapsed();
     progress.done();
     tracing::debug!(timings = ?t, "where the time went");
+    let detections = store.detections(5)?;
     Ok(Summary {
+        detections,
         logs: merged.counts(),
         stats: profiler.stats.clone(),
         profiles: profiler.profile_count() as u64,

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::merge::KindCounts;
 use crate::profile::profiler::ProfilerStats;
+use crate::store::redis_store::Detections;
 use crate::zeek::LogKind;
 
 /// What a run did.
@@ -26,6 +27,8 @@ pub struct Summary {
     pub elapsed: Duration,
     /// Start of `timewindow1` (epoch seconds), when any record was profiled.
     pub anchor: Option<f64>,
+    /// The detected windows of the database (after the run).
+    pub detections: Detections,
 }
 
 impl Summary {
@@ -101,6 +104,11 @@ impl fmt::Display for Summary {
             "  profiles: {}, timewindows written: {}",
             self.profiles, self.windows
         )?;
+        let d = &self.detections;
+        writeln!(f, "  detected timewindows (BlockedProfTW): {}", d.count)?;
+        for (window, total, text) in &d.top {
+            writeln!(f, "    {window} (evidence {total}): {text}")?;
+        }
         if let Some(a) = self.anchor {
             writeln!(f, "  timewindow1 starts at {a} (epoch seconds)")?;
         }

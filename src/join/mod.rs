@@ -321,6 +321,7 @@ mod tests {
             daddr: "8.8.8.8".parse().unwrap(),
             json: String::new(),
             sub: String::new(),
+            name: Default::default(),
         }
     }
 

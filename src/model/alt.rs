@@ -33,6 +33,9 @@ pub struct AltRecord {
     pub json: String,
     /// Its timeline sub-line, rendered once from the same values.
     pub sub: String,
+    /// The domain name it names (dns `query`, http `host`, ssl `server_name`; empty if none),
+    /// which domain blocklists are matched against.
+    pub name: CompactString,
 }
 
 fn s<'a>(v: &'a Option<Cow<'_, str>>) -> &'a str {
@@ -121,6 +124,16 @@ impl AltRecord {
             sub_line(buf, kind, &value);
             (json, buf.as_str().to_owned())
         });
+        let name_key = match kind {
+            LogKind::Dns => "query",
+            LogKind::Http => "host",
+            LogKind::Ssl => "server_name",
+            LogKind::Conn => "",
+        };
+        let name = match value.get(name_key) {
+            Some(PyValue::Str(n)) => n.clone(),
+            _ => CompactString::default(),
+        };
         AltRecord {
             ts,
             kind,
@@ -129,6 +142,7 @@ impl AltRecord {
             daddr,
             json,
             sub,
+            name,
         }
     }
 

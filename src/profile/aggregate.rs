@@ -14,9 +14,10 @@ use hashbrown::HashTable;
 use rustc_hash::{FxBuildHasher, FxHashSet as HashSet};
 use smallvec::SmallVec;
 
+use super::evidence::{self, DomainHit, Judge, ScanFlow};
 use super::letters::{TupleClock, add_symbol_classes, symbol_classes};
 use crate::model::flow::{Flow, Role};
-use crate::model::order::FlowKey;
+use crate::model::order::{FlowKey, TotalF64};
 use crate::model::state::ConnSummary;
 use crate::pyjson::{ObjectWriter, push_ip, write_json_float};
 
@@ -403,6 +404,7 @@ enum Field {
     SrcIps,
     OutTuples,
     InTuples,
+    Evidence,
     Family(FamilyField),
 }
 
@@ -446,6 +448,10 @@ pub struct WindowAggregate {
     /// or two flows, kept inline.
     out_tuples: FirstSeen<TupleKey, TupleFlows>,
     in_tuples: FirstSeen<TupleKey, TupleFlows>,
+    /// The profile's not-established TCP flows (the port-scan evidence).
+    scans: Vec<ScanFlow>,
+    /// Names under a listed domain (the blocklist evidence).
+    domains: Vec<DomainHit>,
     /// Fields changed since the last [`WindowAggregate::take_changed`].
     changed: HashSet<Field>,
 }
@@ -490,6 +496,14 @@ impl WindowAggregate {
                     3u8,
                 ),
             };
+            if *role == Role::Client && !established && flow.proto == "tcp" {
+                self.scans.push(ScanFlow {
+                    id,
+                    dst: peer,
+                    dport: flow.dport,
+                    pkts,
+                });
+            }
             let peer = self.peers.id(peer);
             let tuple = TupleKey {
                 peer,
@@ -538,15 +552,33 @@ impl WindowAggregate {
         &self.table
     }
 
+    /// A dns query, http host or ssl server name under a listed domain, named by a record of
+    /// time `ts` and uid `uid` (the earliest record naming it decides its place).
+    pub fn add_domain_hit(&mut self, ts: f64, uid: &str, name: &str) {
+        let hit = DomainHit {
+            ts,
+            uid: CompactString::new(uid),
+            name: CompactString::new(name.trim_end_matches('.').to_ascii_lowercase()),
+        };
+        let earlier =
+            |a: &DomainHit, b: &DomainHit| (TotalF64(a.ts), &a.uid) < (TotalF64(b.ts), &b.uid);
+        match self.domains.iter_mut().find(|d| d.name == hit.name) {
+            Some(d) if earlier(&hit, d) => *d = hit,
+            Some(_) => return,
+            None => self.domains.push(hit),
+        }
+        self.changed.insert(Field::Evidence);
+    }
+
     /// Every hash field with its Python-JSON value.
-    pub fn fields(&self) -> Vec<(String, String)> {
-        self.render(|_| true)
+    pub fn fields(&self, judge: &Judge<'_>) -> Vec<(String, String)> {
+        self.render(judge, |_| true)
     }
 
     /// The fields changed since the last call (all of them the first time), with their values.
-    pub fn take_changed(&mut self) -> Vec<(String, String)> {
+    pub fn take_changed(&mut self, judge: &Judge<'_>) -> Vec<(String, String)> {
         let changed = std::mem::take(&mut self.changed);
-        self.render(|f| changed.contains(f))
+        self.render(judge, |f| changed.contains(f))
     }
 
     /// Whether some field changed since the last [`WindowAggregate::take_changed`].
@@ -561,16 +593,44 @@ impl WindowAggregate {
             Field::SrcIps,
             Field::OutTuples,
             Field::InTuples,
+            Field::Evidence,
         ]);
         for s in &self.families.entries {
             self.changed.insert(Field::Family(s.key.clone()));
         }
     }
 
-    fn render(&self, wanted: impl Fn(&Field) -> bool) -> Vec<(String, String)> {
+    /// `Evidence` (and `BlockRequest` when detected), if the window has evidence.
+    fn evidence(&self, judge: &Judge<'_>, out: &mut Vec<(String, String)>) {
+        let mut peers = Vec::new();
+        if judge.ipinfo.has_ips() {
+            for counts in [&self.dst_ips, &self.src_ips] {
+                for s in &counts.entries {
+                    if let Some(ip) = self.peers.ip(s.key) {
+                        peers.push((ip, s.rank.0));
+                    }
+                }
+            }
+        }
+        let Some((evidence, detected)) =
+            evidence::judge(judge, &self.table, &self.scans, &peers, &self.domains)
+        else {
+            return;
+        };
+        out.push(("Evidence".to_string(), evidence));
+        if detected {
+            out.push(("BlockRequest".to_string(), "True".to_string()));
+        }
+    }
+
+    fn render(&self, judge: &Judge<'_>, wanted: impl Fn(&Field) -> bool) -> Vec<(String, String)> {
         let table = &self.table;
         let mut keys = KeyText::new(&self.peers);
         let mut out = Vec::new();
+        // Evidence depends on every flow (a listed peer, a scan) and on the names seen.
+        if wanted(&Field::Evidence) || wanted(&Field::DstIps) || wanted(&Field::SrcIps) {
+            self.evidence(judge, &mut out);
+        }
         for (name, field, counts) in [
             ("DstIPs", Field::DstIps, &self.dst_ips),
             ("SrcIPs", Field::SrcIps, &self.src_ips),
@@ -725,7 +785,7 @@ mod tests {
             };
             agg.add(f, roles, k.clone());
         }
-        let mut fields = agg.fields();
+        let mut fields = agg.fields(&Judge::plain(IpAddr::from([10, 0, 0, 1])));
         fields.sort();
         fields
     }

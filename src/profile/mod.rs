@@ -4,6 +4,7 @@
 //! that places every record.
 
 pub mod aggregate;
+pub mod evidence;
 pub mod letters;
 pub mod profiler;
 pub mod routing;

@@ -10,6 +10,7 @@
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::net::IpAddr;
 
+use super::evidence::Judge;
 use super::routing::Routing;
 use super::schedule::ConnSchedule;
 use super::window_state::{WindowState, WindowWrite};
@@ -57,6 +58,9 @@ pub struct ProfilerConfig {
     /// Keep the index retention needs (on with `retain`, and on a database kept with it even
     /// in a run without: its index must not go stale).
     pub index: bool,
+    /// Evidence (Σ threat level × confidence) at which a window is detected: the detection
+    /// threshold × width / 60.
+    pub detection: f64,
 }
 
 impl ProfilerConfig {
@@ -75,6 +79,7 @@ impl ProfilerConfig {
             hold_for_late_conn: None,
             join_grace: 60.0,
             style: TimelineStyle::default(),
+            detection: 0.1 * width / 60.0,
             fields_every: None,
             fields_budget: None,
             retain: None,
@@ -166,8 +171,9 @@ pub struct PersistedState {
 pub struct Writes {
     /// Profiles whose hash (`Starttime`, `duration`) must be (re)written, with the start.
     pub profiles: Vec<(IpAddr, f64)>,
-    /// IPs to register in `IPsInfo` (only if absent there).
-    pub ips: Vec<IpAddr>,
+    /// IPs to register in `IPsInfo`, with what is known of them (`{}`: nothing; written only
+    /// where the entry is absent or `{}`).
+    pub ips: Vec<(IpAddr, String)>,
     /// Changed windows.
     pub windows: Vec<(WinId, WindowWrite)>,
     /// With `--retain`: what the store's index of windows needs, and what to remove.
@@ -358,6 +364,11 @@ impl Profiler {
         *last = (*last).max(g);
     }
 
+    /// An address with its `IPsInfo` value.
+    fn ip_value(&self, ip: IpAddr) -> (IpAddr, String) {
+        (ip, self.cfg.style.ipinfo.value(ip))
+    }
+
     fn register_ip(&mut self, ip: IpAddr) {
         if self.cfg.index {
             return; // registered per flush from `ips_seen`, with the window that keeps it
@@ -510,6 +521,22 @@ impl Profiler {
     /// arrive from now on.
     pub fn set_routing(&mut self, routing: Routing) {
         self.cfg.routing = routing;
+    }
+
+    /// The country and ASN databases and blocklists in use.
+    pub fn ipinfo(&self) -> std::sync::Arc<crate::enrich::IpInfo> {
+        self.cfg.style.ipinfo.clone()
+    }
+
+    /// Use other databases and blocklists (SIGHUP), for records from now on; `IPsInfo`
+    /// entries already written stay.
+    pub fn set_ipinfo(&mut self, ipinfo: std::sync::Arc<crate::enrich::IpInfo>) {
+        self.cfg.style.ipinfo = ipinfo;
+    }
+
+    /// Change the evidence at which a window is detected (SIGHUP).
+    pub fn set_detection(&mut self, detection: f64) {
+        self.cfg.detection = detection;
     }
 
     /// The log time every log still being read has reached (the minimum of their latest
@@ -719,8 +746,9 @@ impl Profiler {
         evict_done: bool,
         mut sink: impl FnMut(WinId, WindowWrite) -> Result<(), E>,
     ) -> Result<Writes, E> {
+        let ips = std::mem::take(&mut self.ips_new);
         let mut out = Writes {
-            ips: std::mem::take(&mut self.ips_new),
+            ips: ips.into_iter().map(|ip| self.ip_value(ip)).collect(),
             ..Writes::default()
         };
         if self.cfg.index {
@@ -738,7 +766,7 @@ impl Profiler {
             touched.sort_by_key(|t| t.0);
             let mut ips: Vec<(IpAddr, i64)> = self.ips_seen.drain().collect();
             ips.sort_unstable();
-            out.ips = ips.iter().map(|(ip, _)| *ip).collect();
+            out.ips = ips.iter().map(|(ip, _)| self.ip_value(*ip)).collect();
             let mut profiles: Vec<IpAddr> = touched.iter().map(|(id, _)| id.ip).collect();
             profiles.dedup();
             out.retention = Some(RetentionWrite {
@@ -789,7 +817,12 @@ impl Profiler {
                     });
             if w.dirty || w.timeline_pending || (with_fields && w.fields_waiting()) {
                 let started = (with_fields && w.fields_waiting()).then(std::time::Instant::now);
-                let write = w.take_write(&label, &self.cfg.style, horizon, with_fields);
+                let judge = Judge {
+                    profile: id.ip,
+                    ipinfo: &self.cfg.style.ipinfo,
+                    detection: self.cfg.detection,
+                };
+                let write = w.take_write(&label, &self.cfg.style, &judge, horizon, with_fields);
                 if let Some(t) = started {
                     fields_spent += t.elapsed();
                 }

@@ -16,6 +16,7 @@ use compact_str::CompactString;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use super::aggregate::WindowAggregate;
+use super::evidence::Judge;
 use crate::model::alt::AltRecord;
 use crate::model::flow::{Flow, Role, Roles};
 pub use crate::model::order::{FlowKey, Position, TotalF64};
@@ -103,6 +104,8 @@ pub struct WindowWrite {
     pub has_conn: bool,
     /// Whether the window holds any data (listed in `twsprofile_<ip>`).
     pub has_data: bool,
+    /// Whether its evidence reached the detection threshold (it joins `BlockedProfTW`).
+    pub detected: bool,
 }
 
 impl WindowWrite {
@@ -427,8 +430,8 @@ impl WindowState {
     }
 
     /// Every hash field with its current value.
-    pub fn fields(&self) -> Vec<(String, String)> {
-        self.agg.fields()
+    pub fn fields(&self, judge: &Judge<'_>) -> Vec<(String, String)> {
+        self.agg.fields(judge)
     }
 
     /// Whether the flow at `key` carries its uid's timeline entry (only the first copy does).
@@ -462,7 +465,11 @@ impl WindowState {
         };
         let mut out = Vec::new();
         let mut main = start(128);
-        if !lines::write_main_line(&mut main, f, role, &style.names) {
+        let mut info = String::new();
+        if role == Role::Client {
+            style.ipinfo.push_suffix(&mut info, f.daddr);
+        }
+        if !lines::write_main_line(&mut main, f, role, &style.names, &info) {
             return out;
         }
         out.push(main);
@@ -603,9 +610,21 @@ impl WindowState {
         &mut self,
         label: &str,
         style: &TimelineStyle,
+        judge: &Judge<'_>,
         horizon: f64,
         with_fields: bool,
     ) -> WindowWrite {
+        // Names under a listed domain, from the alt records not yet written (every record
+        // passes here once, and again after a reload).
+        if judge.ipinfo.has_domains() {
+            for uid in &self.dirty_alts {
+                for (_, a) in self.alts.get(uid).into_iter().flatten() {
+                    if !a.alt.name.is_empty() && judge.ipinfo.listed_domain(&a.alt.name).is_some() {
+                        self.agg.add_domain_hit(a.alt.ts, &a.alt.uid, &a.alt.name);
+                    }
+                }
+            }
+        }
         let (inserts, change, entered) = self.timeline_change(style, horizon);
         let mut w = WindowWrite {
             timeline_inserts: inserts,
@@ -615,7 +634,8 @@ impl WindowState {
             ..WindowWrite::default()
         };
         if with_fields {
-            w.fields = self.agg.take_changed();
+            w.fields = self.agg.take_changed(judge);
+            w.detected = w.fields.iter().any(|(k, _)| k == "BlockRequest");
             self.fields_written_at = Some(std::time::Instant::now());
         }
         let mut uids: Vec<CompactString> = self.dirty_flows.drain().collect();
@@ -770,12 +790,24 @@ mod tests {
         let style = TimelineStyle::default();
         let mut w = WindowState::new(true);
         w.add_flow(flow("C1", 10.0), client(), pos(1));
-        let first = w.take_write("unknown", &style, f64::INFINITY, true);
+        let first = w.take_write(
+            "unknown",
+            &style,
+            &Judge::plain(std::net::IpAddr::from([0, 0, 0, 0])),
+            f64::INFINITY,
+            true,
+        );
         assert_eq!(lines(&first), ("append", 2)); // main line + Attention
         assert_eq!(w.records_in_memory(), 0); // written: left memory
         w.add_flow(flow("C3", 30.0), client(), pos(2));
         assert_eq!(
-            lines(&w.take_write("unknown", &style, f64::INFINITY, true)),
+            lines(&w.take_write(
+                "unknown",
+                &style,
+                &Judge::plain(std::net::IpAddr::from([0, 0, 0, 0])),
+                f64::INFINITY,
+                true
+            )),
             ("append", 2)
         );
         // Late conns before and between the written ones: inserted at their offsets (counted
@@ -784,7 +816,13 @@ mod tests {
         w.add_flow(flow("C00", 5.0), client(), pos(4));
         w.add_flow(flow("C2", 20.0), client(), pos(5));
         w.add_flow(flow("C4", 40.0), client(), pos(6));
-        let late = w.take_write("unknown", &style, f64::INFINITY, true);
+        let late = w.take_write(
+            "unknown",
+            &style,
+            &Judge::plain(std::net::IpAddr::from([0, 0, 0, 0])),
+            f64::INFINITY,
+            true,
+        );
         assert_eq!(lines(&late), ("append", 2));
         let offsets: Vec<(usize, usize)> = late
             .timeline_inserts
@@ -804,16 +842,34 @@ mod tests {
         let style = TimelineStyle::default();
         let mut w = WindowState::new(true);
         w.add_flow(flow("C2", 20.0), client(), pos(1));
-        w.take_write("unknown", &style, 100.0, true);
+        w.take_write(
+            "unknown",
+            &style,
+            &Judge::plain(std::net::IpAddr::from([0, 0, 0, 0])),
+            100.0,
+            true,
+        );
         let mut long = flow("C1", 10.0);
         long.dur = Some(500.0);
         w.add_flow(long, client(), pos(2));
         w.add_flow(flow("C3", 30.0), client(), pos(3));
-        let now = w.take_write("unknown", &style, 100.0, true);
+        let now = w.take_write(
+            "unknown",
+            &style,
+            &Judge::plain(std::net::IpAddr::from([0, 0, 0, 0])),
+            100.0,
+            true,
+        );
         assert_eq!(lines(&now), ("append", 2));
         assert!(now.timeline_inserts.is_empty());
         assert!(w.timeline_pending);
-        let later = w.take_write("unknown", &style, 1000.0, true);
+        let later = w.take_write(
+            "unknown",
+            &style,
+            &Judge::plain(std::net::IpAddr::from([0, 0, 0, 0])),
+            1000.0,
+            true,
+        );
         assert_eq!(later.timeline_inserts.len(), 1);
         assert_eq!(later.timeline_inserts[0].0, 0);
         assert!(!w.timeline_pending);
@@ -852,12 +908,24 @@ mod tests {
         w.add_flow(flow("C2", 20.0), client(), pos(2));
         // The join horizon is between them: only C1 is written.
         assert_eq!(
-            lines(&w.take_write("unknown", &style, 15.0, true)),
+            lines(&w.take_write(
+                "unknown",
+                &style,
+                &Judge::plain(std::net::IpAddr::from([0, 0, 0, 0])),
+                15.0,
+                true
+            )),
             ("append", 2)
         );
         assert!(w.timeline_pending);
         assert_eq!(
-            lines(&w.take_write("unknown", &style, 100.0, true)),
+            lines(&w.take_write(
+                "unknown",
+                &style,
+                &Judge::plain(std::net::IpAddr::from([0, 0, 0, 0])),
+                100.0,
+                true
+            )),
             ("append", 2)
         );
         assert!(!w.timeline_pending);

@@ -6,10 +6,12 @@ use crate::pyjson::push_ip;
 
 /// SET of every profile id.
 pub const PROFILES: &str = "profiles";
-/// HASH ip → enrichment JSON (`{}` until enrichment exists).
+/// HASH ip → what is known of it (`{}`, or `geocountry`, `asn`, `Malicious`).
 pub const IPS_INFO: &str = "IPsInfo";
 /// SET of every `profile_<ip>_timewindow<N>` that received conn data.
 pub const MODIFIED_TW: &str = "ModifiedTWForLogs";
+/// SET of every detected `profile_<ip>_timewindow<N>` (Kalipso colours them red).
+pub const BLOCKED_TW: &str = "BlockedProfTW";
 /// ZSET label → number of stored flow entries.
 pub const LABELS: &str = "labels";
 /// HASH `<port>/<proto>` → service name (the timeline's port names, as Slips wrote them).
@@ -134,6 +136,7 @@ pub const OWN_PATTERNS: &[&str] = &[
     PROFILES,
     IPS_INFO,
     MODIFIED_TW,
+    BLOCKED_TW,
     LABELS,
     PORTINFO,
 ];

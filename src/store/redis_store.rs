@@ -524,6 +524,55 @@ impl RedisStore {
         }
     }
 
+    /// The detected windows (`BlockedProfTW`): how many, and the `top` of those among the
+    /// first [`DETECTIONS_READ`] (by name) with the most evidence, each with its total
+    /// (Σ threat level × confidence) and its weightiest description.
+    pub fn detections(&mut self, top: usize) -> Result<Detections, StoreError> {
+        let mut names: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(keys::BLOCKED_TW)
+            .query(&mut self.con)
+            .map_err(|e| self.err(e))?;
+        names.sort();
+        let count = names.len() as u64;
+        names.truncate(DETECTIONS_READ);
+        let mut pipe = redis::pipe();
+        for n in &names {
+            pipe.cmd("HGET").arg(n).arg("Evidence");
+        }
+        let values: Vec<Option<String>> = if names.is_empty() {
+            Vec::new()
+        } else {
+            pipe.query(&mut self.con).map_err(|e| self.err(e))?
+        };
+        let mut windows = Vec::new();
+        for (name, value) in names.into_iter().zip(values) {
+            // Written by us or by Slips' modules: `{"key": [confidence, threat, "text"]}`.
+            let Some(map) = value.and_then(|v| {
+                serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&v).ok()
+            }) else {
+                continue;
+            };
+            let mut total = 0.0;
+            let mut best: Option<(f64, String)> = None;
+            for v in map.values() {
+                let score = v.get(0).and_then(|c| c.as_f64()).unwrap_or(0.0)
+                    * v.get(1).and_then(|t| t.as_f64()).unwrap_or(0.0);
+                total += score;
+                let text = v.get(2).and_then(|d| d.as_str()).unwrap_or("").to_string();
+                if best.as_ref().is_none_or(|(b, _)| score > *b) {
+                    best = Some((score, text));
+                }
+            }
+            windows.push((name, total, best.map(|b| b.1).unwrap_or_default()));
+        }
+        windows.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        windows.truncate(top);
+        Ok(Detections {
+            count,
+            top: windows,
+        })
+    }
+
     /// The number of flushes committed so far (0 for a new database).
     pub fn flush_seq(&mut self) -> Result<u64, StoreError> {
         let v: Option<u64> = redis::cmd("GET")
@@ -796,6 +845,31 @@ impl<'a> Batch<'a> {
 /// `KEYS[1]` the list, `ARGV`: the number of groups, then per group its offset, its line
 /// count and its lines. The list is rewritten from the first offset on, inside the flush's
 /// transaction.
+/// How many detected windows [`RedisStore::detections`] reads the evidence of.
+pub const DETECTIONS_READ: usize = 1000;
+
+/// The detected windows of a database.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Detections {
+    /// How many windows are in `BlockedProfTW`.
+    pub count: u64,
+    /// The ones with the most evidence: window, Σ threat level × confidence, the description
+    /// of its weightiest entry.
+    pub top: Vec<(String, f64, String)>,
+}
+
+/// `IPsInfo` entries with what we know of an address (ARGV: address, value pairs), written
+/// where the entry is absent or still `{}`: an entry another program enriched is kept.
+const FILL_IPS_INFO: &str = r#"
+for i = 1, #ARGV, 2 do
+  local v = redis.call('HGET', 'IPsInfo', ARGV[i])
+  if (not v) or v == '{}' then
+    redis.call('HSET', 'IPsInfo', ARGV[i], ARGV[i + 1])
+  end
+end
+return 0
+"#;
+
 const INSERT_LINES: &str = r#"
 local key = KEYS[1]
 local groups, i = {}, 2
@@ -872,6 +946,7 @@ for _, m in ipairs(gone) do
     'kalipso-ingest:copies:' .. w, 'kalipso-ingest:alts:' .. w)
   redis.call('ZREM', 'twsprofile_' .. ip, tw)
   redis.call('SREM', 'ModifiedTWForLogs', w)
+  redis.call('SREM', 'BlockedProfTW', w)
   redis.call('SREM', 'kalipso-ingest:windows-waiting', m)
   redis.call('ZREM', 'kalipso-ingest:first:' .. ip, g)
   redis.call('ZREM', 'kalipso-ingest:windows', m)
@@ -974,12 +1049,22 @@ fn write_profiles(batch: &mut Batch<'_>, writes: &Writes, grid: Grid) -> redis::
                 .arg(&width);
         })?;
     }
-    for ip in &writes.ips {
+    let mut known = Vec::new();
+    for (ip, value) in &writes.ips {
+        if value == "{}" {
+            batch.add(|c| {
+                c.arg("HSETNX")
+                    .arg(keys::IPS_INFO)
+                    .arg(ip.to_string())
+                    .arg("{}");
+            })?;
+        } else {
+            known.push((ip.to_string(), value.as_str()));
+        }
+    }
+    for part in known.chunks(1000) {
         batch.add(|c| {
-            c.arg("HSETNX")
-                .arg(keys::IPS_INFO)
-                .arg(ip.to_string())
-                .arg("{}");
+            c.arg("EVAL").arg(FILL_IPS_INFO).arg(0).arg(part);
         })?;
     }
     Ok(())
@@ -1061,6 +1146,11 @@ fn write_window(
     if w.has_conn && !(w.fields.is_empty() && w.flows.is_empty() && !w.timeline_changed()) {
         batch.add(|c| {
             c.arg("SADD").arg(keys::MODIFIED_TW).arg(&key);
+        })?;
+    }
+    if w.detected {
+        batch.add(|c| {
+            c.arg("SADD").arg(keys::BLOCKED_TW).arg(&key);
         })?;
     }
     Ok(())

@@ -106,6 +106,11 @@ impl Text<'_> {
             .size(tot)
     }
 
+    /// An outbound line's end: ` | <ipinfo>`, one space more when `space`, the newline.
+    fn info_end(&mut self, info: &str, space: bool) -> &mut Self {
+        self.s(" | ").s(info).s(if space { " \n" } else { "\n" })
+    }
+
     /// `<port>/<proto>`.
     fn port_proto(&mut self, port: u16, proto: &str) -> &mut Self {
         self.n(u64::from(port)).s("/").s(proto)
@@ -124,12 +129,20 @@ fn is_tcp_or_udp(proto: &str) -> bool {
 /// timeline does not show (neither tcp, udp nor icmp).
 pub fn main_line(flow: &Flow, role: Role, names: &PortNames) -> Option<String> {
     let mut line = String::new();
-    write_main_line(&mut line, flow, role, names).then_some(line)
+    write_main_line(&mut line, flow, role, names, "").then_some(line)
 }
 
 /// [`main_line`] appended to `out` (after the timestamp prefix, without a temporary string per
-/// piece); `false`, with nothing written, for protocols the timeline does not show.
-pub fn write_main_line(out: &mut String, flow: &Flow, role: Role, names: &PortNames) -> bool {
+/// piece), with `info` (the peer's `IPsInfo` as Slips rendered it, empty without enrichment)
+/// after the outbound line's `|`; `false`, with nothing written, for protocols the timeline
+/// does not show.
+pub fn write_main_line(
+    out: &mut String,
+    flow: &Flow,
+    role: Role,
+    names: &PortNames,
+    info: &str,
+) -> bool {
     let proto = flow.proto.as_str();
     let tot = flow.allbytes();
     let snt = flow.sbytes;
@@ -152,7 +165,7 @@ pub fn write_main_line(out: &mut String, flow: &Flow, role: Role, names: &PortNa
                 .n(u64::from(sport))
                 .s(", Size: ")
                 .size(tot)
-                .s(" | \n"),
+                .info_end(info, false),
             Role::Client => t
                 .s("- ")
                 .s(what)
@@ -160,7 +173,7 @@ pub fn write_main_line(out: &mut String, flow: &Flow, role: Role, names: &PortNa
                 .ip(daddr)
                 .s(", Size: ")
                 .size(tot)
-                .s(" | \n"),
+                .info_end(info, false),
             Role::Server if what.is_empty() => t
                 .s("- ICMP Unknown type sent from ")
                 .ip(saddr)
@@ -187,12 +200,12 @@ pub fn write_main_line(out: &mut String, flow: &Flow, role: Role, names: &PortNa
     let name = names.name(dport, proto);
     // By the flow's state: the line's start, what comes before the sizes, and the outbound
     // line's end (one space more when not answered, as Slips wrote it).
-    let (before, after, client_end) = match name {
-        Some(_) if established && tot != 0 => ("- ", "", " | \n"),
-        Some(_) if established => ("- ", "Be careful! Established but empty! ", " | \n"),
-        Some(_) if proto == "udp" && tot == snt => ("- Not answered ", "", " |  \n"),
-        Some(_) => ("- NOT Established ", "", " | \n"),
-        None => ("[!] - Not recognized ", "", " | \n"),
+    let (before, after, client_space) = match name {
+        Some(_) if established && tot != 0 => ("- ", "", false),
+        Some(_) if established => ("- ", "Be careful! Established but empty! ", false),
+        Some(_) if proto == "udp" && tot == snt => ("- Not answered ", "", true),
+        Some(_) => ("- NOT Established ", "", false),
+        None => ("[!] - Not recognized ", "", false),
     };
     match (role, name) {
         (Role::Client, Some(n)) => t
@@ -205,7 +218,7 @@ pub fn write_main_line(out: &mut String, flow: &Flow, role: Role, names: &PortNa
             .s(", ")
             .s(after)
             .sizes(snt, rcv, tot)
-            .s(client_end),
+            .info_end(info, client_space),
         (Role::Client, None) => t
             .s(before)
             .s(state_word(established))
@@ -217,7 +230,7 @@ pub fn write_main_line(out: &mut String, flow: &Flow, role: Role, names: &PortNa
             .port_proto(dport, proto)
             .s(", ")
             .sizes(snt, rcv, tot)
-            .s(client_end),
+            .info_end(info, client_space),
         // Seen from the receiving profile: it sent what the originator received.
         (Role::Server, Some(n)) => t
             .s(before)

@@ -13,13 +13,16 @@ pub mod services;
 pub use clock::Clock;
 pub use services::PortNames;
 
-/// What the timeline needs besides the records: port names and the clock.
+/// What the timeline needs besides the records: port names, the clock and what is known of
+/// the peers (the outbound line's `| <ipinfo>`).
 #[derive(Clone, Debug)]
 pub struct TimelineStyle {
     /// Port names.
     pub names: PortNames,
     /// Timestamp zone.
     pub clock: Clock,
+    /// Country, ASN and blocklists (empty: no suffix).
+    pub ipinfo: std::sync::Arc<crate::enrich::IpInfo>,
 }
 
 impl Default for TimelineStyle {
@@ -27,6 +30,7 @@ impl Default for TimelineStyle {
         TimelineStyle {
             names: PortNames::builtin(),
             clock: Clock::Utc,
+            ipinfo: Default::default(),
         }
     }
 }

@@ -27,6 +27,8 @@ pub fn settings(server: &RedisServer, dir: &Path, home: &[&str], direction: Dire
         poll_interval_ms: 250,
         flush_interval_ms: 500,
         fields_interval_ms: 5000,
+        enrich: Default::default(),
+        detection_threshold: kalipso_ingest::config::DEFAULT_DETECTION_THRESHOLD,
     }
 }
 
