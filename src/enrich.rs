@@ -278,7 +278,7 @@ fn parse_list_line<T>(
         if let Some(e) = fields.get(1).and_then(|f| entry(f)) {
             return Some(Ok((e, fields.get(3).cloned().unwrap_or_default())));
         }
-        return Some(Err(()));
+        // Else the whitespace form, whose description may hold a comma.
     }
     let (first, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
     Some(match entry(first.trim_matches('"')) {
@@ -539,6 +539,10 @@ mod tests {
         assert!(p("not-an-ip here").unwrap().is_err());
         assert!(p("1.2.3.400").unwrap().is_err());
         assert!(p("a,b,c,d").unwrap().is_err());
+        assert_eq!(
+            p("203.0.113.5 known C2, seen in 2020").unwrap().unwrap(),
+            (net("203.0.113.5"), "known C2, seen in 2020".to_string())
+        );
         let d = |l: &str| parse_list_line(l, parse_domain);
         assert_eq!(
             d("Evil.Example.  c2").unwrap().unwrap(),

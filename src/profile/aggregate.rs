@@ -14,7 +14,7 @@ use hashbrown::HashTable;
 use rustc_hash::{FxBuildHasher, FxHashSet as HashSet};
 use smallvec::SmallVec;
 
-use super::evidence::{self, DomainHit, Judge, ScanFlow};
+use super::evidence::{self, Judge, ScanFlow, Scans};
 use super::letters::{TupleClock, add_symbol_classes, symbol_classes};
 use crate::model::flow::{Flow, Role};
 use crate::model::order::{FlowKey, TotalF64};
@@ -449,11 +449,28 @@ pub struct WindowAggregate {
     out_tuples: FirstSeen<TupleKey, TupleFlows>,
     in_tuples: FirstSeen<TupleKey, TupleFlows>,
     /// The profile's not-established TCP flows (the port-scan evidence).
-    scans: Vec<ScanFlow>,
-    /// Names under a listed domain (the blocklist evidence).
-    domains: Vec<DomainHit>,
+    scans: Scans,
+    /// Names under a listed domain (the blocklist evidence), with the earliest record (ts,
+    /// uid) naming each.
+    domains: rustc_hash::FxHashMap<CompactString, (f64, CompactString)>,
+    /// Whether Redis may hold an `Evidence` field of this window, and a `BlockRequest` (so
+    /// that one no longer right is removed).
+    evidence_sent: bool,
+    blocked_sent: bool,
     /// Fields changed since the last [`WindowAggregate::take_changed`].
     changed: HashSet<Field>,
+}
+
+/// What [`WindowAggregate::take_changed`] gives: fields to set, fields to remove, and whether
+/// the window is (or is no longer) detected.
+#[derive(Debug, Default)]
+pub struct Changed {
+    /// Fields and their values.
+    pub fields: Vec<(String, String)>,
+    /// Fields to remove (an `Evidence` or `BlockRequest` no longer right).
+    pub removed: Vec<&'static str>,
+    /// `Some(true)`: the window is detected; `Some(false)`: no longer; `None`: as it was.
+    pub detected: Option<bool>,
 }
 
 impl WindowAggregate {
@@ -497,12 +514,16 @@ impl WindowAggregate {
                 ),
             };
             if *role == Role::Client && !established && flow.proto == "tcp" {
-                self.scans.push(ScanFlow {
-                    id,
-                    dst: peer,
-                    dport: flow.dport,
-                    pkts,
-                });
+                self.scans.add(
+                    table,
+                    ScanFlow {
+                        id,
+                        dst: peer,
+                        dport: flow.dport,
+                        pkts,
+                    },
+                );
+                self.changed.insert(Field::Evidence);
             }
             let peer = self.peers.id(peer);
             let tuple = TupleKey {
@@ -555,30 +576,78 @@ impl WindowAggregate {
     /// A dns query, http host or ssl server name under a listed domain, named by a record of
     /// time `ts` and uid `uid` (the earliest record naming it decides its place).
     pub fn add_domain_hit(&mut self, ts: f64, uid: &str, name: &str) {
-        let hit = DomainHit {
-            ts,
-            uid: CompactString::new(uid),
-            name: CompactString::new(name.trim_end_matches('.').to_ascii_lowercase()),
-        };
-        let earlier =
-            |a: &DomainHit, b: &DomainHit| (TotalF64(a.ts), &a.uid) < (TotalF64(b.ts), &b.uid);
-        match self.domains.iter_mut().find(|d| d.name == hit.name) {
-            Some(d) if earlier(&hit, d) => *d = hit,
-            Some(_) => return,
-            None => self.domains.push(hit),
+        let name = CompactString::new(name.trim_end_matches('.').to_ascii_lowercase());
+        let at = (ts, CompactString::new(uid));
+        match self.domains.entry(name) {
+            std::collections::hash_map::Entry::Occupied(mut e) => {
+                let was = e.get();
+                if (TotalF64(at.0), &at.1) >= (TotalF64(was.0), &was.1) {
+                    return;
+                }
+                e.insert(at);
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(at);
+            }
         }
         self.changed.insert(Field::Evidence);
     }
 
-    /// Every hash field with its Python-JSON value.
+    /// Every hash field with its Python-JSON value, `Evidence` and `BlockRequest` included.
     pub fn fields(&self, judge: &Judge<'_>) -> Vec<(String, String)> {
-        self.render(judge, |_| true)
+        let mut out = self.render(|_| true);
+        if let Some((evidence, detected)) = self.evidence(judge) {
+            out.push(("Evidence".to_string(), evidence));
+            if detected {
+                out.push(("BlockRequest".to_string(), "True".to_string()));
+            }
+        }
+        out
     }
 
-    /// The fields changed since the last call (all of them the first time), with their values.
-    pub fn take_changed(&mut self, judge: &Judge<'_>) -> Vec<(String, String)> {
+    /// The fields changed since the last call (all of them the first time), with their values;
+    /// `Evidence` and `BlockRequest` when the records they depend on changed, removed when no
+    /// longer right (a late flow can lower a scan's packets; a list can shrink on SIGHUP).
+    pub fn take_changed(&mut self, judge: &Judge<'_>) -> Changed {
         let changed = std::mem::take(&mut self.changed);
-        self.render(judge, |f| changed.contains(f))
+        let mut out = Changed {
+            fields: self.render(|f| changed.contains(f)),
+            ..Changed::default()
+        };
+        // A listed peer can come with any flow (DstIPs/SrcIPs change with every one).
+        if !(changed.contains(&Field::Evidence)
+            || changed.contains(&Field::DstIps)
+            || changed.contains(&Field::SrcIps))
+        {
+            return out;
+        }
+        self.scans.settle(&self.table);
+        let (evidence, detected) = match self.evidence(judge) {
+            Some((e, d)) => (Some(e), d),
+            None => (None, false),
+        };
+        match evidence {
+            Some(e) => {
+                out.fields.push(("Evidence".to_string(), e));
+                self.evidence_sent = true;
+            }
+            None if self.evidence_sent => {
+                out.removed.push("Evidence");
+                self.evidence_sent = false;
+            }
+            None => {}
+        }
+        if detected {
+            out.fields
+                .push(("BlockRequest".to_string(), "True".to_string()));
+            out.detected = Some(true);
+            self.blocked_sent = true;
+        } else if self.blocked_sent {
+            out.removed.push("BlockRequest");
+            out.detected = Some(false);
+            self.blocked_sent = false;
+        }
+        out
     }
 
     /// Whether some field changed since the last [`WindowAggregate::take_changed`].
@@ -598,10 +667,13 @@ impl WindowAggregate {
         for s in &self.families.entries {
             self.changed.insert(Field::Family(s.key.clone()));
         }
+        // What Redis holds of the evidence is not known after a reload.
+        self.evidence_sent = true;
+        self.blocked_sent = true;
     }
 
-    /// `Evidence` (and `BlockRequest` when detected), if the window has evidence.
-    fn evidence(&self, judge: &Judge<'_>, out: &mut Vec<(String, String)>) {
+    /// The `Evidence` value and whether the window is detected, if it has evidence.
+    fn evidence(&self, judge: &Judge<'_>) -> Option<(String, bool)> {
         let mut peers = Vec::new();
         if judge.ipinfo.has_ips() {
             for counts in [&self.dst_ips, &self.src_ips] {
@@ -612,25 +684,13 @@ impl WindowAggregate {
                 }
             }
         }
-        let Some((evidence, detected)) =
-            evidence::judge(judge, &self.table, &self.scans, &peers, &self.domains)
-        else {
-            return;
-        };
-        out.push(("Evidence".to_string(), evidence));
-        if detected {
-            out.push(("BlockRequest".to_string(), "True".to_string()));
-        }
+        evidence::judge(judge, &self.table, &self.scans, &peers, &self.domains)
     }
 
-    fn render(&self, judge: &Judge<'_>, wanted: impl Fn(&Field) -> bool) -> Vec<(String, String)> {
+    fn render(&self, wanted: impl Fn(&Field) -> bool) -> Vec<(String, String)> {
         let table = &self.table;
         let mut keys = KeyText::new(&self.peers);
         let mut out = Vec::new();
-        // Evidence depends on every flow (a listed peer, a scan) and on the names seen.
-        if wanted(&Field::Evidence) || wanted(&Field::DstIps) || wanted(&Field::SrcIps) {
-            self.evidence(judge, &mut out);
-        }
         for (name, field, counts) in [
             ("DstIPs", Field::DstIps, &self.dst_ips),
             ("SrcIPs", Field::SrcIps, &self.src_ips),

@@ -17,7 +17,7 @@
 //! A window is detected when Σ threat level × confidence, summed in that order as Slips did,
 //! reaches the detection threshold × width / 60.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::net::IpAddr;
 
 use compact_str::CompactString;
@@ -40,17 +40,6 @@ pub struct ScanFlow {
     pub dport: u16,
     /// Its packets.
     pub pkts: u64,
-}
-
-/// A name under a listed domain, with the record that named it first.
-#[derive(Clone, Debug, PartialEq)]
-pub struct DomainHit {
-    /// The record's time.
-    pub ts: f64,
-    /// Its uid.
-    pub uid: CompactString,
-    /// The name as seen (lowercased, without a trailing dot).
-    pub name: CompactString,
 }
 
 /// What the evidence of a window is judged with.
@@ -119,12 +108,13 @@ fn scan_value(pkts: u64, description: &str) -> (String, f64) {
 }
 
 /// The port-scan tally of one port (or one destination).
+#[derive(Clone, Debug)]
 struct Tally<K> {
     seen: rustc_hash::FxHashSet<K>,
     pkts: u64,
     /// The flow of the first firing, and the count and packets of the last.
     first: Option<u32>,
-    n: usize,
+    n: u32,
     fired_pkts: u64,
 }
 
@@ -145,58 +135,120 @@ impl<K: std::hash::Hash + Eq> Tally<K> {
         self.pkts += pkts;
         if self.seen.insert(k) && self.seen.len() % 3 == 0 {
             self.first.get_or_insert(id);
-            self.n = self.seen.len();
+            self.n = self.seen.len() as u32;
             self.fired_pkts = self.pkts;
         }
     }
 }
 
+/// A window's port-scan flows and their tallies as evaluated after each flow in the
+/// contract's order. Flows usually come in that order and are tallied as they come; one that
+/// comes before the last tallied makes the tallies stale, and they are replayed from the
+/// flows, sorted, when next needed.
+#[derive(Clone, Debug, Default)]
+pub struct Scans {
+    flows: Vec<ScanFlow>,
+    ports: HashMap<u16, Tally<IpAddr>>,
+    dsts: HashMap<IpAddr, Tally<u16>>,
+    /// The last flow tallied; `None` with flows: the tallies are stale.
+    last: Option<u32>,
+}
+
+impl Scans {
+    /// Add a flow (`table`: the window's flow keys by id, this flow's included).
+    pub fn add(&mut self, table: &[FlowKey], f: ScanFlow) {
+        let in_order = match self.last {
+            Some(last) => table.get(last as usize) <= table.get(f.id as usize),
+            None => self.flows.is_empty(),
+        };
+        self.flows.push(f);
+        if in_order {
+            self.tally(f);
+        } else {
+            self.last = None;
+        }
+    }
+
+    fn tally(&mut self, f: ScanFlow) {
+        self.ports
+            .entry(f.dport)
+            .or_default()
+            .add(f.id, f.dst, f.pkts);
+        self.dsts
+            .entry(f.dst)
+            .or_default()
+            .add(f.id, f.dport, f.pkts);
+        self.last = Some(f.id);
+    }
+
+    /// Replay the flows in order if a late one made the tallies stale.
+    pub fn settle(&mut self, table: &[FlowKey]) {
+        if self.last.is_some() || self.flows.is_empty() {
+            return;
+        }
+        let mut flows = std::mem::take(&mut self.flows);
+        flows.sort_by(|a, b| table.get(a.id as usize).cmp(&table.get(b.id as usize)));
+        self.ports.clear();
+        self.dsts.clear();
+        for f in &flows {
+            self.tally(*f);
+        }
+        self.flows = flows;
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.flows.is_empty()
+    }
+}
+
 /// The `Evidence` value (`None`: no evidence) and whether the window is detected. `table` is
-/// the window's flow keys by id; `peers` every peer with the flow that first had it.
+/// the window's flow keys by id; `scans` settled ([`Scans::settle`]; a stale one is settled
+/// on a copy); `peers` every peer with the flow that first had it; `domains` every listed
+/// name with the earliest record naming it.
 pub fn judge(
     judge: &Judge<'_>,
     table: &[FlowKey],
-    scans: &[ScanFlow],
+    scans: &Scans,
     peers: &[(IpAddr, u32)],
-    domains: &[DomainHit],
+    domains: &HashMap<CompactString, (f64, CompactString)>,
 ) -> Option<(String, bool)> {
     let mut items = Vec::new();
     let mut profile = String::new();
     push_ip(&mut profile, judge.profile);
     let key_of = |id: u32| table.get(id as usize);
-    if !scans.is_empty() {
-        let mut order: Vec<&ScanFlow> = scans.iter().collect();
-        order.sort_by(|a, b| key_of(a.id).cmp(&key_of(b.id)));
-        let mut ports: HashMap<u16, Tally<IpAddr>> = HashMap::new();
-        let mut dsts: HashMap<IpAddr, Tally<u16>> = HashMap::new();
-        for f in order {
-            ports.entry(f.dport).or_default().add(f.id, f.dst, f.pkts);
-            dsts.entry(f.dst).or_default().add(f.id, f.dport, f.pkts);
-        }
-        for (dport, t) in ports {
-            let Some(k) = t.first.and_then(key_of) else {
-                continue;
-            };
-            let description = format!(
-                "New horizontal port scan detected to port {dport}. Not Estab TCP from IP: {profile}. Tot pkts sent all IPs: {}",
-                t.fired_pkts
-            );
-            let key = format!("dport:{dport}:PortScanType2");
-            items.push(Item::scan(k, 0, key, t.fired_pkts, &description));
-        }
-        for (dst, t) in dsts {
-            let Some(k) = t.first.and_then(key_of) else {
-                continue;
-            };
-            let mut ip = String::new();
-            push_ip(&mut ip, dst);
-            let description = format!(
-                "New vertical port scan detected to IP {ip} from {profile}. Total {} dst ports. Not Estab TCP. Tot pkts sent all ports: {}",
-                t.n, t.fired_pkts
-            );
-            let key = format!("dstip:{ip}:PortScanType1");
-            items.push(Item::scan(k, 1, key, t.fired_pkts, &description));
-        }
+    let settled;
+    let scans = if scans.last.is_none() && !scans.flows.is_empty() {
+        let mut copy = scans.clone();
+        copy.settle(table);
+        settled = copy;
+        &settled
+    } else {
+        scans
+    };
+    for (dport, t) in &scans.ports {
+        let Some(k) = t.first.and_then(key_of) else {
+            continue;
+        };
+        let description = format!(
+            "New horizontal port scan detected to port {dport}. Not Estab TCP from IP: {profile}. Tot pkts sent all IPs: {}",
+            t.fired_pkts
+        );
+        let key = format!("dport:{dport}:PortScanType2");
+        items.push(Item::scan(k, 0, key, t.fired_pkts, &description));
+    }
+    for (dst, t) in &scans.dsts {
+        let Some(k) = t.first.and_then(key_of) else {
+            continue;
+        };
+        let mut ip = String::new();
+        push_ip(&mut ip, *dst);
+        let description = format!(
+            "New vertical port scan detected to IP {ip} from {profile}. Total {} dst ports. Not Estab TCP. Tot pkts sent all ports: {}",
+            t.n, t.fired_pkts
+        );
+        let key = format!("dstip:{ip}:PortScanType1");
+        items.push(Item::scan(k, 1, key, t.fired_pkts, &description));
     }
     let listed = |description: &str| {
         let mut v = String::from("[1, 50, ");
@@ -219,15 +271,15 @@ pub fn judge(
             score: THREAT_LEVEL as f64,
         });
     }
-    for d in domains {
-        let Some(description) = judge.ipinfo.listed_domain(&d.name) else {
+    for (name, (ts, uid)) in domains {
+        let Some(description) = judge.ipinfo.listed_domain(name) else {
             continue;
         };
         items.push(Item {
-            ts: TotalF64(d.ts),
-            uid: d.uid.clone(),
+            ts: TotalF64(*ts),
+            uid: uid.clone(),
             kind: 3,
-            key: format!("domain:{}:ThreatIntelligenceBlacklistDomain", d.name),
+            key: format!("domain:{name}:ThreatIntelligenceBlacklistDomain"),
             value: listed(description),
             score: THREAT_LEVEL as f64,
         });

@@ -104,14 +104,18 @@ pub struct WindowWrite {
     pub has_conn: bool,
     /// Whether the window holds any data (listed in `twsprofile_<ip>`).
     pub has_data: bool,
-    /// Whether its evidence reached the detection threshold (it joins `BlockedProfTW`).
-    pub detected: bool,
+    /// Hash fields to remove (an `Evidence` or `BlockRequest` no longer right).
+    pub removed_fields: Vec<&'static str>,
+    /// Whether its evidence reached the detection threshold (it joins `BlockedProfTW`), or no
+    /// longer does (it leaves it); `None`: unchanged.
+    pub detected: Option<bool>,
 }
 
 impl WindowWrite {
     /// Whether nothing needs writing.
     pub fn is_empty(&self) -> bool {
         self.fields.is_empty()
+            && self.removed_fields.is_empty()
             && self.flows.is_empty()
             && self.copies.is_empty()
             && self.altflows.is_empty()
@@ -634,8 +638,10 @@ impl WindowState {
             ..WindowWrite::default()
         };
         if with_fields {
-            w.fields = self.agg.take_changed(judge);
-            w.detected = w.fields.iter().any(|(k, _)| k == "BlockRequest");
+            let changed = self.agg.take_changed(judge);
+            w.fields = changed.fields;
+            w.removed_fields = changed.removed;
+            w.detected = changed.detected;
             self.fields_written_at = Some(std::time::Instant::now());
         }
         let mut uids: Vec<CompactString> = self.dirty_flows.drain().collect();

@@ -841,10 +841,6 @@ impl<'a> Batch<'a> {
     }
 }
 
-/// Inserts groups of lines into a list at offsets counted in the list as it was (ascending):
-/// `KEYS[1]` the list, `ARGV`: the number of groups, then per group its offset, its line
-/// count and its lines. The list is rewritten from the first offset on, inside the flush's
-/// transaction.
 /// How many detected windows [`RedisStore::detections`] reads the evidence of.
 pub const DETECTIONS_READ: usize = 1000;
 
@@ -870,6 +866,10 @@ end
 return 0
 "#;
 
+/// Inserts groups of lines into a list at offsets counted in the list as it was (ascending):
+/// `KEYS[1]` the list, `ARGV`: the number of groups, then per group its offset, its line
+/// count and its lines. The list is rewritten from the first offset on, inside the flush's
+/// transaction.
 const INSERT_LINES: &str = r#"
 local key = KEYS[1]
 local groups, i = {}, 2
@@ -1148,10 +1148,19 @@ fn write_window(
             c.arg("SADD").arg(keys::MODIFIED_TW).arg(&key);
         })?;
     }
-    if w.detected {
+    if !w.removed_fields.is_empty() {
         batch.add(|c| {
-            c.arg("SADD").arg(keys::BLOCKED_TW).arg(&key);
+            c.arg("HDEL").arg(&key).arg(&w.removed_fields[..]);
         })?;
+    }
+    match w.detected {
+        Some(true) => batch.add(|c| {
+            c.arg("SADD").arg(keys::BLOCKED_TW).arg(&key);
+        })?,
+        Some(false) => batch.add(|c| {
+            c.arg("SREM").arg(keys::BLOCKED_TW).arg(&key);
+        })?,
+        None => {}
     }
     Ok(())
 }
