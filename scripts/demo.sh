@@ -57,10 +57,14 @@ echo "== the first 20 timeline lines of ${busiest#* } (what Kalipso shows for it
 cli --raw lrange "${busiest#* }_timeline" 0 19 | sed -e '/^$/d' 
 echo
 echo "== open it in Kalipso"
-echo "Kalipso (Slips early 2020, modules/blessed) reads 127.0.0.1:6379 database 0:"
-echo "    git clone https://github.com/stratosphereips/StratosphereLinuxIPS && cd StratosphereLinuxIPS"
-echo "    git checkout e82568be8 && cd modules/blessed && npm install && node ips_timewindows.js"
-echo "Press 'o' to load the profile tree. Kalipso lists a window once its _timeline list exists."
+echo "Kalipso of Slips early 2020 (modules/blessed) reads 127.0.0.1:6379 database 0; its folder"
+echo "has no package.json, so install the versions that work from contrib/kalipso-2020/:"
+echo "    git clone https://github.com/stratosphereips/StratosphereLinuxIPS /tmp/slips"
+echo "    git -C /tmp/slips checkout b8d89a5d1"
+echo "    cp contrib/kalipso-2020/package*.json /tmp/slips/modules/blessed/"
+echo "    cd /tmp/slips/modules/blessed && npm ci && node ips_timewindows.js"
+echo "Tab leaves the welcome box; Enter opens a profile and shows a window's timeline and"
+echo "evidence; detected profiles and windows are red; 'o' reloads the tree; 'q' quits."
 if [ -n "$started" ]; then
     echo "Stop the demo Redis afterwards with: redis-cli -p 6379 shutdown nosave"
 fi

@@ -2,7 +2,8 @@
 # Install what kalipso-ingest needs on a fresh Debian machine of this kind, if it is missing:
 # redis-server (Debian package; the tests start their own instances on free loopback ports) and
 # systemd-analyze (package systemd; the unit test verifies the service file with it), openssl
-# (the TLS test makes its certificates) and setpriv (util-linux; a test runs the daemon as nobody).
+# (the TLS test makes its certificates), setpriv (util-linux; a test runs the daemon as nobody),
+# tmux, node and npm (the real-viewer test runs Kalipso in tmux).
 set -euo pipefail
 if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is missing: install the Rust toolchain (rustup) first" >&2
@@ -20,3 +21,7 @@ need redis-server redis-server
 need systemd-analyze systemd
 need openssl openssl
 need setpriv util-linux
+# The real-viewer tests (tests/viewer_kalipso2020.rs) run Kalipso in tmux with Node.js.
+need tmux tmux
+need node nodejs
+need npm npm
