@@ -7,6 +7,7 @@ use ipnetwork::IpNetwork;
 use serde::Deserialize;
 
 use crate::enrich::EnrichFiles;
+use crate::model::layout::Layout;
 use crate::profile::routing::{Direction, Routing};
 use crate::store::redis_store::{DEFAULT_TIMEOUT, Target};
 use crate::timeline::Clock;
@@ -83,6 +84,10 @@ pub struct FileSettings {
     /// name are evidence). Repeat the flag for more files.
     #[arg(long = "domain-blocklist", value_name = "FILE")]
     pub domain_blocklists: Option<Vec<PathBuf>>,
+    /// Redis layout: `kalipso-2020` (Kalipso of Slips early 2020) or `kalipso` (the Kalipso
+    /// installed today); fixed per database [default: kalipso-2020].
+    #[arg(long, value_name = "kalipso-2020|kalipso")]
+    pub layout: Option<String>,
     /// A window is detected (red in Kalipso) when its evidence, summed as threat level ×
     /// confidence, reaches THRESHOLD × width / 60 [default: 0.1].
     #[arg(long, value_name = "THRESHOLD")]
@@ -193,6 +198,8 @@ pub struct Settings {
     pub enrich: EnrichFiles,
     /// Evidence needed for a detection, per minute of window width (default 0.1).
     pub detection_threshold: f64,
+    /// The Redis layout written.
+    pub layout: Layout,
 }
 
 /// Parse a duration: numbers each followed by a unit, `s`, `m`, `h`, `d` or `w` (`90m`,
@@ -287,7 +294,12 @@ impl Settings {
             .fields_interval_ms
             .or(file.fields_interval_ms)
             .unwrap_or(5000);
+        let layout = match flags.layout.or(file.layout) {
+            Some(l) => l.parse::<Layout>().map_err(ConfigError::Invalid)?,
+            None => Layout::default(),
+        };
         let redis = Target {
+            layout,
             url: flags
                 .redis_url
                 .or_else(credential_url)
@@ -336,6 +348,7 @@ impl Settings {
                 .unwrap_or_default(),
         };
         Ok(Settings {
+            layout,
             enrich,
             detection_threshold,
             retain,
@@ -412,6 +425,7 @@ label = "malicious"
             blocklists,
             domain_blocklists,
             detection_threshold,
+            layout,
         } = f.clone();
         assert!(zeek_dir.is_some() && recursive.is_some() && redis_url.is_some());
         assert!(home_net.is_some() && direction.is_some() && tw_width.is_some());
@@ -431,7 +445,7 @@ label = "malicious"
             blocklists.is_none() && domain_blocklists.is_none(),
             "commented out"
         );
-        assert!(detection_threshold.is_some());
+        assert!(detection_threshold.is_some() && layout.is_some());
         let s = Settings::merge(FileSettings::default(), f).unwrap();
         assert_eq!(s.redis.url, DEFAULT_REDIS_URL);
         assert_eq!(s.tw_width, DEFAULT_TW_WIDTH);

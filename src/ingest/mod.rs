@@ -83,6 +83,7 @@ fn profiler_config(settings: &Settings, ipinfo: Arc<IpInfo>) -> ProfilerConfig {
     cfg.label = settings.label.clone();
     cfg.style.clock = settings.clock.clone();
     cfg.style.ipinfo = ipinfo;
+    cfg.style.layout = settings.layout;
     cfg.retain = settings.retain;
     cfg.detection = settings.detection_threshold * settings.tw_width / 60.0;
     cfg

@@ -1,10 +1,12 @@
 //! The nouns every stage shares, with no I/O and no rendering of timeline text: the conn as
 //! profiled ([`flow::Flow`], [`flow::Role`]), its connection state ([`state`]), the dns/http/ssl
 //! record joined to it ([`alt::AltRecord`]), the contract's order of a window's records
-//! ([`order`]), and the window grid with a window's id ([`window::Grid`], [`window::WinId`]).
+//! ([`order`]), the window grid with a window's id ([`window::Grid`], [`window::WinId`]), and
+//! which Redis layout a database holds ([`layout::Layout`]).
 
 pub mod alt;
 pub mod flow;
+pub mod layout;
 pub mod order;
 pub mod state;
 pub mod window;

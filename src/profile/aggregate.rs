@@ -17,6 +17,7 @@ use smallvec::SmallVec;
 use super::evidence::{self, Judge, ScanFlow, Scans};
 use super::letters::{TupleClock, add_symbol_classes, symbol_classes};
 use crate::model::flow::{Flow, Role};
+use crate::model::layout::Layout;
 use crate::model::order::{FlowKey, TotalF64};
 use crate::model::state::ConnSummary;
 use crate::pyjson::{ObjectWriter, push_ip, write_json_float};
@@ -304,7 +305,8 @@ impl Inner {
     }
 
     /// Its entries, in order, into the object `w`; `pkts` is the family key's packets, `kind`
-    /// what its keys are.
+    /// what its keys are. `boxed`: each count as `{"pkts": N}` (the current Kalipso's
+    /// `dstips`/`srcips`), else the bare number.
     fn write(
         &self,
         table: &[FlowKey],
@@ -312,19 +314,23 @@ impl Inner {
         kind: AtomKind,
         w: &mut ObjectWriter,
         pkts: u64,
+        boxed: bool,
     ) {
+        let mut put = |k: &str, n: u64| {
+            if boxed {
+                w.object(k, |o| {
+                    o.int("pkts", n as i64);
+                });
+            } else {
+                w.int(k, n as i64);
+            }
+        };
         match self {
             Inner::Empty => {}
-            Inner::One(k) => {
-                w.int(keys.text(kind, *k), pkts as i64);
-            }
+            Inner::One(k) => put(keys.text(kind, *k), pkts),
             Inner::Many(m) => match &**m {
-                Many::Small(v) => v.iter().for_each(|e| {
-                    w.int(keys.text(kind, e.0), e.2 as i64);
-                }),
-                Many::Large(m) => m.for_each(table, |k, c| {
-                    w.int(keys.text(kind, *k), *c as i64);
-                }),
+                Many::Small(v) => v.iter().for_each(|e| put(keys.text(kind, e.0), e.2)),
+                Many::Large(m) => m.for_each(table, |k, c| put(keys.text(kind, *k), *c)),
             },
         }
     }
@@ -595,7 +601,7 @@ impl WindowAggregate {
 
     /// Every hash field with its Python-JSON value, `Evidence` and `BlockRequest` included.
     pub fn fields(&self, judge: &Judge<'_>) -> Vec<(String, String)> {
-        let mut out = self.render(|_| true);
+        let mut out = self.render(judge.layout, |_| true);
         if let Some((evidence, detected)) = self.evidence(judge) {
             out.push(("Evidence".to_string(), evidence));
             if detected {
@@ -611,7 +617,7 @@ impl WindowAggregate {
     pub fn take_changed(&mut self, judge: &Judge<'_>) -> Changed {
         let changed = std::mem::take(&mut self.changed);
         let mut out = Changed {
-            fields: self.render(|f| changed.contains(f)),
+            fields: self.render(judge.layout, |f| changed.contains(f)),
             ..Changed::default()
         };
         // A listed peer can come with any flow (DstIPs/SrcIPs change with every one).
@@ -687,8 +693,10 @@ impl WindowAggregate {
         evidence::judge(judge, &self.table, &self.scans, &peers, &self.domains)
     }
 
-    fn render(&self, wanted: impl Fn(&Field) -> bool) -> Vec<(String, String)> {
+    fn render(&self, layout: Layout, wanted: impl Fn(&Field) -> bool) -> Vec<(String, String)> {
         let table = &self.table;
+        // The current Kalipso reads `{"<ip>": {"pkts": N}}` in the ports families.
+        let boxed = layout == Layout::Kalipso;
         let mut keys = KeyText::new(&self.peers);
         let mut out = Vec::new();
         for (name, field, counts) in [
@@ -717,7 +725,9 @@ impl WindowAggregate {
                         .int("totalpkt", t.pkts as i64)
                         .int("totalbytes", t.bytes as i64)
                         .object(inner_name, |i| {
-                            t.inner.write(table, &mut inner_keys, inner_kind, i, t.pkts)
+                            let boxed = boxed && inner_kind == AtomKind::Peer;
+                            t.inner
+                                .write(table, &mut inner_keys, inner_kind, i, t.pkts, boxed)
                         });
                 });
             });
@@ -730,7 +740,7 @@ impl WindowAggregate {
             if !tuples.is_empty() && wanted(&field) {
                 out.push((
                     name.to_string(),
-                    tuples_json(table, &self.protos, &self.peers, tuples),
+                    tuples_json(table, &self.protos, &self.peers, tuples, layout),
                 ));
             }
         }
@@ -744,7 +754,14 @@ fn tuples_json(
     protos: &[CompactString],
     peers: &Peers,
     tuples: &FirstSeen<TupleKey, TupleFlows>,
+    layout: Layout,
 ) -> String {
+    // `ip:port:proto` (2020); `ip-port-proto` for the current Kalipso, which splits on `-`
+    // (unambiguous for IPv6 too).
+    let sep = match layout {
+        Layout::Kalipso2020 => ':',
+        Layout::Kalipso => '-',
+    };
     let mut out = String::with_capacity(tuples.len() * 64);
     out.push('{');
     let mut letters = String::new();
@@ -766,9 +783,9 @@ fn tuples_json(
         if let Some(ip) = peers.ip(key.peer) {
             push_ip(&mut key_text, ip);
         }
-        key_text.push(':');
+        key_text.push(sep);
         key_text.push_str(itoa::Buffer::new().format(key.dport));
-        key_text.push(':');
+        key_text.push(sep);
         key_text.push_str(proto);
         crate::pyjson::write_json_str(&mut out, &key_text);
         out.push_str(": [");

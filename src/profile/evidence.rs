@@ -23,6 +23,7 @@ use std::net::IpAddr;
 use compact_str::CompactString;
 
 use crate::enrich::IpInfo;
+use crate::model::layout::Layout;
 use crate::model::order::{FlowKey, TotalF64};
 use crate::pyjson::{ObjectWriter, push_ip, write_json_float, write_json_str};
 
@@ -50,6 +51,8 @@ pub struct Judge<'a> {
     pub ipinfo: &'a IpInfo,
     /// Evidence at which the window is detected.
     pub detection: f64,
+    /// The layout the fields are written in.
+    pub layout: Layout,
 }
 
 impl Judge<'static> {
@@ -60,6 +63,7 @@ impl Judge<'static> {
             profile,
             ipinfo: &NONE,
             detection: 6.0,
+            layout: Layout::Kalipso2020,
         }
     }
 }
@@ -70,21 +74,59 @@ struct Item {
     uid: CompactString,
     kind: u8,
     key: String,
+    /// The 2020 value, `[confidence, threat level, "description"]`.
     value: String,
     score: f64,
+    /// What the current Kalipso shows: what was detected (`dport`, `dstip`, `domain`), which
+    /// one, the evidence's type and its description.
+    detected: (&'static str, String),
+    type_evidence: &'static str,
+    description: String,
 }
 
 impl Item {
     /// A port scan's entry, first fired by the flow of key `k`.
-    fn scan(k: &FlowKey, kind: u8, key: String, pkts: u64, description: &str) -> Item {
-        let (value, score) = scan_value(pkts, description);
+    fn scan(
+        k: &FlowKey,
+        kind: u8,
+        detected: (&'static str, String),
+        pkts: u64,
+        description: String,
+    ) -> Item {
+        let type_evidence = if kind == 0 {
+            "PortScanType2"
+        } else {
+            "PortScanType1"
+        };
+        let (value, score) = scan_value(pkts, &description);
         Item {
             ts: k.ts,
             uid: k.uid.clone(),
             kind,
-            key,
+            key: format!("{}:{}:{type_evidence}", detected.0, detected.1),
             value,
             score,
+            detected,
+            type_evidence,
+            description,
+        }
+    }
+
+    /// The value as `layout` writes it: the 2020 array, or for the current Kalipso a JSON
+    /// string of `{"type_detection", "detection_info", "type_evidence", "description"}`.
+    fn value_in(&self, layout: Layout) -> String {
+        match layout {
+            Layout::Kalipso2020 => self.value.clone(),
+            Layout::Kalipso => {
+                let mut o = ObjectWriter::new();
+                o.str("type_detection", self.detected.0)
+                    .str("detection_info", &self.detected.1)
+                    .str("type_evidence", self.type_evidence)
+                    .str("description", &self.description);
+                let mut v = String::new();
+                write_json_str(&mut v, &o.finish());
+                v
+            }
         }
     }
 }
@@ -234,8 +276,8 @@ pub fn judge(
             "New horizontal port scan detected to port {dport}. Not Estab TCP from IP: {profile}. Tot pkts sent all IPs: {}",
             t.fired_pkts
         );
-        let key = format!("dport:{dport}:PortScanType2");
-        items.push(Item::scan(k, 0, key, t.fired_pkts, &description));
+        let detected = ("dport", dport.to_string());
+        items.push(Item::scan(k, 0, detected, t.fired_pkts, description));
     }
     for (dst, t) in &scans.dsts {
         let Some(k) = t.first.and_then(key_of) else {
@@ -247,8 +289,7 @@ pub fn judge(
             "New vertical port scan detected to IP {ip} from {profile}. Total {} dst ports. Not Estab TCP. Tot pkts sent all ports: {}",
             t.n, t.fired_pkts
         );
-        let key = format!("dstip:{ip}:PortScanType1");
-        items.push(Item::scan(k, 1, key, t.fired_pkts, &description));
+        items.push(Item::scan(k, 1, ("dstip", ip), t.fired_pkts, description));
     }
     let listed = |description: &str| {
         let mut v = String::from("[1, 50, ");
@@ -269,6 +310,9 @@ pub fn judge(
             key: format!("dstip:{text}:ThreatIntelligenceBlacklist"),
             value: listed(description),
             score: THREAT_LEVEL as f64,
+            detected: ("dstip", text),
+            type_evidence: "ThreatIntelligenceBlacklistIP",
+            description: description.to_string(),
         });
     }
     for (name, (ts, uid)) in domains {
@@ -282,6 +326,9 @@ pub fn judge(
             key: format!("domain:{name}:ThreatIntelligenceBlacklistDomain"),
             value: listed(description),
             score: THREAT_LEVEL as f64,
+            detected: ("domain", name.to_string()),
+            type_evidence: "ThreatIntelligenceBlacklistDomain",
+            description: description.to_string(),
         });
     }
     if items.is_empty() {
@@ -293,7 +340,7 @@ pub fn judge(
     let mut total = 0.0;
     for item in &items {
         if seen.insert(item.key.as_str()) {
-            w.raw(&item.key, &item.value);
+            w.raw(&item.key, &item.value_in(judge.layout));
             total += item.score;
         }
     }

@@ -821,6 +821,7 @@ impl Profiler {
                     profile: id.ip,
                     ipinfo: &self.cfg.style.ipinfo,
                     detection: self.cfg.detection,
+                    layout: self.cfg.style.layout,
                 };
                 let write = w.take_write(&label, &self.cfg.style, &judge, horizon, with_fields);
                 if let Some(t) = started {

@@ -19,9 +19,10 @@ use super::aggregate::WindowAggregate;
 use super::evidence::Judge;
 use crate::model::alt::AltRecord;
 use crate::model::flow::{Flow, Role, Roles};
+use crate::model::layout::Layout;
 pub use crate::model::order::{FlowKey, Position, TotalF64};
 use crate::pyjson::PyValue;
-use crate::timeline::{TimelineStyle, lines};
+use crate::timeline::{TimelineStyle, entries, lines};
 use crate::zeek::LogKind;
 
 /// The order of one uid's alt records: (ts, log kind, position).
@@ -460,6 +461,13 @@ impl WindowState {
             }
         };
         let prefix = style.clock.format(f.ts);
+        if style.layout == Layout::Kalipso {
+            // One JSON entry per flow, its last dns/http/ssl record as its `info`.
+            let alt = self.alts_of(&f.uid).last();
+            return entries::entry(f, role, &style.names, &prefix, alt)
+                .into_iter()
+                .collect();
+        }
         // Each line is the prefix, a space and its text, built in one string.
         let start = |room: usize| {
             let mut line = String::with_capacity(prefix.len() + 1 + room);

@@ -20,12 +20,19 @@ pub const PORTINFO: &str = "portinfo";
 pub const OWN_PREFIX: &str = "kalipso-ingest:";
 /// The start of `timewindow1` (epoch seconds, a multiple of the width).
 pub const ANCHOR: &str = "kalipso-ingest:anchor";
+/// The layout the database holds (`kalipso-2020`, `kalipso`); absent: `kalipso-2020`.
+pub const LAYOUT: &str = "kalipso-ingest:layout";
 /// The window width the database was built with (seconds).
 pub const WIDTH: &str = "kalipso-ingest:tw-width";
 
 /// `profile_<ip>`: the profile id and its hash.
 pub fn profile(ip: IpAddr) -> String {
     with_ip("profile_", ip)
+}
+
+/// `evidenceprofile_<ip>`: the current Kalipso's HASH window name → its `Evidence`.
+pub fn evidence_profile(ip: IpAddr) -> String {
+    with_ip("evidenceprofile_", ip)
 }
 
 /// `twsprofile_<ip>`: ZSET of the profile's windows (no separator, as Slips).
@@ -132,6 +139,7 @@ fn with_ip(prefix: &str, ip: IpAddr) -> String {
 pub const OWN_PATTERNS: &[&str] = &[
     "profile_*",
     "twsprofile_*",
+    "evidenceprofile_*",
     "kalipso-ingest:*",
     PROFILES,
     IPS_INFO,

@@ -10,6 +10,7 @@ use redis::{Cmd, Connection, ConnectionLike};
 use super::keys;
 use crate::model::alt::AltRecord;
 use crate::model::flow::Flow;
+use crate::model::layout::Layout;
 use crate::model::window::Grid;
 use crate::model::window::WinId;
 use crate::profile::profiler::{LoadRequest, PersistedState, RetentionWrite, StoredWindow, Writes};
@@ -103,6 +104,8 @@ pub struct Target {
     /// `rediss://`: the CA certificates (PEM) the server's certificate must chain to, instead
     /// of the system's.
     pub ca_file: Option<std::path::PathBuf>,
+    /// The layout written there (fixed per database: `kalipso-ingest:layout`).
+    pub layout: Layout,
 }
 
 /// The default [`Target::timeout`]: longer than a large transaction takes to execute, shorter
@@ -116,6 +119,7 @@ impl Target {
             url: url.to_string(),
             timeout: DEFAULT_TIMEOUT,
             ca_file: None,
+            layout: Layout::default(),
         }
     }
 
@@ -230,6 +234,7 @@ fn shown_authority(url: &str) -> String {
 pub struct RedisStore {
     url: String,
     con: Connection,
+    layout: Layout,
     /// The flush encoder, kept with its buffers from one flush to the next.
     encoder: Encoder,
     /// What was written so far.
@@ -267,6 +272,7 @@ impl RedisStore {
         Ok(RedisStore {
             url,
             con,
+            layout: target.layout,
             encoder: Encoder::default(),
             stats: WriteStats::default(),
         })
@@ -281,17 +287,30 @@ impl RedisStore {
 
     /// The grid stored by an earlier run, if any. Fails when it was built with another width.
     pub fn grid(&mut self, width: f64) -> Result<Option<Grid>, StoreError> {
-        let (anchor, stored_width, format): (Option<String>, Option<String>, Option<String>) =
-            redis::pipe()
-                .get(keys::ANCHOR)
-                .get(keys::WIDTH)
-                .get(keys::STATE_FORMAT)
-                .query(&mut self.con)
-                .map_err(|e| self.err(e))?;
+        let (anchor, stored_width, format, layout): (
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        ) = redis::pipe()
+            .get(keys::ANCHOR)
+            .get(keys::WIDTH)
+            .get(keys::STATE_FORMAT)
+            .get(keys::LAYOUT)
+            .query(&mut self.con)
+            .map_err(|e| self.err(e))?;
         let Some(anchor) = anchor else {
             return Ok(None);
         };
         check_state_format(format.as_deref())?;
+        // A database from before the marker holds the 2020 layout.
+        let stored = layout.as_deref().unwrap_or(Layout::Kalipso2020.as_str());
+        if stored != self.layout.as_str() {
+            return Err(StoreError::Conflict(format!(
+                "this database holds the {stored} layout; --layout {} would mix two layouts. Use the same layout, another database, or --reset",
+                self.layout
+            )));
+        }
         let parse = |s: &str, what: &str| {
             s.trim().parse::<f64>().map_err(|_| {
                 StoreError::Conflict(format!("{what} in Redis is not a number: {s:?}"))
@@ -322,11 +341,14 @@ impl RedisStore {
             .map_err(|e| self.err(e))?
             .is_some();
         if set {
-            redis::pipe()
-                .set(keys::WIDTH, number_text(grid.width))
-                .set(keys::STATE_FORMAT, keys::STATE_FORMAT_VERSION)
-                .exec(&mut self.con)
-                .map_err(|e| self.err(e))?;
+            let mut pipe = redis::pipe();
+            pipe.set(keys::WIDTH, number_text(grid.width))
+                .set(keys::STATE_FORMAT, keys::STATE_FORMAT_VERSION);
+            // No marker means the 2020 layout: its databases stay as they were.
+            if self.layout != Layout::Kalipso2020 {
+                pipe.set(keys::LAYOUT, self.layout.as_str());
+            }
+            pipe.exec(&mut self.con).map_err(|e| self.err(e))?;
             return Ok(grid);
         }
         self.grid(grid.width)?
@@ -442,6 +464,7 @@ impl RedisStore {
             batch,
             stats: &mut self.stats,
             url: &self.url,
+            layout: self.layout,
             new_flows: 0,
             open: true,
         };
@@ -528,10 +551,28 @@ impl RedisStore {
     /// first [`DETECTIONS_READ`] (by name) with the most evidence, each with its total
     /// (Σ threat level × confidence) and its weightiest description.
     pub fn detections(&mut self, top: usize) -> Result<Detections, StoreError> {
-        let mut names: Vec<String> = redis::cmd("SMEMBERS")
-            .arg(keys::BLOCKED_TW)
-            .query(&mut self.con)
-            .map_err(|e| self.err(e))?;
+        let mut names: Vec<String> = match self.layout {
+            Layout::Kalipso2020 => redis::cmd("SMEMBERS")
+                .arg(keys::BLOCKED_TW)
+                .query(&mut self.con)
+                .map_err(|e| self.err(e))?,
+            // `profile_<ip>` → `["timewindowN", …]`
+            Layout::Kalipso => {
+                let fields: Vec<(String, String)> = redis::cmd("HGETALL")
+                    .arg(keys::BLOCKED_TW)
+                    .query(&mut self.con)
+                    .map_err(|e| self.err(e))?;
+                fields
+                    .into_iter()
+                    .flat_map(|(profile, tws)| {
+                        serde_json::from_str::<Vec<String>>(&tws)
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(move |tw| format!("{profile}_{tw}"))
+                    })
+                    .collect()
+            }
+        };
         names.sort();
         let count = names.len() as u64;
         names.truncate(DETECTIONS_READ);
@@ -546,7 +587,9 @@ impl RedisStore {
         };
         let mut windows = Vec::new();
         for (name, value) in names.into_iter().zip(values) {
-            // Written by us or by Slips' modules: `{"key": [confidence, threat, "text"]}`.
+            // Written by us or by Slips' modules: `{"key": [confidence, threat, "text"]}`;
+            // the current Kalipso's values are JSON strings of
+            // `{…, "description"}`, whose totals are not written (counted 50 each).
             let Some(map) = value.and_then(|v| {
                 serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&v).ok()
             }) else {
@@ -555,10 +598,22 @@ impl RedisStore {
             let mut total = 0.0;
             let mut best: Option<(f64, String)> = None;
             for v in map.values() {
-                let score = v.get(0).and_then(|c| c.as_f64()).unwrap_or(0.0)
-                    * v.get(1).and_then(|t| t.as_f64()).unwrap_or(0.0);
+                let inner = v
+                    .as_str()
+                    .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok());
+                let (score, text) = match &inner {
+                    Some(o) => (
+                        50.0,
+                        o.get("description").and_then(|d| d.as_str()).unwrap_or(""),
+                    ),
+                    None => (
+                        v.get(0).and_then(|c| c.as_f64()).unwrap_or(0.0)
+                            * v.get(1).and_then(|t| t.as_f64()).unwrap_or(0.0),
+                        v.get(2).and_then(|d| d.as_str()).unwrap_or(""),
+                    ),
+                };
+                let text = text.to_string();
                 total += score;
-                let text = v.get(2).and_then(|d| d.as_str()).unwrap_or("").to_string();
                 if best.as_ref().is_none_or(|(b, _)| score > *b) {
                     best = Some((score, text));
                 }
@@ -666,6 +721,7 @@ pub struct Transaction<'a> {
     batch: Batch<'a>,
     stats: &'a mut WriteStats,
     url: &'a str,
+    layout: Layout,
     new_flows: usize,
     open: bool,
 }
@@ -678,7 +734,7 @@ impl Transaction<'_> {
         grid: Grid,
     ) -> Result<(), StoreError> {
         for (id, w) in windows {
-            write_window(&mut self.batch, id, w, grid).map_err(|e| self.fail(e))?;
+            write_window(&mut self.batch, id, w, grid, self.layout).map_err(|e| self.fail(e))?;
             self.new_flows += w.new_flow_uids;
         }
         Ok(())
@@ -841,6 +897,70 @@ impl<'a> Batch<'a> {
     }
 }
 
+/// The current Kalipso's timeline: a ZSET, each entry travelling as `<score> <member>`
+/// (`timeline::entries::entry`). Late entries need no offsets (the score places them); a
+/// reloaded window's timeline is replaced inside the transaction.
+fn write_timeline_entries(
+    batch: &mut Batch<'_>,
+    k: &str,
+    w: &WindowWrite,
+) -> redis::RedisResult<()> {
+    let (replace, lines): (bool, Vec<&String>) = match &w.timeline {
+        Some(TimelineWrite::Replace(l)) => (true, l.iter().collect()),
+        Some(TimelineWrite::Append(l)) => (false, l.iter().collect()),
+        None => (false, Vec::new()),
+    };
+    if replace {
+        batch.add(|c| {
+            c.arg("DEL").arg(k);
+        })?;
+    }
+    let entries: Vec<(&str, &str)> = w
+        .timeline_inserts
+        .iter()
+        .flat_map(|(_, l)| l)
+        .chain(lines)
+        .filter_map(|e| e.split_once(' '))
+        .collect();
+    for chunk in entries.chunks(1000) {
+        let bytes = chunk.iter().map(|(s, m)| s.len() + m.len()).sum();
+        batch.add_sized(bytes, |c| {
+            c.arg("ZADD").arg(k);
+            for (score, member) in chunk {
+                c.arg(*score).arg(*member);
+            }
+        })?;
+    }
+    Ok(())
+}
+
+/// The current Kalipso's `BlockedProfTW`: HASH `profile_<ip>` → JSON list of its detected
+/// windows (`["timewindow2", "timewindow10"]`, by number). ARGV: the profile, the window,
+/// 1 to add it or 0 to remove it; the field goes when its list is empty.
+const BLOCK_TW: &str = r#"
+local v = redis.call('HGET', 'BlockedProfTW', ARGV[1])
+local tws = {}
+if v then
+  local ok, list = pcall(cjson.decode, v)
+  if ok and type(list) == 'table' then
+    for _, t in ipairs(list) do
+      if t ~= ARGV[2] then tws[#tws + 1] = t end
+    end
+  end
+end
+if ARGV[3] == '1' then tws[#tws + 1] = ARGV[2] end
+local function num(t) return tonumber(string.match(t, '(-?%d+)$')) or 0 end
+table.sort(tws, function(a, b) return num(a) < num(b) end)
+if #tws == 0 then
+  redis.call('HDEL', 'BlockedProfTW', ARGV[1])
+else
+  local parts = {}
+  for i, t in ipairs(tws) do parts[i] = '"' .. t .. '"' end
+  redis.call('HSET', 'BlockedProfTW', ARGV[1], '[' .. table.concat(parts, ', ') .. ']')
+end
+return #tws
+"#;
+
 /// How many detected windows [`RedisStore::detections`] reads the evidence of.
 pub const DETECTIONS_READ: usize = 1000;
 
@@ -946,7 +1066,24 @@ for _, m in ipairs(gone) do
     'kalipso-ingest:copies:' .. w, 'kalipso-ingest:alts:' .. w)
   redis.call('ZREM', 'twsprofile_' .. ip, tw)
   redis.call('SREM', 'ModifiedTWForLogs', w)
-  redis.call('SREM', 'BlockedProfTW', w)
+  local blocked = redis.call('TYPE', 'BlockedProfTW')['ok']
+  if blocked == 'set' then
+    redis.call('SREM', 'BlockedProfTW', w)
+  elseif blocked == 'hash' then
+    local v = redis.call('HGET', 'BlockedProfTW', 'profile_' .. ip)
+    if v then
+      local keep = {}
+      for t in string.gmatch(v, '"([^"]*)"') do
+        if t ~= tw then keep[#keep + 1] = '"' .. t .. '"' end
+      end
+      if #keep == 0 then
+        redis.call('HDEL', 'BlockedProfTW', 'profile_' .. ip)
+      else
+        redis.call('HSET', 'BlockedProfTW', 'profile_' .. ip, '[' .. table.concat(keep, ', ') .. ']')
+      end
+    end
+  end
+  redis.call('HDEL', 'evidenceprofile_' .. ip, tw)
   redis.call('SREM', 'kalipso-ingest:windows-waiting', m)
   redis.call('ZREM', 'kalipso-ingest:first:' .. ip, g)
   redis.call('ZREM', 'kalipso-ingest:windows', m)
@@ -1077,6 +1214,7 @@ fn write_window(
     &WinId { ip, abs: g }: &WinId,
     w: &WindowWrite,
     grid: Grid,
+    layout: Layout,
 ) -> redis::RedisResult<()> {
     let n = grid.n(g);
     let key = keys::window(ip, n);
@@ -1094,46 +1232,50 @@ fn write_window(
             })?;
         }
     }
-    if !w.timeline_inserts.is_empty() {
-        let k = keys::timeline(&key);
-        let bytes = w
-            .timeline_inserts
-            .iter()
-            .flat_map(|(_, l)| l)
-            .map(String::len)
-            .sum();
-        batch.add_sized(bytes, |c| {
-            c.arg("EVAL").arg(INSERT_LINES).arg(1).arg(&k);
-            c.arg(w.timeline_inserts.len());
-            for (off, lines) in &w.timeline_inserts {
-                c.arg(off).arg(lines.len()).arg(lines);
-            }
-        })?;
-    }
-    match &w.timeline {
-        Some(TimelineWrite::Append(lines)) => {
+    if layout == Layout::Kalipso {
+        write_timeline_entries(batch, &keys::timeline(&key), w)?;
+    } else {
+        if !w.timeline_inserts.is_empty() {
             let k = keys::timeline(&key);
-            for chunk in lines.chunks(1000) {
-                let bytes = chunk.iter().map(String::len).sum();
-                batch.add_sized(bytes, |c| {
-                    c.arg("RPUSH").arg(&k).arg(chunk);
-                })?;
-            }
-        }
-        Some(TimelineWrite::Replace(lines)) => {
-            // Inside the flush's transaction: a viewer never sees a half-written list.
-            let k = keys::timeline(&key);
-            batch.add(|c| {
-                c.arg("DEL").arg(&k);
+            let bytes = w
+                .timeline_inserts
+                .iter()
+                .flat_map(|(_, l)| l)
+                .map(String::len)
+                .sum();
+            batch.add_sized(bytes, |c| {
+                c.arg("EVAL").arg(INSERT_LINES).arg(1).arg(&k);
+                c.arg(w.timeline_inserts.len());
+                for (off, lines) in &w.timeline_inserts {
+                    c.arg(off).arg(lines.len()).arg(lines);
+                }
             })?;
-            for chunk in lines.chunks(1000) {
-                let bytes = chunk.iter().map(String::len).sum();
-                batch.add_sized(bytes, |c| {
-                    c.arg("RPUSH").arg(&k).arg(chunk);
-                })?;
-            }
         }
-        None => {}
+        match &w.timeline {
+            Some(TimelineWrite::Append(lines)) => {
+                let k = keys::timeline(&key);
+                for chunk in lines.chunks(1000) {
+                    let bytes = chunk.iter().map(String::len).sum();
+                    batch.add_sized(bytes, |c| {
+                        c.arg("RPUSH").arg(&k).arg(chunk);
+                    })?;
+                }
+            }
+            Some(TimelineWrite::Replace(lines)) => {
+                // Inside the flush's transaction: a viewer never sees a half-written list.
+                let k = keys::timeline(&key);
+                batch.add(|c| {
+                    c.arg("DEL").arg(&k);
+                })?;
+                for chunk in lines.chunks(1000) {
+                    let bytes = chunk.iter().map(String::len).sum();
+                    batch.add_sized(bytes, |c| {
+                        c.arg("RPUSH").arg(&k).arg(chunk);
+                    })?;
+                }
+            }
+            None => {}
+        }
     }
     if w.has_data {
         batch.add(|c| {
@@ -1153,14 +1295,40 @@ fn write_window(
             c.arg("HDEL").arg(&key).arg(&w.removed_fields[..]);
         })?;
     }
-    match w.detected {
-        Some(true) => batch.add(|c| {
+    match (layout, w.detected) {
+        (Layout::Kalipso2020, Some(true)) => batch.add(|c| {
             c.arg("SADD").arg(keys::BLOCKED_TW).arg(&key);
         })?,
-        Some(false) => batch.add(|c| {
+        (Layout::Kalipso2020, Some(false)) => batch.add(|c| {
             c.arg("SREM").arg(keys::BLOCKED_TW).arg(&key);
         })?,
-        None => {}
+        // Slips' shape (profile → its detected windows): the current Kalipso crashes on any
+        // other field of it (docs/kalipso-2026-layout-facts.md).
+        (Layout::Kalipso, Some(detected)) => batch.add(|c| {
+            c.arg("EVAL")
+                .arg(BLOCK_TW)
+                .arg(0)
+                .arg(keys::profile(ip))
+                .arg(keys::tw_name(n))
+                .arg(i64::from(detected));
+        })?,
+        (_, None) => {}
+    }
+    if layout == Layout::Kalipso {
+        // Every window's evidence in one hash per profile, as the `z` hotkey reads it.
+        let tw = keys::tw_name(n);
+        if let Some((_, e)) = w.fields.iter().find(|(f, _)| f == "Evidence") {
+            batch.add(|c| {
+                c.arg("HSET")
+                    .arg(keys::evidence_profile(ip))
+                    .arg(&tw)
+                    .arg(e);
+            })?;
+        } else if w.removed_fields.contains(&"Evidence") {
+            batch.add(|c| {
+                c.arg("HDEL").arg(keys::evidence_profile(ip)).arg(&tw);
+            })?;
+        }
     }
     Ok(())
 }

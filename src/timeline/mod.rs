@@ -7,6 +7,7 @@
 //! decided by `profile::window_state`.
 
 pub mod clock;
+pub mod entries;
 pub mod lines;
 pub mod services;
 
@@ -23,6 +24,8 @@ pub struct TimelineStyle {
     pub clock: Clock,
     /// Country, ASN and blocklists (empty: no suffix).
     pub ipinfo: std::sync::Arc<crate::enrich::IpInfo>,
+    /// Text lines in a LIST (2020) or JSON entries in a ZSET (the current Kalipso).
+    pub layout: crate::model::layout::Layout,
 }
 
 impl Default for TimelineStyle {
@@ -31,6 +34,7 @@ impl Default for TimelineStyle {
             names: PortNames::builtin(),
             clock: Clock::Utc,
             ipinfo: Default::default(),
+            layout: Default::default(),
         }
     }
 }

@@ -28,6 +28,7 @@ pub fn settings(server: &RedisServer, dir: &Path, home: &[&str], direction: Dire
         flush_interval_ms: 500,
         fields_interval_ms: 5000,
         enrich: Default::default(),
+        layout: Default::default(),
         detection_threshold: kalipso_ingest::config::DEFAULT_DETECTION_THRESHOLD,
     }
 }

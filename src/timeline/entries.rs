@@ -1,0 +1,199 @@
+//! The current Kalipso's timeline entries (`--layout kalipso`): one JSON object per flow, its
+//! dns/http/ssl interpretation in `info`, as Slips' timeline module built them
+//! (`../shared/viewers/reference-slips-2026/timeline.py`; facts and key orders in
+//! `docs/kalipso-2026-layout-facts.md` §5). The viewer prints the keys in their order; it
+//! shows `daddr` on `to` rows and `saddr` on `from` rows.
+
+use super::services::PortNames;
+use crate::model::alt::AltRecord;
+use crate::model::flow::{Flow, Role};
+use crate::model::state::ConnSummary;
+use crate::pyjson::{ObjectWriter, PyValue, float_repr};
+use crate::zeek::LogKind;
+
+/// Python's `round(x, 3)`: the correctly rounded 3-decimal text, read back.
+fn round3(x: f64) -> f64 {
+    format!("{x:.3}").parse().unwrap_or(x)
+}
+
+/// The entry of `flow` seen from the profile on side `role`, with `alt` the uid's last
+/// dns/http/ssl record (its `info`), as `<score> <member>`: the ZSET score (the flow's start,
+/// Python `repr`), a space, the JSON member. `None` for protocols the timeline does not show.
+pub fn entry(
+    flow: &Flow,
+    role: Role,
+    names: &PortNames,
+    timestamp: &str,
+    alt: Option<&AltRecord>,
+) -> Option<String> {
+    let proto = flow.proto.as_str();
+    let mut w = ObjectWriter::with_capacity(384);
+    let dur = round3(flow.dur.unwrap_or(0.0));
+    if proto.contains("icmp") {
+        let sport = flow.sport;
+        let name = match sport {
+            11 => "ICMP Time Exceeded in Transit",
+            3 => "ICMP Destination Net Unreachable",
+            8 => "PING echo",
+            _ => "ICMP Unknown type",
+        };
+        w.str("timestamp", timestamp)
+            .str("dport_name", name)
+            .str("preposition", "from")
+            .ip("saddr", flow.saddr)
+            .int("size", flow.allbytes() as i64)
+            .float("duration", dur);
+        if !matches!(sport, 3 | 8 | 11) {
+            w.str("type", &format!("0x{sport}"));
+        }
+        w.str("dns_resolution", "")
+            .ip("daddr", flow.daddr)
+            .str("dport/proto", &format!("{sport}/ICMP"))
+            .str("state", "")
+            .str("warning", "")
+            .str("sent", "")
+            .str("recv", "")
+            .str("tot", "")
+            .str("critical warning", "");
+        put_info(&mut w, alt);
+    } else if proto.contains("tcp") || proto.contains("udp") {
+        let service = flow.appproto.as_str();
+        let service = if service.is_empty() || service == "-" || service == "failed" {
+            names.name(flow.dport, proto).unwrap_or("")
+        } else {
+            service
+        };
+        let (name, critical) = if service.is_empty() {
+            (
+                "????".to_string(),
+                "Protocol not recognized by Slips nor Zeek.",
+            )
+        } else {
+            (service.to_uppercase(), "")
+        };
+        let inbound = role == Role::Server;
+        let tot = flow.allbytes();
+        w.str("timestamp", timestamp)
+            .str("dport_name", &name)
+            .str("preposition", if inbound { "from" } else { "to" })
+            .str("dns_resolution", "????");
+        if inbound {
+            w.ip("saddr", flow.saddr);
+        }
+        w.ip("daddr", flow.daddr)
+            .str(
+                "dport/proto",
+                &format!("{}/{}", flow.dport, proto.to_uppercase()),
+            )
+            .str(
+                "state",
+                match flow.state() {
+                    ConnSummary::Established => "Established",
+                    ConnSummary::NotEstablished => "Not Established",
+                },
+            )
+            .str("warning", if tot == 0 { "No data exchange!" } else { "" });
+        // `info` and, for a dns record, `critical warning` ("") come from the record; the
+        // keys keep their places (a Python dict update).
+        let (info, dns) = info_of(alt);
+        match info {
+            Some(i) => w.raw("info", &i),
+            None => w.str("info", ""),
+        };
+        w.int("sent", flow.sbytes as i64)
+            .int("recv", flow.dbytes as i64)
+            .int("tot", tot as i64)
+            .float("duration", dur)
+            .str("critical warning", if dns { "" } else { critical });
+    } else {
+        return None;
+    }
+    let mut out = float_repr(flow.ts);
+    out.push(' ');
+    out.push_str(&w.finish());
+    Some(out)
+}
+
+/// `info` last (ICMP entries: the record's update adds it at the end).
+fn put_info(w: &mut ObjectWriter, alt: Option<&AltRecord>) {
+    match info_of(alt).0 {
+        Some(i) => w.raw("info", &i),
+        None => w.str("info", ""),
+    };
+}
+
+/// The record's `info` object (JSON), and whether it is a dns record (which resets the entry's
+/// `critical warning`).
+fn info_of(alt: Option<&AltRecord>) -> (Option<String>, bool) {
+    let Some(alt) = alt else {
+        return (None, false);
+    };
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(&alt.json) else {
+        return (None, false);
+    };
+    let v = PyValue::from_serde(&v);
+    let text = |k: &str| -> String {
+        match v.get(k) {
+            Some(PyValue::Str(s)) => s.to_string(),
+            Some(PyValue::Null) | None => String::new(),
+            Some(other) => other.py_str(),
+        }
+    };
+    let mut w = ObjectWriter::new();
+    match alt.kind {
+        LogKind::Dns => {
+            w.str("query", &text("query"));
+            if text("rcode_name").contains("NXDOMAIN") {
+                w.str("answers", "NXDOMAIN");
+            } else {
+                match v.get("answers") {
+                    Some(a @ PyValue::List(_)) => w.raw("answers", &a.to_json()),
+                    _ => w.str("answers", &text("answers")),
+                };
+            }
+            (Some(w.finish()), true)
+        }
+        LogKind::Http => {
+            let request = format!("{} http://{}{}", text("method"), text("host"), text("uri"));
+            let status = format!("{}/{}", text("status_code"), text("status_msg"));
+            let mime = v
+                .get("resp_mime_types")
+                .map_or(String::new(), |m| m.py_str());
+            for (k, val) in [
+                ("Request", request),
+                ("Status Code", status),
+                ("MIME", mime),
+                ("UA", text("user_agent")),
+            ] {
+                if !val.is_empty() && val != "/" {
+                    w.str(k, &val);
+                }
+            }
+            (Some(w.finish()), false)
+        }
+        LogKind::Ssl => {
+            let resumed = matches!(v.get("resumed"), Some(PyValue::Bool(true)));
+            let validation = text("validation_status");
+            let (trusted, resumed) = if validation == "ok" {
+                ("Yes", "False")
+            } else if validation.is_empty() && resumed {
+                ("??", "True")
+            } else {
+                ("No", "False")
+            };
+            let subject = text("subject");
+            let subject = subject.split(',').next().unwrap_or("");
+            w.str(
+                "server_name",
+                if subject.is_empty() { "????" } else { subject },
+            )
+            .str("trusted", trusted)
+            .str("resumed", resumed)
+            .str("version", &text("version"))
+            .str("dns_resolution", &text("server_name"))
+            .str("critical warning", "");
+            (Some(w.finish()), false)
+        }
+        LogKind::Conn => (None, false),
+    }
+}

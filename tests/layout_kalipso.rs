@@ -1,0 +1,250 @@
+//! `--layout kalipso` (issue 18): the shapes the current Kalipso reads, exact, the same through
+//! eviction and reload and in follow mode, and a database that refuses the other layout.
+
+mod common;
+
+use std::path::Path;
+
+use common::daemon::{batch_dump_with, command, once_with, settle, terminate};
+use common::dump::{dump, dump_diff, hash, without_run_state};
+use common::ingest::{churn, settings};
+use common::redis_server::RedisServer;
+use kalipso_ingest::ingest::{IngestOptions, run_once};
+use kalipso_ingest::model::layout::Layout;
+use kalipso_ingest::profile::routing::Direction;
+use redis::Commands;
+
+const T0: f64 = 1_700_000_000.0;
+
+fn conn(ts: f64, uid: &str, src: &str, dst: &str, proto: &str, dport: u16, state: &str) -> String {
+    format!(
+        "{{\"ts\":{ts},\"uid\":\"{uid}\",\"id.orig_h\":\"{src}\",\"id.orig_p\":8,\"id.resp_h\":\"{dst}\",\"id.resp_p\":{dport},\"proto\":\"{proto}\",\"duration\":1.23456,\"orig_bytes\":100,\"resp_bytes\":250,\"conn_state\":\"{state}\",\"orig_pkts\":3,\"orig_ip_bytes\":260,\"resp_pkts\":4,\"resp_ip_bytes\":450}}\n"
+    )
+}
+
+/// A capture: http, dns, ssl, an icmp echo, an unknown port, a port scan (3 targets), all from
+/// 10.0.0.1, and a conn from outside to it.
+fn capture(dir: &Path) {
+    let mut conns = vec![
+        conn(T0, "Chttp", "10.0.0.1", "93.184.216.34", "tcp", 80, "SF"),
+        conn(T0 + 1.0, "Cdns", "10.0.0.1", "10.0.0.53", "udp", 53, "SF"),
+        conn(
+            T0 + 2.0,
+            "Cssl",
+            "10.0.0.1",
+            "93.184.216.35",
+            "tcp",
+            443,
+            "SF",
+        ),
+        conn(T0 + 3.0, "Cicmp", "10.0.0.1", "8.8.8.8", "icmp", 0, "OTH"),
+        conn(
+            T0 + 4.0,
+            "Cunk",
+            "10.0.0.1",
+            "93.184.216.36",
+            "tcp",
+            31337,
+            "SF",
+        ),
+        conn(T0 + 9.0, "Cin", "198.51.100.9", "10.0.0.1", "tcp", 22, "SF"),
+    ];
+    for k in 0..3 {
+        let dst = format!("192.0.2.{}", k + 1);
+        conns.push(conn(
+            T0 + 5.0 + f64::from(k),
+            &format!("Cs{k}"),
+            "10.0.0.1",
+            &dst,
+            "tcp",
+            23,
+            "S0",
+        ));
+    }
+    std::fs::write(dir.join("conn.log"), conns.concat()).unwrap();
+    std::fs::write(
+        dir.join("http.log"),
+        format!("{{\"ts\":{},\"uid\":\"Chttp\",\"id.orig_h\":\"10.0.0.1\",\"id.orig_p\":8,\"id.resp_h\":\"93.184.216.34\",\"id.resp_p\":80,\"method\":\"GET\",\"host\":\"example.com\",\"uri\":\"/index.html\",\"version\":\"1.1\",\"user_agent\":\"curl/8.0\",\"request_body_len\":0,\"response_body_len\":1256,\"status_code\":200,\"status_msg\":\"OK\",\"resp_mime_types\":[\"text/html\"]}}\n", T0 + 0.1),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("dns.log"),
+        format!("{{\"ts\":{},\"uid\":\"Cdns\",\"id.orig_h\":\"10.0.0.1\",\"id.orig_p\":8,\"id.resp_h\":\"10.0.0.53\",\"id.resp_p\":53,\"proto\":\"udp\",\"query\":\"example.com\",\"qtype_name\":\"A\",\"rcode_name\":\"NOERROR\",\"answers\":[\"93.184.216.34\"],\"TTLs\":[60.0]}}\n", T0 + 1.01),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("ssl.log"),
+        format!("{{\"ts\":{},\"uid\":\"Cssl\",\"id.orig_h\":\"10.0.0.1\",\"id.orig_p\":8,\"id.resp_h\":\"93.184.216.35\",\"id.resp_p\":443,\"version\":\"TLSv13\",\"cipher\":\"TLS_AES_128_GCM_SHA256\",\"resumed\":false,\"established\":true,\"subject\":\"CN=example.org,O=Example\",\"validation_status\":\"ok\",\"server_name\":\"example.org\"}}\n", T0 + 2.1),
+    )
+    .unwrap();
+}
+
+fn ingest(server: &RedisServer, dir: &Path, direction: Direction, opts: &IngestOptions) {
+    let mut s = settings(server, dir, &[], direction);
+    s.layout = Layout::Kalipso;
+    s.redis.layout = Layout::Kalipso;
+    run_once(&s, opts).expect("ingest");
+}
+
+const W: &str = "profile_10.0.0.1_timewindow1";
+
+#[test]
+fn the_timeline_is_a_zset_of_json_entries_with_their_info() {
+    let dir = tempfile::tempdir().unwrap();
+    capture(dir.path());
+    let server = RedisServer::start();
+    ingest(
+        &server,
+        dir.path(),
+        Direction::Out,
+        &IngestOptions::default(),
+    );
+    let mut con = server.connection();
+    let kind: String = redis::cmd("TYPE")
+        .arg(format!("{W}_timeline"))
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(kind, "zset");
+    let entries: Vec<(String, f64)> = con
+        .zrange_withscores(format!("{W}_timeline"), 0, -1)
+        .unwrap();
+    let texts: Vec<&str> = entries.iter().map(|(m, _)| m.as_str()).collect();
+    assert_eq!(entries[0].1, T0);
+    assert_eq!(
+        texts[0],
+        r#"{"timestamp": "2023/11/14 22:13:20.000000", "dport_name": "HTTP", "preposition": "to", "dns_resolution": "????", "daddr": "93.184.216.34", "dport/proto": "80/TCP", "state": "Established", "warning": "", "info": {"Request": "GET http://example.com/index.html", "Status Code": "200/OK", "MIME": "['text/html']", "UA": "curl/8.0"}, "sent": 100, "recv": 250, "tot": 350, "duration": 1.235, "critical warning": ""}"#
+    );
+    assert_eq!(
+        texts[1],
+        r#"{"timestamp": "2023/11/14 22:13:21.000000", "dport_name": "DNS", "preposition": "to", "dns_resolution": "????", "daddr": "10.0.0.53", "dport/proto": "53/UDP", "state": "Established", "warning": "", "info": {"query": "example.com", "answers": ["93.184.216.34"]}, "sent": 100, "recv": 250, "tot": 350, "duration": 1.235, "critical warning": ""}"#
+    );
+    assert_eq!(
+        texts[2],
+        r#"{"timestamp": "2023/11/14 22:13:22.000000", "dport_name": "HTTPS", "preposition": "to", "dns_resolution": "????", "daddr": "93.184.216.35", "dport/proto": "443/TCP", "state": "Established", "warning": "", "info": {"server_name": "CN=example.org", "trusted": "Yes", "resumed": "False", "version": "TLSv13", "dns_resolution": "example.org", "critical warning": ""}, "sent": 100, "recv": 250, "tot": 350, "duration": 1.235, "critical warning": ""}"#
+    );
+    assert_eq!(
+        texts[3],
+        r#"{"timestamp": "2023/11/14 22:13:23.000000", "dport_name": "PING echo", "preposition": "from", "saddr": "10.0.0.1", "size": 350, "duration": 1.235, "dns_resolution": "", "daddr": "8.8.8.8", "dport/proto": "8/ICMP", "state": "", "warning": "", "sent": "", "recv": "", "tot": "", "critical warning": "", "info": ""}"#
+    );
+    assert_eq!(
+        texts[4],
+        r#"{"timestamp": "2023/11/14 22:13:24.000000", "dport_name": "????", "preposition": "to", "dns_resolution": "????", "daddr": "93.184.216.36", "dport/proto": "31337/TCP", "state": "Established", "warning": "", "info": "", "sent": 100, "recv": 250, "tot": 350, "duration": 1.235, "critical warning": "Protocol not recognized by Slips nor Zeek."}"#
+    );
+    assert!(
+        texts[5].contains(r#""state": "Not Established""#),
+        "{}",
+        texts[5]
+    );
+}
+
+#[test]
+fn tuples_families_evidence_and_detections_in_the_current_shapes() {
+    let dir = tempfile::tempdir().unwrap();
+    capture(dir.path());
+    let server = RedisServer::start();
+    ingest(
+        &server,
+        dir.path(),
+        Direction::All,
+        &IngestOptions::default(),
+    );
+    let mut con = server.connection();
+    let w = hash(&mut con, W);
+    let out = w.get("OutTuples").cloned().unwrap_or_default();
+    assert!(out.starts_with(r#"{"93.184.216.34-80-tcp": ["#), "{out}");
+    let inn = w.get("InTuples").cloned().unwrap_or_default();
+    assert!(inn.starts_with(r#"{"198.51.100.9-22-tcp": ["#), "{inn}");
+    assert_eq!(
+        w.get("DstPortsClientTCPNotEstablished").map(String::as_str),
+        Some(
+            r#"{"23": {"totalflows": 3, "totalpkt": 21, "totalbytes": 1050, "dstips": {"192.0.2.1": {"pkts": 7}, "192.0.2.2": {"pkts": 7}, "192.0.2.3": {"pkts": 7}}}}"#
+        )
+    );
+    let evidence = r#"{"dport:23:PortScanType2": "{\"type_detection\": \"dport\", \"detection_info\": \"23\", \"type_evidence\": \"PortScanType2\", \"description\": \"New horizontal port scan detected to port 23. Not Estab TCP from IP: 10.0.0.1. Tot pkts sent all IPs: 21\"}"}"#;
+    assert_eq!(w.get("Evidence").map(String::as_str), Some(evidence));
+    let per_profile: Option<String> = con.hget("evidenceprofile_10.0.0.1", "timewindow1").unwrap();
+    assert_eq!(per_profile.as_deref(), Some(evidence));
+    let kind: String = redis::cmd("TYPE")
+        .arg("BlockedProfTW")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(kind, "hash");
+    let blocked: Option<String> = con.hget("BlockedProfTW", "profile_10.0.0.1").unwrap();
+    assert_eq!(blocked.as_deref(), Some(r#"["timewindow1"]"#));
+    // The inbound copy: `from`, with its source.
+    let entries: Vec<String> = con.zrange(format!("{W}_timeline"), 0, -1).unwrap();
+    let inbound = entries.iter().find(|e| e.contains("198.51.100.9")).unwrap();
+    assert!(
+        inbound.contains(r#""dport_name": "SSH", "preposition": "from", "dns_resolution": "????", "saddr": "198.51.100.9", "daddr": "10.0.0.1", "#),
+        "{inbound}"
+    );
+}
+
+#[test]
+fn reloaded_windows_and_follow_mode_give_the_once_database() {
+    let dir = tempfile::tempdir().unwrap();
+    capture(dir.path());
+    let want = batch_dump_with(dir.path(), &["--layout", "kalipso", "--direction", "all"]);
+    let server = RedisServer::start();
+    let mut s = settings(&server, dir.path(), &[], Direction::All);
+    s.layout = Layout::Kalipso;
+    s.redis.layout = Layout::Kalipso;
+    s.clock = kalipso_ingest::timeline::Clock::Utc;
+    run_once(&s, &churn()).expect("ingest");
+    let got = without_run_state(dump(&mut server.connection()));
+    assert!(
+        got == want,
+        "reloaded windows differ:\n{}",
+        dump_diff(&got, &want)
+    );
+
+    let server = RedisServer::start();
+    let child = command(dir.path(), &server)
+        .args(["--layout", "kalipso", "--direction", "all"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    settle(&server);
+    assert_eq!(terminate(child).0, Some(0));
+    once_with(
+        dir.path(),
+        &server,
+        &["--layout", "kalipso", "--direction", "all"],
+    );
+    let got = without_run_state(dump(&mut server.connection()));
+    assert!(
+        got == want,
+        "follow mode differs:\n{}",
+        dump_diff(&got, &want)
+    );
+}
+
+#[test]
+fn a_database_keeps_its_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    capture(dir.path());
+    for (first, second) in [("kalipso-2020", "kalipso"), ("kalipso", "kalipso-2020")] {
+        let server = RedisServer::start();
+        once_with(dir.path(), &server, &["--layout", first]);
+        let out = command(dir.path(), &server)
+            .args(["--once", "--no-progress", "--layout", second])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(&format!("holds the {first} layout")) && stderr.contains(second),
+            "{stderr}"
+        );
+        // No marker is the 2020 layout (databases from before the marker stay as they were).
+        let layout: Option<String> = server.connection().get("kalipso-ingest:layout").unwrap();
+        let want = (first == "kalipso").then_some(first);
+        assert_eq!(layout.as_deref(), want);
+    }
+    let out = command(dir.path(), &RedisServer::start())
+        .args(["--once", "--layout", "kalipso-2026"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
