@@ -9,7 +9,7 @@ use serde::Deserialize;
 use crate::enrich::EnrichFiles;
 use crate::model::layout::Layout;
 use crate::profile::routing::{Direction, Routing};
-use crate::store::redis_store::{DEFAULT_TIMEOUT, Target};
+use crate::store::redis_store::{DEFAULT_IPINFO_DB, DEFAULT_TIMEOUT, Target};
 use crate::timeline::Clock;
 
 /// The settings, defined once: the same struct is the command-line flags (clap) and the
@@ -88,6 +88,10 @@ pub struct FileSettings {
     /// installed today); fixed per database [default: kalipso-2020].
     #[arg(long, value_name = "kalipso-2020|kalipso")]
     pub layout: Option<String>,
+    /// With `--layout kalipso`: the database of the same Redis that gets `IPsInfo` (the
+    /// current Kalipso reads it from database 1 of 127.0.0.1:6379) [default: 1].
+    #[arg(long, value_name = "N")]
+    pub ipinfo_db: Option<i64>,
     /// A window is detected (red in Kalipso) when its evidence, summed as threat level ×
     /// confidence, reaches THRESHOLD × width / 60 [default: 0.1].
     #[arg(long, value_name = "THRESHOLD")]
@@ -298,8 +302,18 @@ impl Settings {
             Some(l) => l.parse::<Layout>().map_err(ConfigError::Invalid)?,
             None => Layout::default(),
         };
+        let ipinfo_db = flags
+            .ipinfo_db
+            .or(file.ipinfo_db)
+            .unwrap_or(DEFAULT_IPINFO_DB);
+        if !(0..=15).contains(&ipinfo_db) {
+            return Err(ConfigError::Invalid(format!(
+                "--ipinfo-db must be a Redis database number (0 to 15), not {ipinfo_db}"
+            )));
+        }
         let redis = Target {
             layout,
+            ipinfo_db,
             url: flags
                 .redis_url
                 .or_else(credential_url)
@@ -426,6 +440,7 @@ label = "malicious"
             domain_blocklists,
             detection_threshold,
             layout,
+            ipinfo_db,
         } = f.clone();
         assert!(zeek_dir.is_some() && recursive.is_some() && redis_url.is_some());
         assert!(home_net.is_some() && direction.is_some() && tw_width.is_some());
@@ -445,7 +460,7 @@ label = "malicious"
             blocklists.is_none() && domain_blocklists.is_none(),
             "commented out"
         );
-        assert!(detection_threshold.is_some() && layout.is_some());
+        assert!(detection_threshold.is_some() && layout.is_some() && ipinfo_db.is_some());
         let s = Settings::merge(FileSettings::default(), f).unwrap();
         assert_eq!(s.redis.url, DEFAULT_REDIS_URL);
         assert_eq!(s.tw_width, DEFAULT_TW_WIDTH);

@@ -451,13 +451,25 @@ impl IpInfo {
     }
 
     /// The `IPsInfo` value of `ip`: a Python-JSON object (`{}` when nothing is known).
-    pub fn value(&self, ip: IpAddr) -> String {
+    /// `asn_object`: the current Kalipso's shape, `"asn": {"asnorg": "<org>"}`, first (the
+    /// order Slips' modules of 2022 wrote).
+    pub fn value(&self, ip: IpAddr, asn_object: bool) -> String {
         if self.is_empty() {
             return "{}".to_string();
         }
         let mut w = ObjectWriter::new();
-        for (k, v) in self.facts(ip) {
-            w.str(k, &v);
+        let mut facts = self.facts(ip);
+        if asn_object {
+            facts.sort_by_key(|(k, _)| *k != "asn");
+        }
+        for (k, v) in facts {
+            if asn_object && k == "asn" {
+                w.object("asn", |o| {
+                    o.str("asnorg", &v);
+                });
+            } else {
+                w.str(k, &v);
+            }
         }
         w.finish()
     }

@@ -248,3 +248,163 @@ fn a_database_keeps_its_layout() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn ip_information_goes_to_database_1_with_the_asn_as_an_object() {
+    let db = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/geoip-test");
+    if !db.join("GeoIP2-Country-Test.mmdb").exists() {
+        common::missing("../shared/geoip-test (MaxMind's test databases)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("conn.log"),
+        conn(T0, "Cgeo", "10.0.0.1", "214.78.120.5", "tcp", 443, "SF"),
+    )
+    .unwrap();
+    let server = RedisServer::start();
+    let (country, asn) = (
+        db.join("GeoIP2-Country-Test.mmdb"),
+        db.join("GeoLite2-ASN-Test.mmdb"),
+    );
+    let flags = [
+        "--layout",
+        "kalipso",
+        "--geoip-db",
+        &country.to_string_lossy(),
+        "--asn-db",
+        &asn.to_string_lossy(),
+    ];
+    once_with(dir.path(), &server, &flags);
+    let mut con = server.connection();
+    let in_db0: bool = con.exists("IPsInfo").unwrap();
+    assert!(!in_db0, "IPsInfo belongs in database 1");
+    let _: () = redis::cmd("SELECT").arg(1).query(&mut con).unwrap();
+    let info: Option<String> = con.hget("IPsInfo", "214.78.120.5").unwrap();
+    assert_eq!(
+        info.as_deref(),
+        Some(
+            r#"{"asn": {"asnorg": "DoD Network Information Center"}, "geocountry": "United States"}"#
+        )
+    );
+    let private: Option<String> = con.hget("IPsInfo", "10.0.0.1").unwrap();
+    assert_eq!(
+        private.as_deref(),
+        Some(r#"{"asn": {"asnorg": "Unknown"}, "geocountry": "Private"}"#)
+    );
+    // --reset removes it with the rest of this tool's keys.
+    let out = command(dir.path(), &server)
+        .args(["--once", "--no-progress", "--reset"])
+        .args(flags)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let n: usize = con.hlen("IPsInfo").unwrap();
+    assert_eq!(n, 2, "rewritten once after the reset");
+}
+
+#[test]
+fn retention_removes_ip_information_from_its_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines: String = (0..2)
+        .map(|i| {
+            let (src, dst) = (format!("10.0.0.{i}"), format!("93.184.0.{i}"));
+            conn(
+                T0 + f64::from(i) * 20_000.0,
+                &format!("Cr{i}"),
+                &src,
+                &dst,
+                "tcp",
+                80,
+                "SF",
+            )
+        })
+        .collect();
+    std::fs::write(dir.path().join("conn.log"), lines).unwrap();
+    let server = RedisServer::start();
+    once_with(
+        dir.path(),
+        &server,
+        &["--layout", "kalipso", "--retain", "1h"],
+    );
+    let mut con = server.connection();
+    let _: () = redis::cmd("SELECT").arg(1).query(&mut con).unwrap();
+    let mut kept: Vec<String> = con.hkeys("IPsInfo").unwrap();
+    kept.sort();
+    assert_eq!(kept, ["10.0.0.1", "93.184.0.1"]);
+}
+
+fn dns(ts: f64, uid: &str, src: &str, query: &str, qtype: &str, answers: &str) -> String {
+    format!(
+        "{{\"ts\":{ts},\"uid\":\"{uid}\",\"id.orig_h\":\"{src}\",\"id.orig_p\":8,\"id.resp_h\":\"10.0.0.53\",\"id.resp_p\":53,\"proto\":\"udp\",\"query\":\"{query}\",\"qtype_name\":\"{qtype}\",\"rcode_name\":\"NOERROR\",\"answers\":{answers},\"TTLs\":[60.0]}}\n"
+    )
+}
+
+#[test]
+fn dns_resolution_is_a_function_of_the_answers_in_the_shape_both_panels_read() {
+    let records = [
+        dns(
+            T0 + 5.0,
+            "Cb",
+            "10.0.0.2",
+            "www.example.com",
+            "A",
+            r#"["93.184.216.34"]"#,
+        ),
+        dns(
+            T0,
+            "Ca",
+            "10.0.0.1",
+            "example.com",
+            "A",
+            r#"["example.net", "93.184.216.34"]"#,
+        ),
+        dns(
+            T0 + 9.0,
+            "Cc",
+            "10.0.0.1",
+            "example.com",
+            "A",
+            r#"["93.184.216.34"]"#,
+        ),
+        dns(
+            T0 + 1.0,
+            "Cd",
+            "10.0.0.1",
+            "34.216.184.93.in-addr.arpa",
+            "PTR",
+            r#"["x.example"]"#,
+        ),
+        dns(
+            T0 + 2.0,
+            "Ce",
+            "10.0.0.1",
+            "txt.example.com",
+            "TXT",
+            r#"["93.184.216.35"]"#,
+        ),
+    ];
+    let want = r#"{"ts": 1700000009.0, "uid": "Cc", "domains": ["example.com", "www.example.com"], "resolved-by": ["10.0.0.1", "10.0.0.2"], "timewindows": ["timewindow1"], "0": "example.com", "1": "www.example.com", "length": 2}"#;
+    for (order, opts) in [(false, IngestOptions::default()), (true, churn())] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut lines = records.to_vec();
+        if order {
+            lines.reverse();
+        }
+        std::fs::write(dir.path().join("dns.log"), lines.concat()).unwrap();
+        let server = RedisServer::start();
+        ingest(&server, dir.path(), Direction::Out, &opts);
+        let mut con = server.connection();
+        let got: Option<String> = con.hget("DNSresolution", "93.184.216.34").unwrap();
+        assert_eq!(got.as_deref(), Some(want), "reversed: {order}");
+        let n: usize = con.hlen("DNSresolution").unwrap();
+        assert_eq!(
+            n, 1,
+            "only A/AAAA answers that are addresses, no reverse names"
+        );
+    }
+}

@@ -186,6 +186,54 @@ pub struct Writes {
     pub timeline_waiting: Vec<(WinId, bool)>,
     /// Each log's latest record time.
     pub watermarks: Vec<(LogKind, f64)>,
+    /// `--layout kalipso`: dns answers for `DNSresolution`.
+    pub dns: Vec<DnsAnswer>,
+}
+
+/// A dns record's answer, as `DNSresolution` keeps it (`--layout kalipso`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DnsAnswer {
+    /// The address answered.
+    pub ip: IpAddr,
+    /// The name asked.
+    pub query: String,
+    /// The record's time and uid.
+    pub ts: f64,
+    /// Its uid.
+    pub uid: String,
+    /// Who asked.
+    pub by: IpAddr,
+    /// The absolute window of the record's time.
+    pub abs: i64,
+}
+
+/// The answers of a dns record that Slips kept in `DNSresolution`: type A or AAAA, an
+/// address, not for a reverse (`arpa`) name, and not a loopback or unspecified answer unless
+/// the name is `localhost`.
+fn dns_answers(alt: &AltRecord, abs: i64) -> Vec<DnsAnswer> {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(&alt.json) else {
+        return Vec::new();
+    };
+    let qtype = v.get("qtype_name").and_then(|q| q.as_str()).unwrap_or("");
+    let query = alt.name.as_str();
+    if !(qtype == "A" || qtype == "AAAA") || query.is_empty() || query.ends_with("arpa") {
+        return Vec::new();
+    }
+    let answers = v.get("answers").and_then(|a| a.as_array());
+    answers
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.as_str()?.parse::<IpAddr>().ok())
+        .filter(|ip| (!ip.is_loopback() && !ip.is_unspecified()) || query.contains("localhost"))
+        .map(|ip| DnsAnswer {
+            ip,
+            query: query.to_string(),
+            ts: alt.ts,
+            uid: alt.uid.to_string(),
+            by: alt.saddr,
+            abs,
+        })
+        .collect()
 }
 
 impl Writes {
@@ -194,6 +242,7 @@ impl Writes {
     pub fn is_empty(&self) -> bool {
         self.profiles.is_empty()
             && self.ips.is_empty()
+            && self.dns.is_empty()
             && self.windows.is_empty()
             && self.join.conns.is_empty()
             && self.join.pending.is_empty()
@@ -233,6 +282,8 @@ pub struct Profiler {
     store_has_history: bool,
     ips_known: HashSet<IpAddr>,
     ips_new: Vec<IpAddr>,
+    /// `--layout kalipso`: dns answers since the last flush.
+    dns_new: Vec<DnsAnswer>,
     join: UidJoin,
     watermarks: HashMap<LogKind, f64>,
     finished: HashSet<LogKind>,
@@ -267,6 +318,7 @@ impl Profiler {
             store_has_history,
             ips_known: HashSet::default(),
             ips_new: Vec::new(),
+            dns_new: Vec::new(),
             join: UidJoin::default(),
             watermarks: HashMap::default(),
             finished: HashSet::default(),
@@ -366,7 +418,8 @@ impl Profiler {
 
     /// An address with its `IPsInfo` value.
     fn ip_value(&self, ip: IpAddr) -> (IpAddr, String) {
-        (ip, self.cfg.style.ipinfo.value(ip))
+        let asn_object = self.cfg.style.layout == crate::model::layout::Layout::Kalipso;
+        (ip, self.cfg.style.ipinfo.value(ip, asn_object))
     }
 
     fn register_ip(&mut self, ip: IpAddr) {
@@ -466,6 +519,13 @@ impl Profiler {
     /// Add one dns/http/ssl record, `line` being its line number in its log.
     pub fn add_alt(&mut self, alt: AltRecord, line: u64) {
         self.see(alt.kind, alt.ts);
+        if alt.kind == LogKind::Dns
+            && self.cfg.style.layout == crate::model::layout::Layout::Kalipso
+            && !self.is_expired(self.grid_number(alt.ts))
+        {
+            let abs = self.grid_number(alt.ts);
+            self.dns_new.extend(dns_answers(&alt, abs));
+        }
         for (ip, _) in self.cfg.routing.route(alt.saddr, alt.daddr) {
             self.touch_profile(ip, alt.ts);
         }
@@ -748,6 +808,7 @@ impl Profiler {
     ) -> Result<Writes, E> {
         let ips = std::mem::take(&mut self.ips_new);
         let mut out = Writes {
+            dns: std::mem::take(&mut self.dns_new),
             ips: ips.into_iter().map(|ip| self.ip_value(ip)).collect(),
             ..Writes::default()
         };

@@ -10,6 +10,8 @@ pub const PROFILES: &str = "profiles";
 pub const IPS_INFO: &str = "IPsInfo";
 /// SET of every `profile_<ip>_timewindow<N>` that received conn data.
 pub const MODIFIED_TW: &str = "ModifiedTWForLogs";
+/// `--layout kalipso`: HASH address → the names dns answers gave it.
+pub const DNS_RESOLUTION: &str = "DNSresolution";
 /// SET of every detected `profile_<ip>_timewindow<N>` (Kalipso colours them red).
 pub const BLOCKED_TW: &str = "BlockedProfTW";
 /// ZSET label → number of stored flow entries.
@@ -145,6 +147,7 @@ pub const OWN_PATTERNS: &[&str] = &[
     IPS_INFO,
     MODIFIED_TW,
     BLOCKED_TW,
+    DNS_RESOLUTION,
     LABELS,
     PORTINFO,
 ];

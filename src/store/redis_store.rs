@@ -106,7 +106,13 @@ pub struct Target {
     pub ca_file: Option<std::path::PathBuf>,
     /// The layout written there (fixed per database: `kalipso-ingest:layout`).
     pub layout: Layout,
+    /// With `--layout kalipso`: the database of the same server that gets `IPsInfo` (the
+    /// current Kalipso reads it from database 1).
+    pub ipinfo_db: i64,
 }
+
+/// The database the current Kalipso reads `IPsInfo` from.
+pub const DEFAULT_IPINFO_DB: i64 = 1;
 
 /// The default [`Target::timeout`]: longer than a large transaction takes to execute, shorter
 /// than half the service's watchdog interval (30 s).
@@ -120,6 +126,7 @@ impl Target {
             timeout: DEFAULT_TIMEOUT,
             ca_file: None,
             layout: Layout::default(),
+            ipinfo_db: DEFAULT_IPINFO_DB,
         }
     }
 
@@ -235,6 +242,8 @@ pub struct RedisStore {
     url: String,
     con: Connection,
     layout: Layout,
+    /// The URL's database, and where `IPsInfo` goes (the same unless `--layout kalipso`).
+    dbs: Dbs,
     /// The flush encoder, kept with its buffers from one flush to the next.
     encoder: Encoder,
     /// What was written so far.
@@ -269,10 +278,18 @@ impl RedisStore {
         redis::cmd("PING")
             .query::<String>(&mut con)
             .map_err(unreachable)?;
+        let db = client.get_connection_info().redis_settings().db();
         Ok(RedisStore {
             url,
             con,
             layout: target.layout,
+            dbs: Dbs {
+                own: db,
+                ipinfo: match target.layout {
+                    Layout::Kalipso2020 => db,
+                    Layout::Kalipso => target.ipinfo_db,
+                },
+            },
             encoder: Encoder::default(),
             stats: WriteStats::default(),
         })
@@ -393,6 +410,20 @@ impl RedisStore {
             )));
         }
         let mut deleted = 0u64;
+        if self.dbs.ipinfo != self.dbs.own && anchor.is_some() {
+            // `--layout kalipso`'s `IPsInfo` in its database.
+            let (n, _): (u64, ()) = redis::pipe()
+                .cmd("SELECT")
+                .arg(self.dbs.ipinfo)
+                .ignore()
+                .cmd("UNLINK")
+                .arg(keys::IPS_INFO)
+                .cmd("SELECT")
+                .arg(self.dbs.own)
+                .query(&mut self.con)
+                .map_err(|e| self.err(e))?;
+            deleted += n;
+        }
         for chunk in found.chunks(BATCH) {
             deleted += redis::cmd("UNLINK")
                 .arg(chunk)
@@ -465,6 +496,7 @@ impl RedisStore {
             stats: &mut self.stats,
             url: &self.url,
             layout: self.layout,
+            dbs: self.dbs,
             new_flows: 0,
             open: true,
         };
@@ -485,6 +517,8 @@ impl RedisStore {
             .arg(grid.first)
             .arg(expire_below)
             .arg(float_repr(grid.width))
+            .arg(self.dbs.ipinfo)
+            .arg(self.dbs.own)
             .query(&mut self.con)
             .map_err(|e| self.err(e))
     }
@@ -722,6 +756,7 @@ pub struct Transaction<'a> {
     stats: &'a mut WriteStats,
     url: &'a str,
     layout: Layout,
+    dbs: Dbs,
     new_flows: usize,
     open: bool,
 }
@@ -752,10 +787,10 @@ impl Transaction<'_> {
     ) -> Result<(), StoreError> {
         self.windows(&writes.windows, grid)?;
         let result = (|| {
-            write_profiles(&mut self.batch, writes, grid)?;
+            write_profiles(&mut self.batch, writes, grid, self.dbs)?;
             write_state(&mut self.batch, writes, label, self.new_flows)?;
             if let Some(r) = &writes.retention {
-                write_retention(&mut self.batch, r, grid)?;
+                write_retention(&mut self.batch, r, grid, self.dbs)?;
             }
             for chunk in checkpoints.chunks(256) {
                 self.batch.add(|c| {
@@ -895,6 +930,113 @@ impl<'a> Batch<'a> {
         }
         Ok(())
     }
+}
+
+/// `--layout kalipso`'s `DNSresolution`: ARGV groups of (address, name, ts `repr`, uid, asker,
+/// window name). Each address keeps, in `kalipso-ingest:dns:<address>`, the earliest
+/// record (`<ts> <uid>`) of each name, asker and window and its latest record, so that its
+/// value is a function of the records whatever their order: names, askers and windows in the
+/// order of their first record, `ts`/`uid` of the latest; plus `"0".."N-1"` and `"length"`, the
+/// names again, the one shape both of the viewer's tuple panels read without crashing
+/// (`docs/kalipso-2026-layout-facts.md` §6).
+const DNS_RESOLUTION: &str = r#"
+local function key(v)
+  local ts, uid = string.match(v, '^(%S+) (.*)$')
+  return tonumber(ts) or 0, uid or ''
+end
+local function earlier(a, b)
+  local ta, ua = key(a)
+  local tb, ub = key(b)
+  if ta ~= tb then return ta < tb end
+  return ua < ub
+end
+local function str(s)
+  local out = {}
+  local i, n = 1, #s
+  while i <= n do
+    local c = string.byte(s, i)
+    local cp, len = c, 1
+    if c >= 0xF0 and i + 3 <= n then
+      cp = (c % 8) * 262144 + (string.byte(s, i + 1) % 64) * 4096 + (string.byte(s, i + 2) % 64) * 64 + string.byte(s, i + 3) % 64
+      len = 4
+    elseif c >= 0xE0 and i + 2 <= n then
+      cp = (c % 16) * 4096 + (string.byte(s, i + 1) % 64) * 64 + string.byte(s, i + 2) % 64
+      len = 3
+    elseif c >= 0xC0 and i + 1 <= n then
+      cp = (c % 32) * 64 + string.byte(s, i + 1) % 64
+      len = 2
+    end
+    if cp == 34 then out[#out + 1] = '\"'
+    elseif cp == 92 then out[#out + 1] = '\\'
+    elseif cp == 10 then out[#out + 1] = '\n'
+    elseif cp == 13 then out[#out + 1] = '\r'
+    elseif cp == 9 then out[#out + 1] = '\t'
+    elseif cp == 8 then out[#out + 1] = '\b'
+    elseif cp == 12 then out[#out + 1] = '\f'
+    elseif cp < 32 or (cp > 126 and cp < 65536) then out[#out + 1] = string.format('\u%04x', cp)
+    elseif cp >= 65536 then
+      local v = cp - 65536
+      out[#out + 1] = string.format('\u%04x\u%04x', 55296 + math.floor(v / 1024), 56320 + v % 1024)
+    else out[#out + 1] = string.char(cp) end
+    i = i + len
+  end
+  return '"' .. table.concat(out) .. '"'
+end
+local touched = {}
+for i = 1, #ARGV, 6 do
+  local ip, at = ARGV[i], ARGV[i + 2] .. ' ' .. ARGV[i + 3]
+  local own = 'kalipso-ingest:dns:' .. ip
+  for _, f in ipairs({'d|' .. ARGV[i + 1], 'r|' .. ARGV[i + 4], 't|' .. ARGV[i + 5]}) do
+    local was = redis.call('HGET', own, f)
+    if (not was) or earlier(at, was) then redis.call('HSET', own, f, at) end
+  end
+  local last = redis.call('HGET', own, 'last')
+  if (not last) or earlier(last, at) then redis.call('HSET', own, 'last', at) end
+  touched[ip] = true
+end
+for ip, _ in pairs(touched) do
+  local own = 'kalipso-ingest:dns:' .. ip
+  local all = redis.call('HGETALL', own)
+  local lists = {d = {}, r = {}, t = {}}
+  local last = ''
+  for i = 1, #all, 2 do
+    local f, v = all[i], all[i + 1]
+    if f == 'last' then last = v
+    else
+      local kind, name = string.sub(f, 1, 1), string.sub(f, 3)
+      if lists[kind] then table.insert(lists[kind], {name, v}) end
+    end
+  end
+  local parts = {}
+  local ts, uid = string.match(last, '^(%S+) (.*)$')
+  parts[#parts + 1] = '"ts": ' .. (ts or '0') .. ', "uid": ' .. str(uid or '')
+  local names = {}
+  for _, kind in ipairs({'d', 'r', 't'}) do
+    local l = lists[kind]
+    table.sort(l, function(a, b)
+      if a[2] ~= b[2] then return earlier(a[2], b[2]) end
+      return a[1] < b[1]
+    end)
+    local items = {}
+    for j, e in ipairs(l) do items[j] = str(e[1]) end
+    if kind == 'd' then names = items end
+    local label = ({d = 'domains', r = 'resolved-by', t = 'timewindows'})[kind]
+    parts[#parts + 1] = '"' .. label .. '": [' .. table.concat(items, ', ') .. ']'
+  end
+  for j, n in ipairs(names) do
+    parts[#parts + 1] = '"' .. (j - 1) .. '": ' .. n
+  end
+  parts[#parts + 1] = '"length": ' .. #names
+  redis.call('HSET', 'DNSresolution', ip, '{' .. table.concat(parts, ', ') .. '}')
+end
+return 0
+"#;
+
+/// The URL's database and the one `IPsInfo` goes to.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Dbs {
+    own: i64,
+    ipinfo: i64,
 }
 
 /// The current Kalipso's timeline: a ZSET, each entry travelling as `<score> <member>`
@@ -1043,8 +1185,10 @@ local function repr(x)
   return string.format('%.17g', x)
 end
 local width = ARGV[3]
+-- `IPsInfo` may live in another database of the server (ARGV[4]; ARGV[5] is this one).
+local ipinfo_db, own_db = ARGV[4], ARGV[5]
 local settle = {}
-for i = 4, #ARGV do settle[ARGV[i]] = true end
+for i = 6, #ARGV do settle[ARGV[i]] = true end
 local gone, ips = {}, {}
 if limit then
   gone = redis.call('ZRANGEBYSCORE', 'kalipso-ingest:windows', '-inf', limit)
@@ -1090,8 +1234,12 @@ for _, m in ipairs(gone) do
   settle[ip] = true
 end
 for _, ip in ipairs(ips) do
-  redis.call('HDEL', 'IPsInfo', ip)
   redis.call('ZREM', 'kalipso-ingest:ip-last', ip)
+end
+if #ips > 0 then
+  if ipinfo_db ~= own_db then redis.call('SELECT', ipinfo_db) end
+  for _, ip in ipairs(ips) do redis.call('HDEL', 'IPsInfo', ip) end
+  if ipinfo_db ~= own_db then redis.call('SELECT', own_db) end
 end
 for ip, _ in pairs(settle) do
   local p = 'profile_' .. ip
@@ -1113,6 +1261,7 @@ fn write_retention(
     batch: &mut Batch<'_>,
     r: &RetentionWrite,
     grid: Grid,
+    dbs: Dbs,
 ) -> redis::RedisResult<()> {
     // The earliest record time per profile window (ZADD LT keeps the least of every flush's).
     let mut at = 0;
@@ -1157,7 +1306,9 @@ fn write_retention(
             .arg(0)
             .arg(grid.first)
             .arg(r.expire_below)
-            .arg(float_repr(grid.width));
+            .arg(float_repr(grid.width))
+            .arg(dbs.ipinfo)
+            .arg(dbs.own);
         for ip in &r.profiles {
             c.arg(ip.to_string());
         }
@@ -1165,7 +1316,12 @@ fn write_retention(
 }
 
 /// Queue the flush's profile commands: the port table, profiles and `IPsInfo`.
-fn write_profiles(batch: &mut Batch<'_>, writes: &Writes, grid: Grid) -> redis::RedisResult<()> {
+fn write_profiles(
+    batch: &mut Batch<'_>,
+    writes: &Writes,
+    grid: Grid,
+    dbs: Dbs,
+) -> redis::RedisResult<()> {
     let width = float_repr(grid.width);
     if !writes.portinfo.is_empty() {
         batch.add(|c| {
@@ -1186,6 +1342,26 @@ fn write_profiles(batch: &mut Batch<'_>, writes: &Writes, grid: Grid) -> redis::
                 .arg(&width);
         })?;
     }
+    for chunk in writes.dns.chunks(500) {
+        batch.add(|c| {
+            c.arg("EVAL").arg(DNS_RESOLUTION).arg(0);
+            for a in chunk {
+                c.arg(a.ip.to_string())
+                    .arg(&a.query)
+                    .arg(float_repr(a.ts))
+                    .arg(&a.uid)
+                    .arg(a.by.to_string())
+                    .arg(keys::tw_name(grid.n(a.abs)));
+            }
+        })?;
+    }
+    // Inside the transaction, `SELECT` switches only for these commands.
+    let other_db = dbs.ipinfo != dbs.own && !writes.ips.is_empty();
+    if other_db {
+        batch.add(|c| {
+            c.arg("SELECT").arg(dbs.ipinfo);
+        })?;
+    }
     let mut known = Vec::new();
     for (ip, value) in &writes.ips {
         if value == "{}" {
@@ -1202,6 +1378,11 @@ fn write_profiles(batch: &mut Batch<'_>, writes: &Writes, grid: Grid) -> redis::
     for part in known.chunks(1000) {
         batch.add(|c| {
             c.arg("EVAL").arg(FILL_IPS_INFO).arg(0).arg(part);
+        })?;
+    }
+    if other_db {
+        batch.add(|c| {
+            c.arg("SELECT").arg(dbs.own);
         })?;
     }
     Ok(())
