@@ -8,147 +8,23 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::redis_server::RedisServer;
+use common::viewer::{self, Colour, GREEN, RED, Screen, Viewer, is_drawing};
 
-/// How long a screen may take to show what a step waits for, and how often it is read.
+/// How long a screen may take to show what a step waits for.
 const WAIT: Duration = Duration::from_secs(20);
-const POLL: Duration = Duration::from_millis(250);
 /// The only change made to the copy of the viewer (part of the cache key).
 const CREATE_CLIENT: &str = "redis.createClient()";
 const CREATE_CLIENT_TEST: &str =
     "redis.createClient(process.env.KALIPSO_TEST_PORT||6379,\"127.0.0.1\")";
-/// Written in an installed copy once `npm install` succeeded.
-const MARKER: &str = ".kalipso-ingest-installed";
 
 // ---------------------------------------------------------------------------------------------
-// The screen: one `capture-pane -p -e`, as cells with their colours.
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-enum Colour {
-    #[default]
-    Default,
-    Index(u8),
-    Rgb(u8, u8, u8),
-}
-
-const RED: Colour = Colour::Index(1);
-const GREEN: Colour = Colour::Index(2);
-const BLUE: Colour = Colour::Index(4);
-
-#[derive(Clone, Copy, Debug)]
-struct Cell {
-    ch: char,
-    fg: Colour,
-    bg: Colour,
-}
-
-struct Screen {
-    /// The capture as tmux gave it (escapes included).
-    ansi: String,
-    lines: Vec<Vec<Cell>>,
-}
-
-/// Apply the parameters of one SGR sequence (`ESC[...m`).
-fn apply_sgr(params: &str, fg: &mut Colour, bg: &mut Colour) {
-    let p: Vec<u16> = params
-        .split([';', ':'])
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    let mut i = 0;
-    while i < p.len() {
-        match p[i] {
-            0 => (*fg, *bg) = (Colour::Default, Colour::Default),
-            n @ 30..=37 => *fg = Colour::Index((n - 30) as u8),
-            n @ 90..=97 => *fg = Colour::Index((n - 90 + 8) as u8),
-            39 => *fg = Colour::Default,
-            n @ 40..=47 => *bg = Colour::Index((n - 40) as u8),
-            n @ 100..=107 => *bg = Colour::Index((n - 100 + 8) as u8),
-            49 => *bg = Colour::Default,
-            n @ (38 | 48) => {
-                let target = if n == 38 { &mut *fg } else { &mut *bg };
-                match p.get(i + 1) {
-                    Some(5) => {
-                        *target = Colour::Index(p.get(i + 2).copied().unwrap_or(0) as u8);
-                        i += 2;
-                    }
-                    Some(2) => {
-                        let c = |k: usize| p.get(i + k).copied().unwrap_or(0) as u8;
-                        *target = Colour::Rgb(c(2), c(3), c(4));
-                        i += 4;
-                    }
-                    _ => {}
-                }
-            }
-            _ => {} // bold, underline, reverse...: not looked at
-        }
-        i += 1;
-    }
-}
+// The 2020 viewer's screen: a tree box at the left ("Ips from slips"), boxes right of it.
 
 impl Screen {
-    /// Parse a capture; colours carry over line ends, as tmux only writes changes.
-    fn parse(ansi: String) -> Screen {
-        let (mut fg, mut bg) = (Colour::Default, Colour::Default);
-        let mut lines = vec![Vec::new()];
-        let mut it = ansi.chars().peekable();
-        while let Some(c) = it.next() {
-            match c {
-                '\x1b' => match it.next() {
-                    Some('[') => {
-                        let mut params = String::new();
-                        for d in it.by_ref() {
-                            if ('\x40'..='\x7e').contains(&d) {
-                                if d == 'm' {
-                                    apply_sgr(&params, &mut fg, &mut bg);
-                                }
-                                break;
-                            }
-                            params.push(d);
-                        }
-                    }
-                    Some(']') => {
-                        // OSC: up to BEL or ESC \
-                        while let Some(d) = it.next() {
-                            if d == '\x07' || (d == '\x1b' && it.next_if_eq(&'\\').is_some()) {
-                                break;
-                            }
-                        }
-                    }
-                    _ => {}
-                },
-                '\n' => lines.push(Vec::new()),
-                '\r' => {}
-                ch => lines.last_mut().unwrap().push(Cell { ch, fg, bg }),
-            }
-        }
-        while lines.last().is_some_and(Vec::is_empty) {
-            lines.pop();
-        }
-        Screen { ansi, lines }
-    }
-
-    fn line(&self, row: usize) -> String {
-        self.lines
-            .get(row)
-            .map_or(String::new(), |l| l.iter().map(|c| c.ch).collect())
-    }
-
-    fn text(&self) -> String {
-        (0..self.lines.len())
-            .map(|r| self.line(r))
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    fn contains(&self, needle: &str) -> bool {
-        (0..self.lines.len()).any(|r| self.line(r).contains(needle))
-    }
-
     /// Columns of the tree box ("Ips from slips"), borders included: up to its first `┐`.
     fn tree_width(&self) -> usize {
         self.line(0)
@@ -169,7 +45,7 @@ impl Screen {
         let t: Vec<char> = self.tree_text(row).chars().collect();
         let l: Vec<char> = label.chars().collect();
         (1..t.len().saturating_sub(l.len())).find(|&i| {
-            ('\u{2500}'..='\u{257f}').contains(&t[i - 1])
+            is_drawing(t[i - 1])
                 && t[i..i + l.len()] == l[..]
                 && matches!(t.get(i + l.len()), Some(' ' | '│') | None)
         })
@@ -195,14 +71,7 @@ impl Screen {
 
     /// The tree's selected row: blue background inside the tree box.
     fn selected_row(&self) -> Option<usize> {
-        let w = self.tree_width();
-        (1..self.lines.len()).find(|&r| {
-            self.lines[r]
-                .iter()
-                .take(w.saturating_sub(1))
-                .skip(1)
-                .any(|c| c.bg == BLUE)
-        })
+        self.blue_row(1..self.lines.len(), self.tree_width())
     }
 
     /// The colour of the first letter of tree node `label` in `row`.
@@ -248,183 +117,66 @@ impl Screen {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The viewer in tmux (a guard: its tmux server goes away on drop, also on a failure).
-
-struct Viewer {
-    socket: PathBuf,
-    session: String,
-    stderr: PathBuf,
-    exit: PathBuf,
-    last: std::cell::RefCell<String>,
-    _dir: tempfile::TempDir,
-}
+// The viewer in tmux.
 
 /// `s` quoted for `sh`.
 fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-impl Viewer {
-    fn start(viewer: &Path, port: u16) -> Viewer {
-        let dir = tempfile::Builder::new()
-            .prefix("kv2020-")
-            .tempdir()
-            .expect("temp dir");
-        let v = Viewer {
-            socket: dir.path().join("tmux.sock"),
-            session: format!("kalipso2020-{}", std::process::id()),
-            stderr: dir.path().join("stderr.txt"),
-            exit: dir.path().join("exit.txt"),
-            last: Default::default(),
-            _dir: dir,
-        };
-        let script = format!(
-            "sh -c {}",
-            sh_quote(&format!(
-                "cd {} && LANG=C.UTF-8 NCURSES_NO_UTF8_ACS=1 KALIPSO_TEST_PORT={port} \
+/// The viewer of the directory `viewer` on the Redis of `port`, started in a tmux of 200x60.
+fn start(viewer: &Path, port: u16) -> Viewer {
+    let v = Viewer::new(
+        "kv2020-",
+        &format!("kalipso2020-{}", std::process::id()),
+        "stderr.txt",
+        "exit.txt",
+        WAIT,
+    );
+    let script = format!(
+        "sh -c {}",
+        sh_quote(&format!(
+            "cd {} && LANG=C.UTF-8 NCURSES_NO_UTF8_ACS=1 KALIPSO_TEST_PORT={port} \
              node ips_timewindows.js 2> {}; echo $? > {}",
-                sh_quote(&viewer.to_string_lossy()),
-                sh_quote(&v.stderr.to_string_lossy()),
-                sh_quote(&v.exit.to_string_lossy()),
-            ))
-        );
-        let out = v.tmux(&[
-            "new-session",
-            "-d",
-            "-s",
-            &v.session,
-            "-x",
-            "200",
-            "-y",
-            "60",
-            &script,
-        ]);
-        assert!(
-            out.status.success(),
-            "tmux new-session: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        v
-    }
-
-    fn tmux(&self, args: &[&str]) -> Output {
-        Command::new("tmux")
-            .arg("-f")
-            .arg("/dev/null")
-            .arg("-S")
-            .arg(&self.socket)
-            .args(args)
-            .env("LANG", "C.UTF-8")
-            .env_remove("TMUX")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run tmux")
-    }
-
-    fn capture(&self) -> Screen {
-        let out = self.tmux(&["capture-pane", "-p", "-e", "-t", &self.session]);
-        let screen = Screen::parse(String::from_utf8_lossy(&out.stdout).into_owned());
-        if out.status.success() {
-            *self.last.borrow_mut() = screen.text();
-        }
-        screen
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", &self.session];
-        args.extend_from_slice(keys);
-        let out = self.tmux(&args);
-        if !out.status.success() {
-            self.fail(&format!(
-                "tmux send-keys {keys:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-    }
-
-    fn stderr_text(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_else(|e| format!("(unreadable: {e})"))
-    }
-
-    fn fail(&self, what: &str) -> ! {
-        panic!(
-            "{what}\n--- last screen ---\n{}\n--- viewer stderr ---\n{}\n--- exit status ---\n{}",
-            self.last.borrow(),
-            self.stderr_text(),
-            std::fs::read_to_string(&self.exit).unwrap_or_else(|_| "(still running)".into()),
-        )
-    }
-
-    /// The first screen for which `ok` holds, read every [`POLL`] for up to [`WAIT`].
-    fn wait(&self, what: &str, ok: impl Fn(&Screen) -> bool) -> Screen {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let s = self.capture();
-            if ok(&s) {
-                return s;
-            }
-            if Instant::now() > deadline {
-                self.fail(&format!("timed out ({WAIT:?}) waiting for: {what}"));
-            }
-            std::thread::sleep(POLL);
-        }
-    }
-
-    /// Move the tree's selection to the row `row_of` finds (Up/Down), then press Enter.
-    fn choose(&self, what: &str, row_of: impl Fn(&Screen) -> Option<usize>) {
-        for _ in 0..5 {
-            let s = self.wait(&format!("{what} in the tree, and a selected row"), |s| {
-                row_of(s).is_some() && s.selected_row().is_some()
-            });
-            let (want, at) = (row_of(&s).unwrap(), s.selected_row().unwrap());
-            if want == at {
-                self.keys(&["Enter"]);
-                return;
-            }
-            let key = if want > at { "Down" } else { "Up" };
-            self.keys(&vec![key; want.abs_diff(at)]);
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                let s = self.capture();
-                if s.selected_row() == Some(want) {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-        self.fail(&format!("could not select {what} in the tree"));
-    }
+            sh_quote(&viewer.to_string_lossy()),
+            sh_quote(&v.stderr.to_string_lossy()),
+            sh_quote(&v.exit.to_string_lossy()),
+        ))
+    );
+    let out = v.tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &v.session,
+        "-x",
+        "200",
+        "-y",
+        "60",
+        &script,
+    ]);
+    assert!(
+        out.status.success(),
+        "tmux new-session: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    v
 }
 
-impl Drop for Viewer {
-    fn drop(&mut self) {
-        let _ = self.tmux(&["kill-server"]);
+impl Viewer {
+    /// Move the tree's selection to the row `row_of` finds (Up/Down), then press Enter.
+    fn choose(&self, what: &str, row_of: impl Fn(&Screen) -> Option<usize>) {
+        // after a move, wait (a little) for the selection to get there
+        self.select(what, row_of, Screen::selected_row, |_, want| {
+            viewer::poll(Duration::from_secs(5), Duration::from_millis(100), || {
+                (self.capture().selected_row() == Some(want)).then_some(())
+            });
+        });
+        self.keys(&["Enter"]);
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // The viewer's copy with its npm dependencies, installed once per content.
-
-fn found(program: &str) -> bool {
-    Command::new(program)
-        .arg(if program == "tmux" { "-V" } else { "--version" })
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// The cargo target directory: the test binary's ancestor with `CACHEDIR.TAG`.
-fn target_dir() -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| {
-            exe.ancestors()
-                .find(|d| d.join("CACHEDIR.TAG").is_file())
-                .map(Path::to_path_buf)
-        })
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
-}
 
 /// The viewer's regular files (name, content), sorted.
 fn viewer_files(src: &Path) -> Vec<(std::ffi::OsString, Vec<u8>)> {
@@ -444,9 +196,8 @@ fn viewer_files(src: &Path) -> Vec<(std::ffi::OsString, Vec<u8>)> {
     files
 }
 
-/// A copy of `src` (its files, patched) with `npm install` done, under the target directory;
-/// made once per content. Concurrent runs install in directories of their own and publish by
-/// renaming; a run that finds the copy already published keeps that one.
+/// A copy of `src` (its files, with the npm versions of contrib/kalipso-2020, patched) with
+/// `npm ci` done, under the target directory; made once per content ([`viewer::npm_installed`]).
 fn installed_viewer(src: &Path) -> Option<PathBuf> {
     let mut files = viewer_files(src);
     // The versions that work, with every transitive one pinned (what the README tells a user).
@@ -457,66 +208,26 @@ fn installed_viewer(src: &Path) -> Option<PathBuf> {
         files.push((name.into(), bytes));
     }
     files.sort();
-    let mut h = std::hash::DefaultHasher::new();
-    (&files, CREATE_CLIENT_TEST).hash(&mut h);
-    let base = target_dir().join("viewers").join("kalipso-2020");
-    let dest = base.join(format!("{:016x}", h.finish()));
-    if dest.join(MARKER).is_file() {
-        return Some(dest);
-    }
-    std::fs::create_dir_all(&base).expect("create the viewer cache directory");
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let work = base.join(format!("tmp-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&work).expect("create the install directory");
-    for (name, bytes) in &files {
-        let mut bytes = bytes.clone();
-        if name == "ips_timewindows.js" {
-            let js = String::from_utf8(bytes).expect("ips_timewindows.js is UTF-8");
-            let n = js.matches(CREATE_CLIENT).count();
-            assert_eq!(
-                n,
-                8,
-                "{}: expected the 8 `{CREATE_CLIENT}` calls of Slips b8d89a5d1, found {n}",
-                src.display()
-            );
-            bytes = js.replace(CREATE_CLIENT, CREATE_CLIENT_TEST).into_bytes();
-        }
-        std::fs::write(work.join(name), bytes).expect("copy a viewer file");
-    }
-    let started = Instant::now();
-    let out = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-        .current_dir(&work)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run npm ci");
-    if !out.status.success() {
-        let _ = std::fs::remove_dir_all(&work);
-        let err = String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = err.lines().rev().take(8).collect();
-        common::missing(&format!(
-            "the viewer's npm dependencies (npm ci failed: {})",
-            tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
-        ));
-        return None;
-    }
-    eprintln!(
-        "kalipso-2020: npm ci in {:.1} s, kept in {}",
-        started.elapsed().as_secs_f64(),
-        dest.display()
-    );
-    std::fs::write(work.join(MARKER), "").expect("write the install marker");
-    if std::fs::rename(&work, &dest).is_err() {
-        let _ = std::fs::remove_dir_all(&work);
-        if !dest.join(MARKER).is_file() {
-            // a copy left half-made (no marker) by a killed run: replace it
-            let _ = std::fs::remove_dir_all(&dest);
-            return installed_viewer(src);
-        }
-    }
-    Some(dest)
+    let patched: Vec<(PathBuf, Vec<u8>)> = files
+        .iter()
+        .map(|(name, bytes)| {
+            let mut bytes = bytes.clone();
+            if name == "ips_timewindows.js" {
+                let js = String::from_utf8(bytes).expect("ips_timewindows.js is UTF-8");
+                let n = js.matches(CREATE_CLIENT).count();
+                assert_eq!(
+                    n,
+                    8,
+                    "{}: expected the 8 `{CREATE_CLIENT}` calls of Slips b8d89a5d1, found {n}",
+                    src.display()
+                );
+                bytes = js.replace(CREATE_CLIENT, CREATE_CLIENT_TEST).into_bytes();
+            }
+            (PathBuf::from(name), bytes)
+        })
+        .collect();
+    // The key: the files before the patch, and the patch.
+    viewer::npm_installed("kalipso-2020", (&files, CREATE_CLIENT_TEST), &patched)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -532,16 +243,15 @@ fn port_of(server: &RedisServer) -> u16 {
 
 #[test]
 fn kalipso_2020_shows_profiles_timeline_and_evidence() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/viewers/kalipso-2020");
-    if !src.join("ips_timewindows.js").is_file() {
-        common::missing("../shared/viewers/kalipso-2020 (the Kalipso viewer of 2020)");
+    let Some(src) = viewer::shared_viewer(
+        "kalipso-2020",
+        "ips_timewindows.js",
+        "the Kalipso viewer of 2020",
+    ) else {
         return;
-    }
-    for program in ["tmux", "node", "npm"] {
-        if !found(program) {
-            common::missing(program);
-            return;
-        }
+    };
+    if !viewer::all_found(&["tmux", "node", "npm"]) {
+        return;
     }
     let Some(viewer_dir) = installed_viewer(&src) else {
         return;
@@ -589,7 +299,7 @@ fn kalipso_2020_shows_profiles_timeline_and_evidence() {
         llen("192.0.2.44"),
     );
 
-    let v = Viewer::start(&viewer_dir, port_of(&server));
+    let v = start(&viewer_dir, port_of(&server));
 
     // (a) The tree lists the profiles, behind the welcome box.
     let s = v.wait(
@@ -756,20 +466,8 @@ fn kalipso_2020_shows_profiles_timeline_and_evidence() {
     }
 
     // (e) q ends the viewer with 0, and it wrote no error.
-    v.keys(&["q"]);
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        let text = std::fs::read_to_string(&v.exit).unwrap_or_default();
-        if !text.trim().is_empty() {
-            break text.trim().to_string();
-        }
-        if Instant::now() > deadline {
-            v.capture();
-            v.fail("the viewer did not exit after q");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let err = v.stderr_text();
+    let status = v.quit();
+    let err = v.viewer_stderr();
     let lower = err.to_lowercase();
     if status != "0" || lower.contains("error") || lower.contains("exception") {
         v.fail(&format!(

@@ -11,26 +11,23 @@
 
 mod common;
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// How long a screen may take to show what a step waits for, and how often it is read.
+use common::viewer::{self, Screen, Viewer, is_drawing};
+
+/// How long a screen may take to show what a step waits for.
 const WAIT: Duration = Duration::from_secs(30);
-const POLL: Duration = Duration::from_millis(250);
 /// How long the namespace may take to be up (servers, one `--once` pass, the viewer started).
 const SETUP: Duration = Duration::from_secs(120);
 /// The data port inside the namespace (any: nothing else listens there).
 const DATA_PORT: u16 = 6390;
 /// What is changed in the copy of the viewer (part of the cache key).
 const PATCH: &str = "drop the fs placeholder from package.json and package-lock.json";
-/// Written in an installed copy once `npm ci` succeeded.
-const MARKER: &str = ".kalipso-ingest-installed";
 /// tmux session of the viewer.
 const SESSION: &str = "kalipso2026";
 
@@ -60,120 +57,9 @@ read -r _ || true
 "#;
 
 // ---------------------------------------------------------------------------------------------
-// The screen: one `capture-pane -p -e`, as cells with their colours.
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-enum Colour {
-    #[default]
-    Default,
-    Index(u8),
-    /// A 256-colour or RGB one (not told apart: only blue is looked for).
-    Other,
-}
-
-const BLUE: Colour = Colour::Index(4);
-
-#[derive(Clone, Copy, Debug)]
-struct Cell {
-    ch: char,
-    bg: Colour,
-}
-
-struct Screen {
-    lines: Vec<Vec<Cell>>,
-}
-
-/// Apply the parameters of one SGR sequence (`ESC[...m`) to the background colour.
-fn apply_sgr(params: &str, bg: &mut Colour) {
-    let p: Vec<u16> = params
-        .split([';', ':'])
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    let mut i = 0;
-    while i < p.len() {
-        match p[i] {
-            0 | 49 => *bg = Colour::Default,
-            n @ 40..=47 => *bg = Colour::Index((n - 40) as u8),
-            n @ 100..=107 => *bg = Colour::Index((n - 100 + 8) as u8),
-            n @ (38 | 48) => {
-                let mut colour = Colour::Other;
-                match p.get(i + 1) {
-                    Some(5) => {
-                        colour = Colour::Index(p.get(i + 2).copied().unwrap_or(0) as u8);
-                        i += 2;
-                    }
-                    Some(2) => i += 4,
-                    _ => {}
-                }
-                if n == 48 {
-                    *bg = colour;
-                }
-            }
-            _ => {} // foreground, bold, ...: not looked at
-        }
-        i += 1;
-    }
-}
-
-fn is_drawing(c: char) -> bool {
-    ('\u{2500}'..='\u{257f}').contains(&c)
-}
+// The 2026 viewer's screen: a tree box at the left ("IPs"), boxes right of it.
 
 impl Screen {
-    /// Parse a capture; colours carry over line ends, as tmux only writes changes.
-    fn parse(ansi: &str) -> Screen {
-        let mut bg = Colour::Default;
-        let mut lines = vec![Vec::new()];
-        let mut it = ansi.chars().peekable();
-        while let Some(c) = it.next() {
-            match c {
-                '\x1b' => match it.next() {
-                    Some('[') => {
-                        let mut params = String::new();
-                        for d in it.by_ref() {
-                            if ('\x40'..='\x7e').contains(&d) {
-                                if d == 'm' {
-                                    apply_sgr(&params, &mut bg);
-                                }
-                                break;
-                            }
-                            params.push(d);
-                        }
-                    }
-                    Some(']') => {
-                        // OSC: up to BEL or ESC \
-                        while let Some(d) = it.next() {
-                            if d == '\x07' || (d == '\x1b' && it.next_if_eq(&'\\').is_some()) {
-                                break;
-                            }
-                        }
-                    }
-                    _ => {}
-                },
-                '\n' => lines.push(Vec::new()),
-                '\r' | '\x0e' | '\x0f' => {}
-                ch => lines.last_mut().unwrap().push(Cell { ch, bg }),
-            }
-        }
-        while lines.last().is_some_and(Vec::is_empty) {
-            lines.pop();
-        }
-        Screen { lines }
-    }
-
-    fn line(&self, row: usize) -> String {
-        self.lines
-            .get(row)
-            .map_or(String::new(), |l| l.iter().map(|c| c.ch).collect())
-    }
-
-    fn text(&self) -> String {
-        (0..self.lines.len())
-            .map(|r| self.line(r))
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
     /// Columns of the tree box ("IPs"), borders included: up to its first `┐`.
     fn tree_width(&self) -> usize {
         self.line(0)
@@ -245,14 +131,7 @@ impl Screen {
 
     /// The tree's selected row: blue background inside the tree box.
     fn selected_row(&self) -> Option<usize> {
-        let w = self.tree_width();
-        self.tree_rows().into_iter().find(|&r| {
-            self.lines[r]
-                .iter()
-                .take(w.saturating_sub(1))
-                .skip(1)
-                .any(|c| c.bg == BLUE)
-        })
+        self.blue_row(self.tree_rows(), self.tree_width())
     }
 
     /// The text of `row` right of the tree box, inside the box there (borders cut off).
@@ -309,8 +188,8 @@ struct Namespace {
     unshare: Child,
     /// Its closing ends the namespace's pid 1, so the namespace (also when the test is killed).
     stdin: Option<ChildStdin>,
-    dir: tempfile::TempDir,
-    last: RefCell<String>,
+    /// The viewer; its folder holds the namespace's files too (logs, sockets, `ready`).
+    viewer: Viewer,
 }
 
 fn read(path: &Path) -> String {
@@ -319,16 +198,13 @@ fn read(path: &Path) -> String {
 
 impl Namespace {
     fn start(viewer: &Path) -> Namespace {
-        let dir = tempfile::Builder::new()
-            .prefix("kv2026-")
-            .tempdir()
-            .expect("temp dir");
+        let v = Viewer::new("kv2026-", SESSION, "viewer.err", "viewer.rc", WAIT).failing_on_exit();
         let fixtures = common::fixtures();
-        let stderr = std::fs::File::create(dir.path().join("namespace.err")).expect("log file");
+        let stderr = std::fs::File::create(v.path("namespace.err")).expect("log file");
         let mut unshare = Command::new("unshare")
             .args(["-rn", "--pid", "--fork", "--kill-child", "sh", "-c"])
             .arg(NAMESPACE_SCRIPT)
-            .env("D", dir.path())
+            .env("D", v.dir())
             .env("PORT", DATA_PORT.to_string())
             .env("BIN", env!("CARGO_BIN_EXE_kalipso-ingest"))
             .env("ZEEK", fixtures.join("corpus/slips-test10-tsv"))
@@ -350,28 +226,28 @@ impl Namespace {
         let ns = Namespace {
             unshare,
             stdin,
-            dir,
-            last: Default::default(),
+            viewer: v,
         };
         ns.wait_ready();
         ns
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        self.viewer.path(name)
     }
 
     fn wait_ready(&self) {
-        let deadline = Instant::now() + SETUP;
-        while !self.path("ready").exists() {
-            if self.path("failed").exists() || Instant::now() > deadline {
-                self.fail_setup(if Instant::now() > deadline {
-                    "timed out"
-                } else {
-                    "failed"
-                });
+        let ready = viewer::poll(SETUP, Duration::from_millis(50), || {
+            if self.path("ready").exists() {
+                return Some(());
             }
-            std::thread::sleep(Duration::from_millis(50));
+            if self.path("failed").exists() {
+                self.fail_setup("failed");
+            }
+            None
+        });
+        if ready.is_none() {
+            self.fail_setup("timed out");
         }
     }
 
@@ -397,96 +273,17 @@ impl Namespace {
             .and_then(|c| c.get_connection())
             .expect("connect to the data redis-server through its unix socket")
     }
+}
 
-    fn tmux(&self, args: &[&str]) -> Output {
-        Command::new("tmux")
-            .arg("-f")
-            .arg("/dev/null")
-            .arg("-S")
-            .arg(self.path("tmux.sock"))
-            .args(args)
-            .env("LANG", "C.UTF-8")
-            .env_remove("TMUX")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run tmux")
-    }
+// ---------------------------------------------------------------------------------------------
+// Moving in the viewer's tree.
 
-    fn capture(&self) -> Screen {
-        let out = self.tmux(&["capture-pane", "-p", "-e", "-t", SESSION]);
-        let screen = Screen::parse(&String::from_utf8_lossy(&out.stdout));
-        if out.status.success() {
-            *self.last.borrow_mut() = screen.text();
-        }
-        screen
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", SESSION];
-        args.extend_from_slice(keys);
-        let out = self.tmux(&args);
-        if !out.status.success() {
-            self.fail(&format!(
-                "tmux send-keys {keys:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-    }
-
-    fn viewer_stderr(&self) -> String {
-        read(&self.path("viewer.err"))
-    }
-
-    fn viewer_exit(&self) -> Option<String> {
-        let s = read(&self.path("viewer.rc"));
-        (!s.trim().is_empty()).then(|| s.trim().to_string())
-    }
-
-    fn fail(&self, what: &str) -> ! {
-        panic!(
-            "{what}\n--- last screen ---\n{}\n--- viewer stderr ---\n{}\n--- viewer exit status \
-             ---\n{}",
-            self.last.borrow(),
-            self.viewer_stderr(),
-            self.viewer_exit()
-                .unwrap_or_else(|| "(still running)".into()),
-        )
-    }
-
-    /// The first screen for which `ok` holds, read every [`POLL`] for up to [`WAIT`]; fails at
-    /// once when the viewer exited.
-    fn wait(&self, what: &str, ok: impl Fn(&Screen) -> bool) -> Screen {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let s = self.capture();
-            if ok(&s) {
-                return s;
-            }
-            if self.viewer_exit().is_some() {
-                self.fail(&format!("the viewer exited while waiting for: {what}"));
-            }
-            if Instant::now() > deadline {
-                self.fail(&format!("timed out ({WAIT:?}) waiting for: {what}"));
-            }
-            std::thread::sleep(POLL);
-        }
-    }
-
+impl Viewer {
     /// Move the tree's selection (Up/Down) to the row `row_of` finds on the screen.
     fn select_visible(&self, what: &str, row_of: impl Fn(&Screen) -> Option<usize>) {
-        for _ in 0..5 {
-            let s = self.wait(&format!("{what} in the tree, and a selected row"), |s| {
-                row_of(s).is_some() && s.selected_row().is_some()
-            });
-            let (want, at) = (row_of(&s).unwrap(), s.selected_row().unwrap());
-            if want == at {
-                return;
-            }
-            let key = if want > at { "Down" } else { "Up" };
-            self.keys(&vec![key; want.abs_diff(at)]);
-            self.settle_selection(&Self::selection(&s));
-        }
-        self.fail(&format!("could not select {what} in the tree"));
+        self.select(what, row_of, Screen::selected_row, |s, _| {
+            self.settle_selection(&Self::selection(s));
+        });
     }
 
     /// The selected row and its text (a scrolled tree keeps the row and changes the text).
@@ -496,15 +293,11 @@ impl Namespace {
 
     /// Wait (a little) until the selection moved from `from`; whether it did.
     fn settle_selection(&self, from: &Option<(usize, String)>) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < deadline {
+        viewer::poll(Duration::from_secs(3), Duration::from_millis(60), || {
             let now = Self::selection(&self.capture());
-            if now.is_some() && now != *from {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(60));
-        }
-        false
+            (now.is_some() && now != *from).then_some(())
+        })
+        .is_some()
     }
 
     /// Select profile `ip` in the tree, scrolling it into view: the tree has the `profiles` set
@@ -567,43 +360,20 @@ impl Namespace {
 
 impl Drop for Namespace {
     fn drop(&mut self) {
-        let _ = self.tmux(&["kill-server"]);
+        let _ = self.viewer.tmux(&["kill-server"]);
         drop(self.stdin.take()); // pid 1 reads EOF and ends: the kernel kills the rest
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.unshare.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let ended = viewer::poll(Duration::from_secs(5), Duration::from_millis(20), || {
+            self.unshare.try_wait().ok().flatten()
+        });
+        if ended.is_none() {
+            let _ = self.unshare.kill(); // SIGKILL; --kill-child takes pid 1, and so the rest, along
+            let _ = self.unshare.wait();
         }
-        let _ = self.unshare.kill(); // SIGKILL; --kill-child takes pid 1, and so the rest, along
-        let _ = self.unshare.wait();
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // The viewer's copy with its npm dependencies, installed once per content.
-
-fn found(program: &str, arg: &str) -> bool {
-    Command::new(program)
-        .arg(arg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// The cargo target directory: the test binary's ancestor with `CACHEDIR.TAG`.
-fn target_dir() -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| {
-            exe.ancestors()
-                .find(|d| d.join("CACHEDIR.TAG").is_file())
-                .map(Path::to_path_buf)
-        })
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
-}
 
 /// The viewer's files (path below `src`, content), sorted; no `node_modules`, no dot files.
 fn viewer_files(src: &Path) -> Vec<(PathBuf, Vec<u8>)> {
@@ -652,7 +422,7 @@ fn drop_fs_dependency(name: &Path, bytes: &[u8]) -> Vec<u8> {
 }
 
 /// A copy of `src` (patched) with `npm ci` done, under the target directory; made once per
-/// content. Concurrent runs install in directories of their own and publish by renaming.
+/// content ([`viewer::npm_installed`]).
 fn installed_viewer(src: &Path) -> Option<PathBuf> {
     let files: Vec<(PathBuf, Vec<u8>)> = viewer_files(src)
         .into_iter()
@@ -665,55 +435,7 @@ fn installed_viewer(src: &Path) -> Option<PathBuf> {
             }
         })
         .collect();
-    let mut h = std::hash::DefaultHasher::new();
-    (&files, PATCH).hash(&mut h);
-    let base = target_dir().join("viewers").join("kalipso-2026");
-    let dest = base.join(format!("{:016x}", h.finish()));
-    if dest.join(MARKER).is_file() {
-        return Some(dest);
-    }
-    std::fs::create_dir_all(&base).expect("create the viewer cache directory");
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let work = base.join(format!("tmp-{}-{nanos}", std::process::id()));
-    for (name, bytes) in &files {
-        let path = work.join(name);
-        std::fs::create_dir_all(path.parent().unwrap()).expect("create the install directory");
-        std::fs::write(path, bytes).expect("copy a viewer file");
-    }
-    let started = Instant::now();
-    let out = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-        .current_dir(&work)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run npm ci");
-    if !out.status.success() {
-        let _ = std::fs::remove_dir_all(&work);
-        let err = String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = err.lines().rev().take(8).collect();
-        common::missing(&format!(
-            "the 2026 viewer's npm dependencies (npm ci failed: {})",
-            tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
-        ));
-        return None;
-    }
-    eprintln!(
-        "kalipso-2026: npm ci in {:.1} s, kept in {}",
-        started.elapsed().as_secs_f64(),
-        dest.display()
-    );
-    std::fs::write(work.join(MARKER), "").expect("write the install marker");
-    if std::fs::rename(&work, &dest).is_err() {
-        let _ = std::fs::remove_dir_all(&work);
-        if !dest.join(MARKER).is_file() {
-            // a copy left half-made (no marker) by a killed run: replace it
-            let _ = std::fs::remove_dir_all(&dest);
-            return installed_viewer(src);
-        }
-    }
-    Some(dest)
+    viewer::npm_installed("kalipso-2026", (&files, PATCH), &files)
 }
 
 /// Whether `unshare -rn --pid --fork --kill-child` works here (and `ip` inside it); else why.
@@ -817,24 +539,19 @@ fn timeline_members(con: &mut redis::Connection, ip: &str, tw: &str) -> Vec<Stri
 }
 
 /// Open `ip` `tw` and check its Timeline box against the data; returns the screen.
-fn check_timeline(
-    ns: &Namespace,
-    con: &mut redis::Connection,
-    ip: &str,
-    order: &[String],
-) -> Screen {
+fn check_timeline(v: &Viewer, con: &mut redis::Connection, ip: &str, order: &[String]) -> Screen {
     let tw = "timewindow1";
     let members = timeline_members(con, ip, tw);
     assert!(!members.is_empty(), "no timeline for {ip} {tw} in Redis");
     let want = expected_rows(&members);
-    ns.open_window(ip, tw, order);
-    let s = ns.wait(&format!("the Timeline box of {ip} {tw}"), |s| {
+    v.open_window(ip, tw, order);
+    let s = v.wait(&format!("the Timeline box of {ip} {tw}"), |s| {
         s.timeline(ip, tw)
             .is_some_and(|(rows, room)| rows.len() >= want.len().min(room) && !rows.is_empty())
     });
     let (rows, _) = s.timeline(ip, tw).unwrap();
     if rows.len() > want.len() {
-        ns.fail(&format!(
+        v.fail(&format!(
             "{ip} {tw}: {} rows shown, {} expected: {rows:#?}",
             rows.len(),
             want.len()
@@ -842,7 +559,7 @@ fn check_timeline(
     }
     for (i, (w, g)) in want.iter().zip(&rows).enumerate() {
         if let Some(why) = row_mismatch(w, g) {
-            ns.fail(&format!("{ip} {tw}, timeline row {i}: {why}"));
+            v.fail(&format!("{ip} {tw}, timeline row {i}: {why}"));
         }
     }
     eprintln!(
@@ -858,22 +575,13 @@ fn check_timeline(
 
 #[test]
 fn kalipso_2026_shows_profiles_timeline_and_evidence() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/viewers/kalipso-2026");
-    if !src.join("kalipso.js").is_file() {
-        common::missing("../shared/viewers/kalipso-2026 (the Kalipso viewer of 2026)");
+    let Some(src) =
+        viewer::shared_viewer("kalipso-2026", "kalipso.js", "the Kalipso viewer of 2026")
+    else {
         return;
-    }
-    for (program, arg) in [
-        ("tmux", "-V"),
-        ("node", "--version"),
-        ("npm", "--version"),
-        ("redis-server", "--version"),
-        ("unshare", "--version"),
-    ] {
-        if !found(program, arg) {
-            common::missing(program);
-            return;
-        }
+    };
+    if !viewer::all_found(&["tmux", "node", "npm", "redis-server", "unshare"]) {
+        return;
     }
     if let Some(why) = namespace_problem() {
         common::missing(&why);
@@ -884,6 +592,7 @@ fn kalipso_2026_shows_profiles_timeline_and_evidence() {
     };
     let started = Instant::now();
     let ns = Namespace::start(&viewer_dir);
+    let v = &ns.viewer;
     eprintln!(
         "kalipso-2026: namespace, servers, --once and the viewer up in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -919,7 +628,7 @@ fn kalipso_2026_shows_profiles_timeline_and_evidence() {
 
     // (a) The tree lists the profiles: as many as the box has room for, each one once, `[+]`
     // on those with windows.
-    let s = ns.wait("the tree with the profiles", |s| {
+    let s = v.wait("the tree with the profiles", |s| {
         let room = s.tree_rows().len().saturating_sub(2);
         !s.profile_rows().is_empty() && s.profile_rows().len() >= order.len().min(room)
     });
@@ -927,18 +636,18 @@ fn kalipso_2026_shows_profiles_timeline_and_evidence() {
     for r in s.profile_rows() {
         let hits: Vec<&String> = order.iter().filter(|ip| s.node_is(r, ip)).collect();
         let [ip] = hits[..] else {
-            ns.fail(&format!(
+            v.fail(&format!(
                 "tree row {r} {:?} is not exactly one profile: {hits:?}",
                 s.node_label(r)
             ));
         };
         if seen.contains(ip) {
-            ns.fail(&format!("profile {ip} twice in the tree"));
+            v.fail(&format!("profile {ip} twice in the tree"));
         }
         seen.push(ip.clone());
         let (_, cut) = s.node_label(r).unwrap();
         if !cut && s.node_has_plus(r) != with_windows[ip] {
-            ns.fail(&format!(
+            v.fail(&format!(
                 "tree row {r} ({ip}): `[+]` shown {}, windows {}",
                 s.node_has_plus(r),
                 with_windows[ip]
@@ -947,7 +656,7 @@ fn kalipso_2026_shows_profiles_timeline_and_evidence() {
     }
 
     // (b) 192.0.2.10 / timewindow1: the port scan's rows; (c) its evidence.
-    let s = check_timeline(&ns, &mut con, "192.0.2.10", &order);
+    let s = check_timeline(v, &mut con, "192.0.2.10", &order);
     let evidence: String = redis::cmd("HGET")
         .arg("profile_192.0.2.10_timewindow1")
         .arg("Evidence")
@@ -980,11 +689,11 @@ fn kalipso_2026_shows_profiles_timeline_and_evidence() {
     let s = if wanted(&s) {
         s
     } else {
-        ns.wait("the Evidence box of 192.0.2.10 timewindow1", wanted)
+        v.wait("the Evidence box of 192.0.2.10 timewindow1", wanted)
     };
     if !box_text(&s).contains("Detected dport 1337. New horizontal port scan detected to port 1337")
     {
-        ns.fail(&format!(
+        v.fail(&format!(
             "Evidence box of 192.0.2.10 without its port scan: {}",
             s.evidence()
         ));
@@ -992,37 +701,26 @@ fn kalipso_2026_shows_profiles_timeline_and_evidence() {
 
     // (d) An IPv6 profile (cut in the tree) whose window has dns flows: `Query:` sub-rows.
     let ip6 = "2001:718:2:1663:dc58:6d9:ef13:51a5";
-    let s = check_timeline(&ns, &mut con, ip6, &order);
+    let s = check_timeline(v, &mut con, ip6, &order);
     let (rows, _) = s.timeline(ip6, "timewindow1").unwrap();
     let query = rows
         .windows(2)
         .any(|w| w[0].contains(" 53/UDP ") && w[1].trim_start().starts_with("Query:"));
     if !query {
-        ns.fail(&format!(
+        v.fail(&format!(
             "{ip6}: no `Query:` row under a dns flow: {rows:#?}"
         ));
     }
 
     // (e) Nothing on stderr, nothing printed over the screen; q ends the viewer with 0.
-    let s = ns.capture();
-    if s.text().contains("Error") || !ns.viewer_stderr().trim().is_empty() {
-        ns.fail("the viewer wrote an error");
+    let s = v.capture();
+    if s.text().contains("Error") || !v.viewer_stderr().trim().is_empty() {
+        v.fail("the viewer wrote an error");
     }
-    ns.keys(&["q"]);
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        if let Some(status) = ns.viewer_exit() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            ns.capture();
-            ns.fail("the viewer did not exit after q");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let err = ns.viewer_stderr();
+    let status = v.quit();
+    let err = v.viewer_stderr();
     if status != "0" || !err.trim().is_empty() {
-        ns.fail(&format!("viewer exit status {status}, stderr {err:?}"));
+        v.fail(&format!("viewer exit status {status}, stderr {err:?}"));
     }
     eprintln!(
         "kalipso-2026: checks done in {:.1} s",

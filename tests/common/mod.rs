@@ -121,6 +121,7 @@ pub mod daemon;
 pub mod dump;
 pub mod ingest;
 pub mod redis_server;
+pub mod viewer;
 
 /// The records of a log as field → text maps, with a minimal parser of its own (JSON lines, or
 /// TSV by `#fields`; plain or gzip): independent of the crate's reader, for cross-checks.
