@@ -408,3 +408,61 @@ fn dns_resolution_is_a_function_of_the_answers_in_the_shape_both_panels_read() {
         );
     }
 }
+
+#[test]
+fn dns_resolution_names_are_escaped_as_python_json() {
+    let dir = tempfile::tempdir().unwrap();
+    // A name with a quote, a backslash, an accent and an emoji (JSON-escaped in the log).
+    let query = r#"q\"u\\o-\u00e9-\ud83d\ude00.example"#;
+    std::fs::write(
+        dir.path().join("dns.log"),
+        dns(T0, "Cx", "10.0.0.1", query, "A", r#"["93.184.216.99"]"#),
+    )
+    .unwrap();
+    let server = RedisServer::start();
+    ingest(
+        &server,
+        dir.path(),
+        Direction::Out,
+        &IngestOptions::default(),
+    );
+    let got: Option<String> = server
+        .connection()
+        .hget("DNSresolution", "93.184.216.99")
+        .unwrap();
+    let name = r#""q\"u\\o-\u00e9-\ud83d\ude00.example""#;
+    let want = format!(
+        r#"{{"ts": 1700000000.0, "uid": "Cx", "domains": [{name}], "resolved-by": ["10.0.0.1"], "timewindows": ["timewindow1"], "0": {name}, "length": 1}}"#
+    );
+    assert_eq!(got.as_deref(), Some(want.as_str()));
+}
+
+#[test]
+fn a_database_keeps_its_ip_information_database() {
+    let dir = tempfile::tempdir().unwrap();
+    capture(dir.path());
+    let server = RedisServer::start();
+    once_with(
+        dir.path(),
+        &server,
+        &["--layout", "kalipso", "--ipinfo-db", "2"],
+    );
+    let out = command(dir.path(), &server)
+        .args(["--once", "--no-progress", "--layout", "kalipso"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("IPsInfo in database 2"), "{stderr}");
+    // Out of Redis' range: a settings error.
+    let out = command(dir.path(), &RedisServer::start())
+        .args(["--once", "--layout", "kalipso", "--ipinfo-db", "16"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

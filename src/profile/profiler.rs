@@ -519,9 +519,10 @@ impl Profiler {
     /// Add one dns/http/ssl record, `line` being its line number in its log.
     pub fn add_alt(&mut self, alt: AltRecord, line: u64) {
         self.see(alt.kind, alt.ts);
+        // Every answer, past the retention or not: the value is a function of the records
+        // (retention does not remove `DNSresolution` entries yet).
         if alt.kind == LogKind::Dns
             && self.cfg.style.layout == crate::model::layout::Layout::Kalipso
-            && !self.is_expired(self.grid_number(alt.ts))
         {
             let abs = self.grid_number(alt.ts);
             self.dns_new.extend(dns_answers(&alt, abs));

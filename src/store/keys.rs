@@ -24,6 +24,8 @@ pub const OWN_PREFIX: &str = "kalipso-ingest:";
 pub const ANCHOR: &str = "kalipso-ingest:anchor";
 /// The layout the database holds (`kalipso-2020`, `kalipso`); absent: `kalipso-2020`.
 pub const LAYOUT: &str = "kalipso-ingest:layout";
+/// With the current Kalipso's layout: the database of the server that holds `IPsInfo`.
+pub const IPINFO_DB: &str = "kalipso-ingest:ipinfo-db";
 /// The window width the database was built with (seconds).
 pub const WIDTH: &str = "kalipso-ingest:tw-width";
 
@@ -141,16 +143,18 @@ fn with_ip(prefix: &str, ip: IpAddr) -> String {
 pub const OWN_PATTERNS: &[&str] = &[
     "profile_*",
     "twsprofile_*",
-    "evidenceprofile_*",
     "kalipso-ingest:*",
     PROFILES,
     IPS_INFO,
     MODIFIED_TW,
     BLOCKED_TW,
-    DNS_RESOLUTION,
     LABELS,
     PORTINFO,
 ];
+
+/// More keys of a database with the current Kalipso's layout (`--reset` removes them there
+/// only: Slips wrote keys of these names too).
+pub const KALIPSO_PATTERNS: &[&str] = &["evidenceprofile_*", DNS_RESOLUTION];
 
 #[cfg(test)]
 mod tests {

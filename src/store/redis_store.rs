@@ -279,6 +279,18 @@ impl RedisStore {
             .query::<String>(&mut con)
             .map_err(unreachable)?;
         let db = client.get_connection_info().redis_settings().db();
+        if target.layout == Layout::Kalipso && target.ipinfo_db != db {
+            // A database the server does not have fails here, not inside a flush.
+            redis::pipe()
+                .cmd("SELECT")
+                .arg(target.ipinfo_db)
+                .cmd("SELECT")
+                .arg(db)
+                .exec(&mut con)
+                .map_err(|e| {
+                    StoreError::Conflict(format!("--ipinfo-db {}: {e}", target.ipinfo_db))
+                })?;
+        }
         Ok(RedisStore {
             url,
             con,
@@ -304,16 +316,12 @@ impl RedisStore {
 
     /// The grid stored by an earlier run, if any. Fails when it was built with another width.
     pub fn grid(&mut self, width: f64) -> Result<Option<Grid>, StoreError> {
-        let (anchor, stored_width, format, layout): (
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-        ) = redis::pipe()
+        let (anchor, stored_width, format, layout, ipinfo_db): StoredMarkers = redis::pipe()
             .get(keys::ANCHOR)
             .get(keys::WIDTH)
             .get(keys::STATE_FORMAT)
             .get(keys::LAYOUT)
+            .get(keys::IPINFO_DB)
             .query(&mut self.con)
             .map_err(|e| self.err(e))?;
         let Some(anchor) = anchor else {
@@ -326,6 +334,12 @@ impl RedisStore {
             return Err(StoreError::Conflict(format!(
                 "this database holds the {stored} layout; --layout {} would mix two layouts. Use the same layout, another database, or --reset",
                 self.layout
+            )));
+        }
+        if let Some(db) = ipinfo_db.filter(|db| *db != self.dbs.ipinfo) {
+            return Err(StoreError::Conflict(format!(
+                "this database keeps IPsInfo in database {db}; --ipinfo-db {} would split it. Use the same, or --reset",
+                self.dbs.ipinfo
             )));
         }
         let parse = |s: &str, what: &str| {
@@ -363,7 +377,8 @@ impl RedisStore {
                 .set(keys::STATE_FORMAT, keys::STATE_FORMAT_VERSION);
             // No marker means the 2020 layout: its databases stay as they were.
             if self.layout != Layout::Kalipso2020 {
-                pipe.set(keys::LAYOUT, self.layout.as_str());
+                pipe.set(keys::LAYOUT, self.layout.as_str())
+                    .set(keys::IPINFO_DB, self.dbs.ipinfo);
             }
             pipe.exec(&mut self.con).map_err(|e| self.err(e))?;
             return Ok(grid);
@@ -379,8 +394,18 @@ impl RedisStore {
             .arg(keys::ANCHOR)
             .query(&mut self.con)
             .map_err(|e| self.err(e))?;
+        let (stored_layout, stored_ipinfo): (Option<String>, Option<i64>) = redis::pipe()
+            .get(keys::LAYOUT)
+            .get(keys::IPINFO_DB)
+            .query(&mut self.con)
+            .map_err(|e| self.err(e))?;
+        let kalipso = stored_layout.as_deref() == Some(Layout::Kalipso.as_str());
         let mut found = Vec::new();
-        for pattern in keys::OWN_PATTERNS {
+        let patterns =
+            keys::OWN_PATTERNS
+                .iter()
+                .chain(if kalipso { keys::KALIPSO_PATTERNS } else { &[] });
+        for pattern in patterns {
             let iter: redis::Iter<String> = redis::cmd("SCAN")
                 .cursor_arg(0)
                 .arg("MATCH")
@@ -410,11 +435,12 @@ impl RedisStore {
             )));
         }
         let mut deleted = 0u64;
-        if self.dbs.ipinfo != self.dbs.own && anchor.is_some() {
-            // `--layout kalipso`'s `IPsInfo` in its database.
+        let ipinfo_db = stored_ipinfo.filter(|db| kalipso && *db != self.dbs.own);
+        if let (Some(db), Some(_)) = (ipinfo_db, &anchor) {
+            // `--layout kalipso`'s `IPsInfo` in the database the layout marker names.
             let (n, _): (u64, ()) = redis::pipe()
                 .cmd("SELECT")
-                .arg(self.dbs.ipinfo)
+                .arg(db)
                 .ignore()
                 .cmd("UNLINK")
                 .arg(keys::IPS_INFO)
@@ -966,17 +992,17 @@ local function str(s)
       cp = (c % 32) * 64 + string.byte(s, i + 1) % 64
       len = 2
     end
-    if cp == 34 then out[#out + 1] = '\"'
-    elseif cp == 92 then out[#out + 1] = '\\'
-    elseif cp == 10 then out[#out + 1] = '\n'
-    elseif cp == 13 then out[#out + 1] = '\r'
-    elseif cp == 9 then out[#out + 1] = '\t'
-    elseif cp == 8 then out[#out + 1] = '\b'
-    elseif cp == 12 then out[#out + 1] = '\f'
-    elseif cp < 32 or (cp > 126 and cp < 65536) then out[#out + 1] = string.format('\u%04x', cp)
+    if cp == 34 then out[#out + 1] = '\\"'
+    elseif cp == 92 then out[#out + 1] = '\\\\'
+    elseif cp == 10 then out[#out + 1] = '\\n'
+    elseif cp == 13 then out[#out + 1] = '\\r'
+    elseif cp == 9 then out[#out + 1] = '\\t'
+    elseif cp == 8 then out[#out + 1] = '\\b'
+    elseif cp == 12 then out[#out + 1] = '\\f'
+    elseif cp < 32 or (cp > 126 and cp < 65536) then out[#out + 1] = string.format('\\u%04x', cp)
     elseif cp >= 65536 then
       local v = cp - 65536
-      out[#out + 1] = string.format('\u%04x\u%04x', 55296 + math.floor(v / 1024), 56320 + v % 1024)
+      out[#out + 1] = string.format('\\u%04x\\u%04x', 55296 + math.floor(v / 1024), 56320 + v % 1024)
     else out[#out + 1] = string.char(cp) end
     i = i + len
   end
@@ -1032,6 +1058,15 @@ end
 return 0
 "#;
 
+/// What a database says of itself: anchor, width, state format, layout, `IPsInfo` database.
+type StoredMarkers = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+);
+
 /// The URL's database and the one `IPsInfo` goes to.
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Dbs {
@@ -1067,7 +1102,8 @@ fn write_timeline_entries(
     for chunk in entries.chunks(1000) {
         let bytes = chunk.iter().map(|(s, m)| s.len() + m.len()).sum();
         batch.add_sized(bytes, |c| {
-            c.arg("ZADD").arg(k);
+            // Identical members are one entry (as in Slips): the earliest time, in any order.
+            c.arg("ZADD").arg(k).arg("LT");
             for (score, member) in chunk {
                 c.arg(*score).arg(*member);
             }
@@ -1342,7 +1378,8 @@ fn write_profiles(
                 .arg(&width);
         })?;
     }
-    for chunk in writes.dns.chunks(500) {
+    // Few calls: each rebuilds the addresses it touches.
+    for chunk in writes.dns.chunks(5000) {
         batch.add(|c| {
             c.arg("EVAL").arg(DNS_RESOLUTION).arg(0);
             for a in chunk {
