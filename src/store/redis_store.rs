@@ -1030,7 +1030,9 @@ for ip, _ in pairs(touched) do
     if f == 'last' then last = v
     else
       local kind, name = string.sub(f, 1, 1), string.sub(f, 3)
-      if lists[kind] then table.insert(lists[kind], {name, v}) end
+      -- Parsed once here, not in every comparison of the sort.
+      local t, u = key(v)
+      if lists[kind] then table.insert(lists[kind], {name, t, u}) end
     end
   end
   local parts = {}
@@ -1040,7 +1042,8 @@ for ip, _ in pairs(touched) do
   for _, kind in ipairs({'d', 'r', 't'}) do
     local l = lists[kind]
     table.sort(l, function(a, b)
-      if a[2] ~= b[2] then return earlier(a[2], b[2]) end
+      if a[2] ~= b[2] then return a[2] < b[2] end
+      if a[3] ~= b[3] then return a[3] < b[3] end
       return a[1] < b[1]
     end)
     local items = {}
