@@ -104,6 +104,10 @@ fn mask6(a: u128, len: u8) -> u128 {
 }
 
 impl NetList {
+    fn is_empty(&self) -> bool {
+        self.v4.is_empty() && self.v6.is_empty()
+    }
+
     fn len(&self) -> usize {
         self.v4.iter().map(|(_, m)| m.len()).sum::<usize>()
             + self.v6.iter().map(|(_, m)| m.len()).sum::<usize>()
@@ -377,12 +381,12 @@ impl IpInfo {
 
     /// Whether some source of `IPsInfo` values is configured (otherwise every value is `{}`).
     pub fn is_empty(&self) -> bool {
-        self.country.is_none() && self.asn.is_none() && self.ips.len() == 0
+        self.country.is_none() && self.asn.is_none() && self.ips.is_empty()
     }
 
     /// Whether an address list is configured.
     pub fn has_ips(&self) -> bool {
-        self.ips.len() > 0
+        !self.ips.is_empty()
     }
 
     /// Whether a domain list is configured.
@@ -562,6 +566,26 @@ mod tests {
         );
         assert!(d("localhost").unwrap().is_err());
         assert!(d("1.2.3.4").unwrap().is_err());
+    }
+
+    #[test]
+    fn malformed_lines_past_the_reported_ones_are_still_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let list = dir.path().join("list.txt");
+        let bad = MALFORMED_REPORTED as usize + 3;
+        let text = "not an address\n".repeat(bad) + "192.0.2.1 ok\n";
+        std::fs::write(&list, text).unwrap();
+        let info = IpInfo::open(&EnrichFiles {
+            blocklists: vec![list.clone()],
+            ..EnrichFiles::default()
+        })
+        .unwrap();
+        let want = ListStats {
+            entries: 1,
+            malformed: bad as u64,
+        };
+        assert_eq!(info.stats, vec![(list, want)]);
+        assert_eq!(info.listed("192.0.2.1".parse().unwrap()), Some("ok"));
     }
 
     #[test]

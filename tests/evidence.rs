@@ -11,6 +11,7 @@ use common::ingest::{churn, settings};
 use common::redis_server::RedisServer;
 use kalipso_ingest::ingest::{IngestOptions, run_once};
 use kalipso_ingest::profile::routing::Direction;
+use kalipso_ingest::store::redis_store::Target;
 use redis::Commands;
 
 const T0: f64 = 1_700_000_000.0;
@@ -496,6 +497,14 @@ fn blocklists_in_every_form_with_malformed_lines_counted_and_skipped() {
         lines[1].ends_with("| Malicious='spam source'\n"),
         "{lines:?}"
     );
+    // The summary's reading: every detected window counted, the evidence of the first `read`.
+    let mut store =
+        kalipso_ingest::store::redis_store::RedisStore::connect(&Target::new(&server.url()))
+            .unwrap();
+    let all = store.detections(5, 100).unwrap();
+    let first = store.detections(5, 1).unwrap();
+    assert_eq!((all.count, all.top.len()), (2, 2), "{all:?}");
+    assert_eq!((first.count, first.top.len()), (2, 1), "{first:?}");
     // A missing list is an error at start naming the flag.
     let out = command(&capture, &server)
         .args([

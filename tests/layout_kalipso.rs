@@ -186,11 +186,7 @@ fn reloaded_windows_and_follow_mode_give_the_once_database() {
     capture(dir.path());
     let want = batch_dump_with(dir.path(), &["--layout", "kalipso", "--direction", "all"]);
     let server = RedisServer::start();
-    let mut s = settings(&server, dir.path(), &[], Direction::All);
-    s.layout = Layout::Kalipso;
-    s.redis.layout = Layout::Kalipso;
-    s.clock = kalipso_ingest::timeline::Clock::Utc;
-    run_once(&s, &churn()).expect("ingest");
+    ingest(&server, dir.path(), Direction::All, &churn());
     let got = without_run_state(dump(&mut server.connection()));
     assert!(
         got == want,

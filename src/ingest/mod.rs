@@ -618,7 +618,7 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
     t.write += start.elapsed();
     progress.done();
     tracing::debug!(timings = ?t, "where the time went");
-    let detections = store.detections(5)?;
+    let detections = store.detections(5, crate::store::redis_store::DETECTIONS_READ)?;
     Ok(Summary {
         detections,
         logs: merged.counts(),

@@ -3,6 +3,7 @@
 //! pipelined batches of complete values (overwrites, so a repeated flush is harmless).
 
 use std::net::IpAddr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use redis::{Cmd, Connection, ConnectionLike};
@@ -536,7 +537,7 @@ impl RedisStore {
     /// ([`keys::RETAINED_FROM`]): a restart before the flush commits holds to it, and drops
     /// records of the removed windows as the flush would have. Returns the windows removed.
     pub fn make_room(&mut self, grid: Grid, expire_below: i64) -> Result<u64, StoreError> {
-        let script = format!("#!lua flags=allow-oom\n{RETAIN}");
+        let script = format!("#!lua flags=allow-oom\n{}", &*RETAIN);
         redis::cmd("EVAL")
             .arg(script)
             .arg(0)
@@ -608,9 +609,9 @@ impl RedisStore {
     }
 
     /// The detected windows (`BlockedProfTW`): how many, and the `top` of those among the
-    /// first [`DETECTIONS_READ`] (by name) with the most evidence, each with its total
-    /// (Σ threat level × confidence) and its weightiest description.
-    pub fn detections(&mut self, top: usize) -> Result<Detections, StoreError> {
+    /// first `read` (by name; the summary reads [`DETECTIONS_READ`]) with the most evidence,
+    /// each with its total (Σ threat level × confidence) and its weightiest description.
+    pub fn detections(&mut self, top: usize, read: usize) -> Result<Detections, StoreError> {
         let mut names: Vec<String> = match self.layout {
             Layout::Kalipso2020 => redis::cmd("SMEMBERS")
                 .arg(keys::BLOCKED_TW)
@@ -635,7 +636,7 @@ impl RedisStore {
         };
         names.sort();
         let count = names.len() as u64;
-        names.truncate(DETECTIONS_READ);
+        names.truncate(read);
         let mut pipe = redis::pipe();
         for n in &names {
             pipe.cmd("HGET").arg(n).arg("Evidence");
@@ -1118,29 +1119,39 @@ fn write_timeline_entries(
 /// The current Kalipso's `BlockedProfTW`: HASH `profile_<ip>` → JSON list of its detected
 /// windows (`["timewindow2", "timewindow10"]`, by number). ARGV: the profile, the window,
 /// 1 to add it or 0 to remove it; the field goes when its list is empty.
-const BLOCK_TW: &str = r#"
-local v = redis.call('HGET', 'BlockedProfTW', ARGV[1])
-local tws = {}
-if v then
-  local ok, list = pcall(cjson.decode, v)
-  if ok and type(list) == 'table' then
-    for _, t in ipairs(list) do
-      if t ~= ARGV[2] then tws[#tws + 1] = t end
+/// Lua: `set_tw(profile, tw, on)` adds (`on`) or removes a window in the profile's list of
+/// the current Kalipso's `BlockedProfTW` (`["timewindow2", "timewindow10"]`, by number; the
+/// field goes when the list is empty). Shared by [`BLOCK_TW`] and [`RETAIN`].
+const SET_TW_LUA: &str = r#"
+local function set_tw(profile, tw, on)
+  local v = redis.call('HGET', 'BlockedProfTW', profile)
+  local tws = {}
+  if v then
+    local ok, list = pcall(cjson.decode, v)
+    if ok and type(list) == 'table' then
+      for _, t in ipairs(list) do
+        if t ~= tw then tws[#tws + 1] = t end
+      end
     end
   end
+  if on then tws[#tws + 1] = tw end
+  local function num(t) return tonumber(string.match(t, '(-?%d+)$')) or 0 end
+  table.sort(tws, function(a, b) return num(a) < num(b) end)
+  if #tws == 0 then
+    redis.call('HDEL', 'BlockedProfTW', profile)
+  else
+    local parts = {}
+    for i, t in ipairs(tws) do parts[i] = '"' .. t .. '"' end
+    redis.call('HSET', 'BlockedProfTW', profile, '[' .. table.concat(parts, ', ') .. ']')
+  end
+  return #tws
 end
-if ARGV[3] == '1' then tws[#tws + 1] = ARGV[2] end
-local function num(t) return tonumber(string.match(t, '(-?%d+)$')) or 0 end
-table.sort(tws, function(a, b) return num(a) < num(b) end)
-if #tws == 0 then
-  redis.call('HDEL', 'BlockedProfTW', ARGV[1])
-else
-  local parts = {}
-  for i, t in ipairs(tws) do parts[i] = '"' .. t .. '"' end
-  redis.call('HSET', 'BlockedProfTW', ARGV[1], '[' .. table.concat(parts, ', ') .. ']')
-end
-return #tws
 "#;
+
+/// The current Kalipso's `BlockedProfTW`: HASH `profile_<ip>` → JSON list of its detected
+/// windows. ARGV: the profile, the window, 1 to add it or 0 to remove it.
+static BLOCK_TW: LazyLock<String> =
+    LazyLock::new(|| format!("{SET_TW_LUA}return set_tw(ARGV[1], ARGV[2], ARGV[3] == '1')\n"));
 
 /// How many detected windows [`RedisStore::detections`] reads the evidence of.
 pub const DETECTIONS_READ: usize = 1000;
@@ -1198,11 +1209,12 @@ return #out
 /// leaves no half-removed window: every window numbered below `ARGV[2]` in the index goes
 /// with its hash, `_flows`, `_altflows`, `_timeline`, our copies and alts, its `twsprofile`
 /// and `ModifiedTWForLogs` members, its waiting mark and its `labels` counts; addresses whose
-/// latest window went lose their `IPsInfo` entry; then each profile in `ARGV[4..]` (touched
+/// latest window went lose their `IPsInfo` entry (in database `ARGV[4]`; `ARGV[5]` is the
+/// connection's); then each profile in `ARGV[6..]` (touched
 /// by the flush or by the removal) gets `Starttime` = its earliest record time over the
 /// windows it keeps, or, keeping none, leaves `profiles` with its hash. The bound applied is
 /// the greater of `ARGV[2]` and the stored [`keys::RETAINED_FROM`], which it raises.
-const RETAIN: &str = r#"
+const RETAIN_BODY: &str = r#"
 local first = tonumber(ARGV[1])
 -- Never below a bound already applied (a removal made ahead of its commit, Redis being full);
 -- none without --retain (ARGV[2] is then the least integer): the index is kept, nothing goes.
@@ -1253,18 +1265,7 @@ for _, m in ipairs(gone) do
   if blocked == 'set' then
     redis.call('SREM', 'BlockedProfTW', w)
   elseif blocked == 'hash' then
-    local v = redis.call('HGET', 'BlockedProfTW', 'profile_' .. ip)
-    if v then
-      local keep = {}
-      for t in string.gmatch(v, '"([^"]*)"') do
-        if t ~= tw then keep[#keep + 1] = '"' .. t .. '"' end
-      end
-      if #keep == 0 then
-        redis.call('HDEL', 'BlockedProfTW', 'profile_' .. ip)
-      else
-        redis.call('HSET', 'BlockedProfTW', 'profile_' .. ip, '[' .. table.concat(keep, ', ') .. ']')
-      end
-    end
+    set_tw('profile_' .. ip, tw, false)
   end
   redis.call('HDEL', 'evidenceprofile_' .. ip, tw)
   redis.call('SREM', 'kalipso-ingest:windows-waiting', m)
@@ -1293,6 +1294,9 @@ for ip, _ in pairs(settle) do
 end
 return #gone
 "#;
+
+/// [`RETAIN_BODY`] with the functions it uses.
+static RETAIN: LazyLock<String> = LazyLock::new(|| format!("{SET_TW_LUA}{RETAIN_BODY}"));
 
 /// Queue retention's index entries for what the flush touched, then the removal
 /// ([`RETAIN`]).
@@ -1341,7 +1345,7 @@ fn write_retention(
     })?;
     batch.add(|c| {
         c.arg("EVAL")
-            .arg(RETAIN)
+            .arg(&*RETAIN)
             .arg(0)
             .arg(grid.first)
             .arg(r.expire_below)
@@ -1527,7 +1531,7 @@ fn write_window(
         // other field of it (docs/kalipso-2026-layout-facts.md).
         (Layout::Kalipso, Some(detected)) => batch.add(|c| {
             c.arg("EVAL")
-                .arg(BLOCK_TW)
+                .arg(&*BLOCK_TW)
                 .arg(0)
                 .arg(keys::profile(ip))
                 .arg(keys::tw_name(n))
