@@ -6,6 +6,8 @@
 # replays that file with `redis-cli --pipe` (the fastest client there is: the bytes are already
 # encoded) into a second, empty Redis and prints its time, its CPU and the flows/s it implies.
 # Both databases are compared with DEBUG DIGEST: the replay is exactly the ingest's writes.
+# FLAGS adds options to the ingest (e.g. FLAGS="--no-flows --direction all"); the summary
+# gives Redis' CPU and memory per flow; STATS=1 prints the replay's command statistics.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-500000}
@@ -41,7 +43,7 @@ cpu() { redis-cli -p "$1" info cpu | awk -F: '/^used_cpu_(user|sys):/ {s += $2} 
 # 1. The ingest, every write logged (no fsync, no rewrite: one plain RESP file).
 start "$PORT" --dir "$WORK" --appendonly yes --appendfsync no --auto-aof-rewrite-percentage 0
 out=$(./target/release/kalipso-ingest --zeek-dir "$DIR" --once --home-net 10.0.0.0/16 \
-    --timezone UTC --redis-url "redis://127.0.0.1:$PORT/0" --no-progress --log-level warn 2>&1)
+    --timezone UTC --redis-url "redis://127.0.0.1:$PORT/0" --no-progress --log-level warn ${FLAGS:-} 2>&1)
 flows=$(echo "$out" | sed -n 's/.*flows profiled: \([0-9]*\).*/\1/p')
 elapsed=$(echo "$out" | sed -n 's/.*elapsed: \([0-9.]*\) s.*/\1/p')
 ingest_cpu=$(cpu "$PORT")
@@ -56,14 +58,18 @@ replies=$(redis-cli -p "$REPLAY_PORT" --pipe <"$aof" | tail -1)
 t1=$(date +%s.%N)
 replay_cpu=$(cpu "$REPLAY_PORT")
 replay_digest=$(redis-cli -p "$REPLAY_PORT" debug digest)
+[ -z "${STATS:-}" ] || redis-cli -p "$REPLAY_PORT" info commandstats | grep -v '^#'
+memory=$(redis-cli -p "$REPLAY_PORT" info memory | sed -n 's/^used_memory:\([0-9]*\).*/\1/p')
 
 echo "== $N conn lines over $HOURS h: $flows flows, $(($(stat -c %s "$aof") / 1048576)) MiB of writes"
 echo "$replies"
-awk -v f="$flows" -v e="$elapsed" -v ic="$ingest_cpu" -v t0="$t0" -v t1="$t1" -v rc="$replay_cpu" 'BEGIN {
+awk -v m="$memory" -v f="$flows" -v e="$elapsed" -v ic="$ingest_cpu" -v t0="$t0" -v t1="$t1" -v rc="$replay_cpu" 'BEGIN {
     printf "kalipso-ingest --once:          %.1f s, %.0f flows/s (Redis CPU %.1f s, with its log)\n", e, f / e, ic
     printf "redis-cli --pipe replay:        %.1f s, %.0f flows/s (Redis CPU %.1f s)\n", t1 - t0, f / (t1 - t0), rc
     printf "ceiling from Redis CPU alone:   %.0f flows/s\n", f / rc
+    printf "Redis per flow:                 %.2f us of CPU (replay), %.0f bytes of memory\n", rc * 1e6 / f, m / f
 }'
+
 if [ "$digest" = "$replay_digest" ]; then
     echo "replayed database identical (DEBUG DIGEST $digest)"
 else

@@ -92,6 +92,10 @@ pub struct FileSettings {
     /// current Kalipso reads it from database 1 of 127.0.0.1:6379) [default: 1].
     #[arg(long, value_name = "N")]
     pub ipinfo_db: Option<i64>,
+    /// Write no `_flows`/`_altflows` (which only Slips' own modules read): the records are
+    /// kept in a compact form of our own, a third of the memory; fixed per database.
+    #[arg(long, num_args = 0, default_missing_value = "true")]
+    pub no_flows: Option<bool>,
     /// A window is detected (red in Kalipso) when its evidence, summed as threat level ×
     /// confidence, reaches THRESHOLD × width / 60 [default: 0.1].
     #[arg(long, value_name = "THRESHOLD")]
@@ -314,6 +318,7 @@ impl Settings {
         let redis = Target {
             layout,
             ipinfo_db,
+            no_flows: flags.no_flows.or(file.no_flows).unwrap_or(false),
             url: flags
                 .redis_url
                 .or_else(credential_url)
@@ -441,6 +446,7 @@ label = "malicious"
             detection_threshold,
             layout,
             ipinfo_db,
+            no_flows,
         } = f.clone();
         assert!(zeek_dir.is_some() && recursive.is_some() && redis_url.is_some());
         assert!(home_net.is_some() && direction.is_some() && tw_width.is_some());
@@ -461,6 +467,7 @@ label = "malicious"
             "commented out"
         );
         assert!(detection_threshold.is_some() && layout.is_some() && ipinfo_db.is_some());
+        assert!(no_flows.is_some());
         let s = Settings::merge(FileSettings::default(), f).unwrap();
         assert_eq!(s.redis.url, DEFAULT_REDIS_URL);
         assert_eq!(s.tw_width, DEFAULT_TW_WIDTH);

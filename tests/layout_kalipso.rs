@@ -462,3 +462,47 @@ fn a_database_keeps_its_ip_information_database() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn retention_removes_dns_resolution_with_the_window_of_its_latest_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    // 1.1.1.1 answered early only; 2.2.2.2 early and late: only the first goes.
+    let records = [
+        dns(T0, "Ca", "10.0.0.1", "one.example", "A", r#"["1.1.1.1"]"#),
+        dns(
+            T0 + 1.0,
+            "Cb",
+            "10.0.0.1",
+            "two.example",
+            "A",
+            r#"["2.2.2.2"]"#,
+        ),
+        dns(
+            T0 + 20_000.0,
+            "Cc",
+            "10.0.0.2",
+            "two.example",
+            "A",
+            r#"["2.2.2.2"]"#,
+        ),
+    ];
+    std::fs::write(dir.path().join("dns.log"), records.concat()).unwrap();
+    let server = RedisServer::start();
+    // A flush per record: the early answers are written before the retention removes them.
+    let mut s = settings(&server, dir.path(), &[], Direction::Out);
+    s.layout = Layout::Kalipso;
+    s.redis.layout = Layout::Kalipso;
+    s.retain = Some(3600.0);
+    let opts = IngestOptions {
+        flush_every: 1,
+        ..IngestOptions::default()
+    };
+    run_once(&s, &opts).expect("ingest");
+    let mut con = server.connection();
+    let kept: Vec<String> = con.hkeys("DNSresolution").unwrap();
+    assert_eq!(kept, ["2.2.2.2"]);
+    let own: Vec<String> = con.keys("kalipso-ingest:dns:*").unwrap();
+    assert_eq!(own, ["kalipso-ingest:dns:2.2.2.2"]);
+    let index: Vec<String> = con.zrange("kalipso-ingest:dns-last", 0, -1).unwrap();
+    assert_eq!(index, ["2.2.2.2"]);
+}

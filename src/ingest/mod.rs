@@ -85,6 +85,7 @@ fn profiler_config(settings: &Settings, ipinfo: Arc<IpInfo>) -> ProfilerConfig {
     cfg.style.ipinfo = ipinfo;
     cfg.style.layout = settings.layout;
     cfg.retain = settings.retain;
+    cfg.no_flows = settings.redis.no_flows;
     cfg.detection = settings.detection_threshold * settings.tw_width / 60.0;
     cfg
 }
@@ -449,9 +450,12 @@ pub fn prepare(
     let start = Instant::now();
     let req = profiler.load_request();
     if !req.is_empty() {
-        let (windows, profiles) = store.load(&req, grid)?;
+        let (windows, profiles, logs) = store.load(&req, grid)?;
         for (id, stored) in windows {
             profiler.merge_window(id, stored);
+        }
+        for (id, payloads) in logs {
+            profiler.merge_records_log(id, payloads);
         }
         for (ip, start) in profiles {
             profiler.merge_profile(ip, start);

@@ -61,6 +61,9 @@ pub struct ProfilerConfig {
     /// Evidence (Σ threat level × confidence) at which a window is detected: the detection
     /// threshold × width / 60.
     pub detection: f64,
+    /// `--no-flows`: windows write their records in our compact form (`model::records`),
+    /// not as `_flows`/`_altflows` and our copies and alt lists.
+    pub no_flows: bool,
 }
 
 impl ProfilerConfig {
@@ -84,6 +87,7 @@ impl ProfilerConfig {
             fields_budget: None,
             retain: None,
             index: false,
+            no_flows: false,
         }
     }
 }
@@ -133,12 +137,15 @@ pub struct LoadRequest {
     pub windows: Vec<WinId>,
     /// Profiles whose stored `Starttime` must be merged in.
     pub profiles: Vec<IpAddr>,
+    /// `--no-flows`: closing windows whose stored frames of records are read back to be
+    /// written again as one.
+    pub records_logs: Vec<WinId>,
 }
 
 impl LoadRequest {
     /// Whether nothing needs loading.
     pub fn is_empty(&self) -> bool {
-        self.windows.is_empty() && self.profiles.is_empty()
+        self.windows.is_empty() && self.profiles.is_empty() && self.records_logs.is_empty()
     }
 }
 
@@ -435,12 +442,15 @@ impl Profiler {
         let store_has_history = self.store_has_history;
         let evicted = &self.evicted;
         let stats = &mut self.stats;
+        let compact = self.cfg.no_flows;
         self.windows.entry(id).or_insert_with(|| {
             let reopened = evicted.contains(&id);
             if reopened {
                 stats.reopened += 1;
             }
-            WindowState::new(!(store_has_history || reopened))
+            let mut w = WindowState::new(!(store_has_history || reopened));
+            w.compact = compact;
+            w
         })
     }
 
@@ -717,11 +727,17 @@ impl Profiler {
     /// What must be read from Redis before the next write.
     pub fn load_request(&self) -> LoadRequest {
         let mut req = LoadRequest::default();
+        let low = self.low_watermark();
         for (id, w) in &self.windows {
             if !w.loaded {
                 req.windows.push(*id);
+            } else if w.wants_records_log()
+                && is_closed(&self.cfg, *id, low, self.schedule.as_ref())
+            {
+                req.records_logs.push(*id);
             }
         }
+        req.records_logs.sort();
         for (ip, p) in &self.profiles {
             if !p.loaded {
                 req.profiles.push(*ip);
@@ -774,6 +790,13 @@ impl Profiler {
         w.mark_stored(uids);
         w.mark_all_dirty();
         w.loaded = true;
+    }
+
+    /// A closing window's stored frames (from [`Profiler::load_request`]).
+    pub fn merge_records_log(&mut self, id: WinId, frames: Vec<Vec<u8>>) {
+        if let Some(w) = self.windows.get_mut(&id) {
+            w.set_records_log(frames);
+        }
     }
 
     /// Merge a profile's stored `Starttime` (`None`: the profile is not in Redis).
@@ -877,7 +900,12 @@ impl Profiler {
                         None => true,
                         Some(every) => w.fields_written_at.is_none_or(|t| t.elapsed() >= every),
                     });
-            if w.dirty || w.timeline_pending || (with_fields && w.fields_waiting()) {
+            w.closing = closing;
+            if w.dirty
+                || w.timeline_pending
+                || (with_fields && w.fields_waiting())
+                || w.records_compaction_due()
+            {
                 let started = (with_fields && w.fields_waiting()).then(std::time::Instant::now);
                 let judge = Judge {
                     profile: id.ip,

@@ -21,6 +21,7 @@ use crate::model::alt::AltRecord;
 use crate::model::flow::{Flow, Role, Roles};
 use crate::model::layout::Layout;
 pub use crate::model::order::{FlowKey, Position, TotalF64};
+use crate::model::records::{self, frame};
 use crate::pyjson::PyValue;
 use crate::timeline::{TimelineStyle, entries, lines};
 use crate::zeek::LogKind;
@@ -95,6 +96,12 @@ pub struct WindowWrite {
     /// `[ts, kind, saddr, daddr, value]`, the last without its value (it is the `_altflows`
     /// one; see `AltRecord::list_from_json`).
     pub alts: Vec<(String, String)>,
+    /// `--no-flows`: the records of the uids that changed, in our compact form
+    /// (`model::records`) instead of `flows`, `copies`, `altflows` and `alts`.
+    pub records: Vec<u8>,
+    /// Whether `records` holds every record of the window (the first write after a reload):
+    /// it replaces what is stored instead of adding to it.
+    pub records_whole: bool,
     /// Uids whose flows are new in Redis (for the `labels` counter).
     pub new_flow_uids: usize,
     /// Late entries inserted into the `_timeline` list (before `timeline` is applied).
@@ -121,6 +128,7 @@ impl WindowWrite {
             && self.copies.is_empty()
             && self.altflows.is_empty()
             && self.alts.is_empty()
+            && self.records.is_empty()
             && self.timeline_inserts.is_empty()
             && self.timeline.is_none()
     }
@@ -137,7 +145,8 @@ impl WindowWrite {
         .into_iter()
         .flatten()
         .map(|(k, v)| k.len() + v.len())
-        .sum::<usize>();
+        .sum::<usize>()
+            + self.records.len();
         let inserted: usize = self
             .timeline_inserts
             .iter()
@@ -284,6 +293,19 @@ pub struct WindowState {
     pub loaded: bool,
     /// Whether the window has records not yet written.
     pub dirty: bool,
+    /// `--no-flows`: records are written in our compact form (`model::records`).
+    pub compact: bool,
+    /// Whether every record is in memory and marked for writing (after a reload): the next
+    /// compact write replaces the stored records.
+    rewrite_all: bool,
+    /// How many frames of records Redis holds for the window (as far as this process wrote
+    /// them), and, read back when the window closes, those frames and the payloads written
+    /// since: the closing write replaces them by one frame (a payload of a few records
+    /// compresses to a quarter more than one of a whole window).
+    records_frames: usize,
+    records_log: Option<(Vec<Vec<u8>>, Vec<u8>)>,
+    /// Set while the window closes: a compact write then replaces the stored frames by one.
+    pub closing: bool,
 }
 
 impl WindowState {
@@ -306,6 +328,8 @@ impl WindowState {
         self.has_conn = old.has_conn;
         self.has_alts = old.has_alts;
         self.timeline_pending = old.timeline_pending;
+        self.compact = old.compact;
+        self.closing = old.closing;
         for (key, e) in flows {
             if !e.written {
                 self.insert_flow(key, e.flow, e.roles);
@@ -403,6 +427,7 @@ impl WindowState {
         self.index = LineIndex::default();
         self.dirty_flows.extend(self.by_uid.keys().cloned());
         self.dirty_alts.extend(self.alts.keys().cloned());
+        self.rewrite_all = true;
         self.dirty = true;
     }
 
@@ -652,6 +677,12 @@ impl WindowState {
             w.detected = changed.detected;
             self.fields_written_at = Some(std::time::Instant::now());
         }
+        if self.compact {
+            self.take_records(&mut w);
+            self.spill(entered);
+            self.dirty = false;
+            return w;
+        }
         let mut uids: Vec<CompactString> = self.dirty_flows.drain().collect();
         uids.sort();
         for uid in uids {
@@ -715,6 +746,100 @@ impl WindowState {
         self.spill(entered);
         self.dirty = false;
         w
+    }
+
+    /// `--no-flows`: the changed uids' records in our compact form, into `w.records` (every
+    /// copy of a uid's flow, every alt record of a uid: each entry complete).
+    fn take_records(&mut self, w: &mut WindowWrite) {
+        let whole = std::mem::take(&mut self.rewrite_all);
+        let mut uids: Vec<CompactString> = self.dirty_flows.drain().collect();
+        uids.extend(self.dirty_alts.drain());
+        uids.sort();
+        uids.dedup();
+        for uid in uids {
+            let mut keys = Vec::new();
+            if let Some(u) = self.by_uid.get_mut(&uid) {
+                if !u.stored {
+                    u.stored = true;
+                    w.new_flow_uids += 1;
+                }
+                keys.extend(u.keys.iter().map(|k| flow_key(&uid, k)));
+            }
+            for k in &keys {
+                if let Some(e) = self.flows.get_mut(k) {
+                    e.written = true;
+                }
+            }
+            let alts = self.alts.get_mut(&uid);
+            for (_, a) in alts.into_iter().flatten() {
+                a.written = true;
+            }
+            let flows: Vec<&Flow> = keys
+                .iter()
+                .filter_map(|k| self.flows.get(k).map(|e| &e.flow))
+                .collect();
+            let alts: Vec<&AltRecord> = self
+                .alts
+                .get(&uid)
+                .into_iter()
+                .flatten()
+                .map(|(_, a)| &a.alt)
+                .collect();
+            if !(flows.is_empty() && alts.is_empty()) {
+                records::push_entry(&mut w.records, &uid, flows.into_iter(), alts.into_iter());
+            }
+        }
+        if whole {
+            // Everything is in this write: it replaces the stored frames.
+            w.records_whole = true;
+            self.records_frames = usize::from(!w.records.is_empty());
+            self.records_log = None;
+            return;
+        }
+        if self.closing
+            && self.records_frames + usize::from(!w.records.is_empty()) > 1
+            && let Some((frames, since)) = self.records_log.take()
+            // A frame that cannot be read stays as it is, with the ones after it.
+            && let (payloads, false) = frame::payloads(&frames)
+        {
+            // Later entries replace earlier ones: the frames' payloads read in order, then
+            // the ones written since and this write's, are the window.
+            let mut all = payloads.concat();
+            all.extend_from_slice(&since);
+            all.append(&mut w.records);
+            w.records = all;
+            w.records_whole = true;
+            self.records_frames = 1;
+            return;
+        }
+        if !w.records.is_empty() {
+            self.records_frames += 1;
+            if let Some((_, since)) = &mut self.records_log {
+                since.extend_from_slice(&w.records);
+            }
+        }
+    }
+
+    /// Whether the window's stored frames should be read back so that its closing write
+    /// makes them one (call with it closing: [`WindowState::closing`] is set at the write).
+    pub fn wants_records_log(&self) -> bool {
+        // More than one frame, or one and records to add to it.
+        self.compact
+            && self.loaded
+            && self.records_log.is_none()
+            && (self.records_frames > 1 || (self.records_frames == 1 && self.dirty))
+    }
+
+    /// Whether a write would now replace the window's stored frames by one (closing, and
+    /// they were read back).
+    pub fn records_compaction_due(&self) -> bool {
+        self.closing && self.records_frames > 1 && self.records_log.is_some()
+    }
+
+    /// The window's stored frames, in order (from [`WindowState::wants_records_log`]).
+    pub fn set_records_log(&mut self, frames: Vec<Vec<u8>>) {
+        self.records_frames = frames.len();
+        self.records_log = Some((frames, Vec::new()));
     }
 
     /// Let written records leave memory: the uids whose timeline entry was just written, and

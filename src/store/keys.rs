@@ -82,6 +82,19 @@ pub fn alts(window: &str) -> String {
     [OWN_PREFIX, "alts:", window].concat()
 }
 
+/// `--no-flows`: a window's records in our compact form (LIST of frames, `store::records`).
+pub fn records(window: &str) -> String {
+    [OWN_PREFIX, "recs:", window].concat()
+}
+
+/// Present (`compact`) on a database written with `--no-flows`: its windows' records are in
+/// [`records`] keys, not in `_flows`/`_altflows` and our copies and alt lists.
+pub const RECORDS: &str = "kalipso-ingest:records";
+
+/// ZSET, with the index and `--layout kalipso`: answered address → the latest absolute window
+/// of its dns answers (`ZADD GT`); its `DNSresolution` entry goes with that window.
+pub const DNS_LAST: &str = "kalipso-ingest:dns-last";
+
 /// HASH file identity → checkpoint JSON (how far each file is read).
 pub const CHECKPOINTS: &str = "kalipso-ingest:checkpoints";
 /// HASH uid → conn that alt records can still join (`{"w": [[ip, window], …], "e": expiry}`).

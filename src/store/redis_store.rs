@@ -12,6 +12,7 @@ use super::keys;
 use crate::model::alt::AltRecord;
 use crate::model::flow::Flow;
 use crate::model::layout::Layout;
+use crate::model::records::{self, frame};
 use crate::model::window::Grid;
 use crate::model::window::WinId;
 use crate::profile::profiler::{LoadRequest, PersistedState, RetentionWrite, StoredWindow, Writes};
@@ -83,7 +84,11 @@ pub struct Memory {
 }
 
 /// What [`RedisStore::load`] read: stored windows, and each profile's stored `Starttime`.
-pub type Loaded = (Vec<(WinId, StoredWindow)>, Vec<(IpAddr, Option<f64>)>);
+pub type Loaded = (
+    Vec<(WinId, StoredWindow)>,
+    Vec<(IpAddr, Option<f64>)>,
+    Vec<(WinId, Vec<Vec<u8>>)>,
+);
 
 /// Counters of one or more writes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -110,6 +115,9 @@ pub struct Target {
     /// With `--layout kalipso`: the database of the same server that gets `IPsInfo` (the
     /// current Kalipso reads it from database 1).
     pub ipinfo_db: i64,
+    /// `--no-flows`: no `_flows`/`_altflows`; the records kept in our compact form (fixed per
+    /// database: `kalipso-ingest:records`).
+    pub no_flows: bool,
 }
 
 /// The database the current Kalipso reads `IPsInfo` from.
@@ -128,6 +136,7 @@ impl Target {
             ca_file: None,
             layout: Layout::default(),
             ipinfo_db: DEFAULT_IPINFO_DB,
+            no_flows: false,
         }
     }
 
@@ -243,6 +252,8 @@ pub struct RedisStore {
     url: String,
     con: Connection,
     layout: Layout,
+    /// `--no-flows`.
+    no_flows: bool,
     /// The URL's database, and where `IPsInfo` goes (the same unless `--layout kalipso`).
     dbs: Dbs,
     /// The flush encoder, kept with its buffers from one flush to the next.
@@ -296,6 +307,7 @@ impl RedisStore {
             url,
             con,
             layout: target.layout,
+            no_flows: target.no_flows,
             dbs: Dbs {
                 own: db,
                 ipinfo: match target.layout {
@@ -317,14 +329,16 @@ impl RedisStore {
 
     /// The grid stored by an earlier run, if any. Fails when it was built with another width.
     pub fn grid(&mut self, width: f64) -> Result<Option<Grid>, StoreError> {
-        let (anchor, stored_width, format, layout, ipinfo_db): StoredMarkers = redis::pipe()
-            .get(keys::ANCHOR)
-            .get(keys::WIDTH)
-            .get(keys::STATE_FORMAT)
-            .get(keys::LAYOUT)
-            .get(keys::IPINFO_DB)
-            .query(&mut self.con)
-            .map_err(|e| self.err(e))?;
+        let (anchor, stored_width, format, layout, ipinfo_db, records): StoredMarkers =
+            redis::pipe()
+                .get(keys::ANCHOR)
+                .get(keys::WIDTH)
+                .get(keys::STATE_FORMAT)
+                .get(keys::LAYOUT)
+                .get(keys::IPINFO_DB)
+                .get(keys::RECORDS)
+                .query(&mut self.con)
+                .map_err(|e| self.err(e))?;
         let Some(anchor) = anchor else {
             return Ok(None);
         };
@@ -336,6 +350,18 @@ impl RedisStore {
                 "this database holds the {stored} layout; --layout {} would mix two layouts. Use the same layout, another database, or --reset",
                 self.layout
             )));
+        }
+        // A database from before the marker keeps its records in `_flows`.
+        let compact = records.as_deref() == Some(COMPACT);
+        if compact != self.no_flows {
+            return Err(StoreError::Conflict(
+                if compact {
+                "this database was written with --no-flows (no _flows/_altflows); without it, windows read back would miss their records. Use --no-flows, another database, or --reset"
+            } else {
+                "this database keeps its flows in _flows/_altflows; --no-flows would leave them half-written. Run without --no-flows, use another database, or --reset"
+                }
+                .to_string(),
+            ));
         }
         if let Some(db) = ipinfo_db.filter(|db| *db != self.dbs.ipinfo) {
             return Err(StoreError::Conflict(format!(
@@ -380,6 +406,9 @@ impl RedisStore {
             if self.layout != Layout::Kalipso2020 {
                 pipe.set(keys::LAYOUT, self.layout.as_str())
                     .set(keys::IPINFO_DB, self.dbs.ipinfo);
+            }
+            if self.no_flows {
+                pipe.set(keys::RECORDS, COMPACT);
             }
             pipe.exec(&mut self.con).map_err(|e| self.err(e))?;
             return Ok(grid);
@@ -463,23 +492,49 @@ impl RedisStore {
     /// Read what the profiler must merge before writing.
     pub fn load(&mut self, req: &LoadRequest, grid: Grid) -> Result<Loaded, StoreError> {
         let mut windows = Vec::with_capacity(req.windows.len());
-        for chunk in req.windows.chunks(BATCH / 4) {
+        if self.no_flows {
+            for chunk in req.windows.chunks(BATCH / 4) {
+                let mut pipe = redis::pipe();
+                for &WinId { ip, abs: g } in chunk {
+                    pipe.lrange(keys::records(&keys::window(ip, grid.n(g))), 0, -1);
+                }
+                let got: Vec<Vec<Vec<u8>>> = pipe.query(&mut self.con).map_err(|e| self.err(e))?;
+                self.stats.round_trips += 1;
+                for (id, frames) in chunk.iter().zip(got) {
+                    windows.push((*id, compact_window(&frames)));
+                }
+            }
+        } else {
+            for chunk in req.windows.chunks(BATCH / 4) {
+                let mut pipe = redis::pipe();
+                for &WinId { ip, abs: g } in chunk {
+                    let w = keys::window(ip, grid.n(g));
+                    pipe.hgetall(keys::flows(&w))
+                        .hgetall(keys::copies(&w))
+                        .hgetall(keys::alts(&w))
+                        .hgetall(keys::altflows(&w));
+                }
+                type Map = Vec<(String, String)>;
+                let got: Vec<Map> = pipe.query(&mut self.con).map_err(|e| self.err(e))?;
+                self.stats.round_trips += 1;
+                for (id, parts) in chunk.iter().zip(got.chunks(4)) {
+                    let [flows, copies, alts, altflows] = parts else {
+                        continue;
+                    };
+                    windows.push((*id, stored_window(flows, copies, alts, altflows)));
+                }
+            }
+        }
+        let mut logs = Vec::with_capacity(req.records_logs.len());
+        for chunk in req.records_logs.chunks(BATCH / 4) {
             let mut pipe = redis::pipe();
             for &WinId { ip, abs: g } in chunk {
-                let w = keys::window(ip, grid.n(g));
-                pipe.hgetall(keys::flows(&w))
-                    .hgetall(keys::copies(&w))
-                    .hgetall(keys::alts(&w))
-                    .hgetall(keys::altflows(&w));
+                pipe.lrange(keys::records(&keys::window(ip, grid.n(g))), 0, -1);
             }
-            type Map = Vec<(String, String)>;
-            let got: Vec<Map> = pipe.query(&mut self.con).map_err(|e| self.err(e))?;
+            let got: Vec<Vec<Vec<u8>>> = pipe.query(&mut self.con).map_err(|e| self.err(e))?;
             self.stats.round_trips += 1;
-            for (id, parts) in chunk.iter().zip(got.chunks(4)) {
-                let [flows, copies, alts, altflows] = parts else {
-                    continue;
-                };
-                windows.push((*id, stored_window(flows, copies, alts, altflows)));
+            for (id, frames) in chunk.iter().zip(got) {
+                logs.push((*id, frames));
             }
         }
         let mut profiles = Vec::with_capacity(req.profiles.len());
@@ -494,7 +549,7 @@ impl RedisStore {
                 profiles.push((*ip, start.and_then(|s| s.parse::<f64>().ok())));
             }
         }
-        Ok((windows, profiles))
+        Ok((windows, profiles, logs))
     }
 
     /// Write one flush as one transaction (`MULTI`/`EXEC`): the data, our join state, the
@@ -523,6 +578,7 @@ impl RedisStore {
             stats: &mut self.stats,
             url: &self.url,
             layout: self.layout,
+            no_flows: self.no_flows,
             dbs: self.dbs,
             new_flows: 0,
             open: true,
@@ -783,6 +839,7 @@ pub struct Transaction<'a> {
     stats: &'a mut WriteStats,
     url: &'a str,
     layout: Layout,
+    no_flows: bool,
     dbs: Dbs,
     new_flows: usize,
     open: bool,
@@ -797,7 +854,10 @@ impl Transaction<'_> {
     ) -> Result<(), StoreError> {
         for (id, w) in windows {
             write_window(&mut self.batch, id, w, grid, self.layout).map_err(|e| self.fail(e))?;
-            self.new_flows += w.new_flow_uids;
+            // `labels` counts `_flows` entries: none with --no-flows.
+            if !self.no_flows {
+                self.new_flows += w.new_flow_uids;
+            }
         }
         Ok(())
     }
@@ -1062,14 +1122,19 @@ end
 return 0
 "#;
 
-/// What a database says of itself: anchor, width, state format, layout, `IPsInfo` database.
+/// What a database says of itself: anchor, width, state format, layout, `IPsInfo` database,
+/// records form.
 type StoredMarkers = (
     Option<String>,
     Option<String>,
     Option<String>,
     Option<String>,
     Option<i64>,
+    Option<String>,
 );
+
+/// The value of [`keys::RECORDS`] on a `--no-flows` database.
+const COMPACT: &str = "compact";
 
 /// The URL's database and the one `IPsInfo` goes to.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -1207,10 +1272,10 @@ return #out
 
 /// Retention (`--retain`), server-side and last in the flush's transaction, so a crash
 /// leaves no half-removed window: every window numbered below `ARGV[2]` in the index goes
-/// with its hash, `_flows`, `_altflows`, `_timeline`, our copies and alts, its `twsprofile`
+/// with its hash, `_flows`, `_altflows`, `_timeline`, our copies, alts and compact records, its `twsprofile`
 /// and `ModifiedTWForLogs` members, its waiting mark and its `labels` counts; addresses whose
 /// latest window went lose their `IPsInfo` entry (in database `ARGV[4]`; `ARGV[5]` is the
-/// connection's); then each profile in `ARGV[6..]` (touched
+/// connection's), and those whose latest dns answer's window went their `DNSresolution`; then each profile in `ARGV[6..]` (touched
 /// by the flush or by the removal) gets `Starttime` = its earliest record time over the
 /// windows it keeps, or, keeping none, leaves `profiles` with its hash. The bound applied is
 /// the greater of `ARGV[2]` and the stored [`keys::RETAINED_FROM`], which it raises.
@@ -1258,7 +1323,7 @@ for _, m in ipairs(gone) do
     end
   end
   redis.call('DEL', w, w .. '_flows', w .. '_altflows', w .. '_timeline',
-    'kalipso-ingest:copies:' .. w, 'kalipso-ingest:alts:' .. w)
+    'kalipso-ingest:copies:' .. w, 'kalipso-ingest:alts:' .. w, 'kalipso-ingest:recs:' .. w)
   redis.call('ZREM', 'twsprofile_' .. ip, tw)
   redis.call('SREM', 'ModifiedTWForLogs', w)
   local blocked = redis.call('TYPE', 'BlockedProfTW')['ok']
@@ -1275,6 +1340,14 @@ for _, m in ipairs(gone) do
 end
 for _, ip in ipairs(ips) do
   redis.call('ZREM', 'kalipso-ingest:ip-last', ip)
+end
+-- `--layout kalipso`: an address's DNSresolution goes with the window of its latest answer.
+if limit then
+  for _, ip in ipairs(redis.call('ZRANGEBYSCORE', 'kalipso-ingest:dns-last', '-inf', limit)) do
+    redis.call('HDEL', 'DNSresolution', ip)
+    redis.call('DEL', 'kalipso-ingest:dns:' .. ip)
+    redis.call('ZREM', 'kalipso-ingest:dns-last', ip)
+  end
 end
 if #ips > 0 then
   if ipinfo_db ~= own_db then redis.call('SELECT', ipinfo_db) end
@@ -1398,6 +1471,15 @@ fn write_profiles(
                     .arg(keys::tw_name(grid.n(a.abs)));
             }
         })?;
+        if writes.retention.is_some() {
+            // Retention's index: an address's entry goes with the window of its latest answer.
+            batch.add(|c| {
+                c.arg("ZADD").arg(keys::DNS_LAST).arg("GT");
+                for a in chunk {
+                    c.arg(a.abs).arg(a.ip.to_string());
+                }
+            })?;
+        }
     }
     // Inside the transaction, `SELECT` switches only for these commands.
     let other_db = dbs.ipinfo != dbs.own && !writes.ips.is_empty();
@@ -1456,6 +1538,19 @@ fn write_window(
                 c.arg("HSET").arg(&target).arg(chunk);
             })?;
         }
+    }
+    if !w.records.is_empty() {
+        let frame = frame::frame(&w.records)
+            .map_err(|e| redis::RedisError::from((redis::ErrorKind::Io, "zstd", e.to_string())))?;
+        let k = keys::records(&key);
+        if w.records_whole {
+            batch.add(|c| {
+                c.arg("DEL").arg(&k);
+            })?;
+        }
+        batch.add_sized(frame.len(), |c| {
+            c.arg("RPUSH").arg(&k).arg(&frame);
+        })?;
     }
     if layout == Layout::Kalipso {
         write_timeline_entries(batch, &keys::timeline(&key), w)?;
@@ -1612,6 +1707,21 @@ fn write_state(
         })?;
     }
     Ok(())
+}
+
+/// `--no-flows`: a window's records from its compact string (`store::records`). A damaged
+/// part is skipped with what follows it (logged).
+fn compact_window(frames: &[Vec<u8>]) -> StoredWindow {
+    let (payloads, damaged) = frame::payloads(frames);
+    let (flows, alts, bad) = records::read(&payloads, push_sub_line);
+    if damaged || bad > 0 {
+        tracing::warn!(
+            bad_entries = bad,
+            damaged_frames = damaged,
+            "part of a window's stored records could not be read and was skipped"
+        );
+    }
+    StoredWindow { flows, alts }
 }
 
 /// Rebuild a window's records from `_flows`, our copies, our alt lists and `_altflows` (the value of each uid's last alt record). Values this tool
