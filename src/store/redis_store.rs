@@ -83,12 +83,16 @@ pub struct Memory {
     pub policy: Option<String>,
 }
 
-/// What [`RedisStore::load`] read: stored windows, and each profile's stored `Starttime`.
+/// What [`RedisStore::load`] read: stored windows, each profile's stored `Starttime`, and
+/// (`--no-flows`) the frames of closing windows.
 pub type Loaded = (
     Vec<(WinId, StoredWindow)>,
     Vec<(IpAddr, Option<f64>)>,
-    Vec<(WinId, Vec<Vec<u8>>)>,
+    WindowFrames,
 );
+
+/// `--no-flows`: windows with their stored frames of records, in order.
+pub type WindowFrames = Vec<(WinId, Vec<Vec<u8>>)>;
 
 /// Counters of one or more writes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -489,20 +493,27 @@ impl RedisStore {
         Ok(deleted)
     }
 
+    /// `--no-flows`: the stored frames of these windows' records.
+    fn frames(&mut self, ids: &[WinId], grid: Grid) -> Result<WindowFrames, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(BATCH / 4) {
+            let mut pipe = redis::pipe();
+            for &WinId { ip, abs: g } in chunk {
+                pipe.lrange(keys::records(&keys::window(ip, grid.n(g))), 0, -1);
+            }
+            let got: Vec<Vec<Vec<u8>>> = pipe.query(&mut self.con).map_err(|e| self.err(e))?;
+            self.stats.round_trips += 1;
+            out.extend(chunk.iter().copied().zip(got));
+        }
+        Ok(out)
+    }
+
     /// Read what the profiler must merge before writing.
     pub fn load(&mut self, req: &LoadRequest, grid: Grid) -> Result<Loaded, StoreError> {
         let mut windows = Vec::with_capacity(req.windows.len());
         if self.no_flows {
-            for chunk in req.windows.chunks(BATCH / 4) {
-                let mut pipe = redis::pipe();
-                for &WinId { ip, abs: g } in chunk {
-                    pipe.lrange(keys::records(&keys::window(ip, grid.n(g))), 0, -1);
-                }
-                let got: Vec<Vec<Vec<u8>>> = pipe.query(&mut self.con).map_err(|e| self.err(e))?;
-                self.stats.round_trips += 1;
-                for (id, frames) in chunk.iter().zip(got) {
-                    windows.push((*id, compact_window(&frames)));
-                }
+            for (id, frames) in self.frames(&req.windows, grid)? {
+                windows.push((id, compact_window(&frames)));
             }
         } else {
             for chunk in req.windows.chunks(BATCH / 4) {
@@ -525,18 +536,7 @@ impl RedisStore {
                 }
             }
         }
-        let mut logs = Vec::with_capacity(req.records_logs.len());
-        for chunk in req.records_logs.chunks(BATCH / 4) {
-            let mut pipe = redis::pipe();
-            for &WinId { ip, abs: g } in chunk {
-                pipe.lrange(keys::records(&keys::window(ip, grid.n(g))), 0, -1);
-            }
-            let got: Vec<Vec<Vec<u8>>> = pipe.query(&mut self.con).map_err(|e| self.err(e))?;
-            self.stats.round_trips += 1;
-            for (id, frames) in chunk.iter().zip(got) {
-                logs.push((*id, frames));
-            }
-        }
+        let logs = self.frames(&req.records_logs, grid)?;
         let mut profiles = Vec::with_capacity(req.profiles.len());
         for chunk in req.profiles.chunks(BATCH) {
             let mut pipe = redis::pipe();
