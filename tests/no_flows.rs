@@ -276,3 +276,53 @@ fn a_damaged_frame_is_skipped_and_the_run_goes_on() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("could not be read"), "{stderr}");
 }
+
+#[test]
+fn a_followed_window_leaves_memory_with_its_frames_made_one() {
+    // Conns appended in steps while the daemon follows: windows are written over several
+    // commits, close, and must be compacted before they are evicted.
+    let src = std::fs::read_to_string(fixtures().join("slips/test9/conn.log")).unwrap();
+    let lines: Vec<&str> = src.lines().collect();
+    let dir = tempfile::tempdir().unwrap();
+    let server = RedisServer::start();
+    let child = command(dir.path(), &server)
+        .args([
+            "--no-flows",
+            "--tw-width",
+            "60",
+            "--fields-interval-ms",
+            "1",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let log = dir.path().join("conn.log");
+    let step = lines.len().div_ceil(16);
+    for chunk in lines.chunks(step) {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        std::io::Write::write_all(&mut f, (chunk.join("\n") + "\n").as_bytes()).unwrap();
+        drop(f);
+        std::thread::sleep(std::time::Duration::from_millis(700));
+    }
+    settle(&server);
+    assert_eq!(terminate(child).0, Some(0));
+    let mut con = server.connection();
+    let recs: Vec<String> = con.keys("kalipso-ingest:recs:*").unwrap();
+    let n = |k: &str| -> i64 { k.rsplit("_timewindow").next().unwrap().parse().unwrap() };
+    let last = recs.iter().map(|k| n(k)).max().unwrap();
+    let mut closed = 0;
+    for k in &recs {
+        // Closed: ended one width (the daemon's hold) before the last window began.
+        if n(k) < last - 1 {
+            closed += 1;
+            let frames: usize = con.llen(k).unwrap();
+            assert_eq!(frames, 1, "{k}");
+        }
+    }
+    assert!(closed > 0, "no closed window: {recs:?}");
+}

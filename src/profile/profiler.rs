@@ -1023,7 +1023,7 @@ fn is_closed(
 }
 
 /// Whether window `id` may leave memory: closed ([`is_closed`]), merged with Redis, and with
-/// nothing left to write.
+/// nothing left to write (`--no-flows`: its frames made one).
 fn is_done(
     cfg: &ProfilerConfig,
     id: WinId,
@@ -1034,6 +1034,7 @@ fn is_done(
     !(w.dirty
         || w.timeline_pending
         || w.fields_waiting()
+        || w.records_compaction_pending()
         || !w.loaded
         || !is_closed(cfg, id, low, schedule))
 }

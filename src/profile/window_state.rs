@@ -129,6 +129,7 @@ impl WindowWrite {
             && self.altflows.is_empty()
             && self.alts.is_empty()
             && self.records.is_empty()
+            && !self.records_whole
             && self.timeline_inserts.is_empty()
             && self.timeline.is_none()
     }
@@ -306,6 +307,10 @@ pub struct WindowState {
     records_log: Option<(Vec<Vec<u8>>, Vec<u8>)>,
     /// Set while the window closes: a compact write then replaces the stored frames by one.
     pub closing: bool,
+    /// Largest payload its frames are made one of ([`frame::MAX_WHOLE`]; tests lower it).
+    pub records_whole_limit: usize,
+    /// Its records outgrew `records_whole_limit`: its frames stay as written.
+    records_whole_given_up: bool,
 }
 
 impl WindowState {
@@ -314,6 +319,7 @@ impl WindowState {
         WindowState {
             loaded,
             timeline_known: loaded,
+            records_whole_limit: frame::MAX_WHOLE,
             ..WindowState::default()
         }
     }
@@ -330,6 +336,7 @@ impl WindowState {
         self.timeline_pending = old.timeline_pending;
         self.compact = old.compact;
         self.closing = old.closing;
+        self.records_whole_limit = old.records_whole_limit;
         for (key, e) in flows {
             if !e.written {
                 self.insert_flow(key, e.flow, e.roles);
@@ -799,18 +806,29 @@ impl WindowState {
         if self.closing
             && self.records_frames + usize::from(!w.records.is_empty()) > 1
             && let Some((frames, since)) = self.records_log.take()
-            // A frame that cannot be read stays as it is, with the ones after it.
-            && let (payloads, false) = frame::payloads(&frames)
         {
             // Later entries replace earlier ones: the frames' payloads read in order, then
-            // the ones written since and this write's, are the window.
-            let mut all = payloads.concat();
-            all.extend_from_slice(&since);
-            all.append(&mut w.records);
-            w.records = all;
-            w.records_whole = true;
-            self.records_frames = 1;
-            return;
+            // the ones written since and this write's, are the window. A frame that cannot be
+            // be read is left out (as a reload would): its records are lost either way.
+            let (payloads, bad) = frame::payloads(&frames, frame::MAX_PAYLOAD);
+            if bad > 0 {
+                tracing::warn!(
+                    bad_frames = bad,
+                    "frames of a window's stored records could not be read and were dropped"
+                );
+            }
+            let size = payloads.iter().map(Vec::len).sum::<usize>() + since.len() + w.records.len();
+            if size <= self.records_whole_limit {
+                let mut all = payloads.concat();
+                all.extend_from_slice(&since);
+                all.append(&mut w.records);
+                w.records = all;
+                w.records_whole = true;
+                self.records_frames = 1;
+                return;
+            }
+            // Too large for one frame: the window keeps its frames.
+            self.records_whole_given_up = true;
         }
         if !w.records.is_empty() {
             self.records_frames += 1;
@@ -826,6 +844,7 @@ impl WindowState {
         // More than one frame, or one and records to add to it.
         self.compact
             && self.loaded
+            && !self.records_whole_given_up
             && self.records_log.is_none()
             && (self.records_frames > 1 || (self.records_frames == 1 && self.dirty))
     }
@@ -834,6 +853,12 @@ impl WindowState {
     /// they were read back).
     pub fn records_compaction_due(&self) -> bool {
         self.closing && self.records_frames > 1 && self.records_log.is_some()
+    }
+
+    /// Whether the window's frames still wait to be made one (it must not leave memory
+    /// before: its closing write does it).
+    pub fn records_compaction_pending(&self) -> bool {
+        self.compact && self.loaded && self.records_frames > 1 && !self.records_whole_given_up
     }
 
     /// The window's stored frames, in order (from [`WindowState::wants_records_log`]).
@@ -922,6 +947,48 @@ mod tests {
             Some(TimelineWrite::Replace(l)) => ("replace", l.len()),
             None => ("none", 0),
         }
+    }
+
+    #[test]
+    fn a_closing_compact_window_makes_its_frames_one_unless_they_are_too_large() {
+        let style = TimelineStyle::default();
+        let judge = Judge::plain(std::net::IpAddr::from([0, 0, 0, 0]));
+        for (limit, whole) in [(frame::MAX_WHOLE, true), (100, false)] {
+            let mut w = WindowState::new(true);
+            w.compact = true;
+            w.records_whole_limit = limit;
+            let mut frames = Vec::new();
+            for i in 0..3u32 {
+                w.add_flow(
+                    flow(&format!("C{i}"), f64::from(i)),
+                    client(),
+                    pos(u64::from(i)),
+                );
+                w.add_alt(alt(&format!("C{i}"), f64::from(i)), pos(10 + u64::from(i)));
+                let write = w.take_write("unknown", &style, &judge, f64::INFINITY, false);
+                assert!(!write.records_whole && write.flows.is_empty() && write.alts.is_empty());
+                frames.push(frame::frame(&write.records).unwrap());
+            }
+            // Three frames: read back when the profiler sees the window closing.
+            assert!(w.records_compaction_pending() && w.wants_records_log());
+            w.closing = true;
+            w.set_records_log(frames.clone());
+            assert!(w.records_compaction_due());
+            let write = w.take_write("unknown", &style, &judge, f64::INFINITY, true);
+            assert_eq!(write.records_whole, whole, "limit {limit}");
+            assert!(!w.records_compaction_pending() && !w.wants_records_log());
+            if whole {
+                // The one frame holds what the three did.
+                let (parts, bad) = frame::payloads(&frames, frame::MAX_PAYLOAD);
+                assert_eq!((parts.concat(), bad), (write.records.clone(), 0));
+                let (flows, alts, bad) = records::read(&[write.records], push);
+                assert_eq!((flows.len(), alts.len(), bad), (3, 3, 0));
+            }
+        }
+    }
+
+    fn push(out: &mut String, kind: LogKind, v: &PyValue) {
+        crate::timeline::lines::push_sub_line(out, kind, v)
     }
 
     #[test]

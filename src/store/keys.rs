@@ -91,10 +91,6 @@ pub fn records(window: &str) -> String {
 /// [`records`] keys, not in `_flows`/`_altflows` and our copies and alt lists.
 pub const RECORDS: &str = "kalipso-ingest:records";
 
-/// ZSET, with the index and `--layout kalipso`: answered address → the latest absolute window
-/// of its dns answers (`ZADD GT`); its `DNSresolution` entry goes with that window.
-pub const DNS_LAST: &str = "kalipso-ingest:dns-last";
-
 /// HASH file identity → checkpoint JSON (how far each file is read).
 pub const CHECKPOINTS: &str = "kalipso-ingest:checkpoints";
 /// HASH uid → conn that alt records can still join (`{"w": [[ip, window], …], "e": expiry}`).

@@ -1275,7 +1275,7 @@ return #out
 /// with its hash, `_flows`, `_altflows`, `_timeline`, our copies, alts and compact records, its `twsprofile`
 /// and `ModifiedTWForLogs` members, its waiting mark and its `labels` counts; addresses whose
 /// latest window went lose their `IPsInfo` entry (in database `ARGV[4]`; `ARGV[5]` is the
-/// connection's), and those whose latest dns answer's window went their `DNSresolution`; then each profile in `ARGV[6..]` (touched
+/// connection's); then each profile in `ARGV[6..]` (touched
 /// by the flush or by the removal) gets `Starttime` = its earliest record time over the
 /// windows it keeps, or, keeping none, leaves `profiles` with its hash. The bound applied is
 /// the greater of `ARGV[2]` and the stored [`keys::RETAINED_FROM`], which it raises.
@@ -1340,14 +1340,6 @@ for _, m in ipairs(gone) do
 end
 for _, ip in ipairs(ips) do
   redis.call('ZREM', 'kalipso-ingest:ip-last', ip)
-end
--- `--layout kalipso`: an address's DNSresolution goes with the window of its latest answer.
-if limit then
-  for _, ip in ipairs(redis.call('ZRANGEBYSCORE', 'kalipso-ingest:dns-last', '-inf', limit)) do
-    redis.call('HDEL', 'DNSresolution', ip)
-    redis.call('DEL', 'kalipso-ingest:dns:' .. ip)
-    redis.call('ZREM', 'kalipso-ingest:dns-last', ip)
-  end
 end
 if #ips > 0 then
   if ipinfo_db ~= own_db then redis.call('SELECT', ipinfo_db) end
@@ -1471,15 +1463,6 @@ fn write_profiles(
                     .arg(keys::tw_name(grid.n(a.abs)));
             }
         })?;
-        if writes.retention.is_some() {
-            // Retention's index: an address's entry goes with the window of its latest answer.
-            batch.add(|c| {
-                c.arg("ZADD").arg(keys::DNS_LAST).arg("GT");
-                for a in chunk {
-                    c.arg(a.abs).arg(a.ip.to_string());
-                }
-            })?;
-        }
     }
     // Inside the transaction, `SELECT` switches only for these commands.
     let other_db = dbs.ipinfo != dbs.own && !writes.ips.is_empty();
@@ -1539,17 +1522,17 @@ fn write_window(
             })?;
         }
     }
+    if w.records_whole {
+        // Also when nothing is left: no stale frame may come back.
+        batch.add(|c| {
+            c.arg("DEL").arg(keys::records(&key));
+        })?;
+    }
     if !w.records.is_empty() {
         let frame = frame::frame(&w.records)
             .map_err(|e| redis::RedisError::from((redis::ErrorKind::Io, "zstd", e.to_string())))?;
-        let k = keys::records(&key);
-        if w.records_whole {
-            batch.add(|c| {
-                c.arg("DEL").arg(&k);
-            })?;
-        }
         batch.add_sized(frame.len(), |c| {
-            c.arg("RPUSH").arg(&k).arg(&frame);
+            c.arg("RPUSH").arg(keys::records(&key)).arg(&frame);
         })?;
     }
     if layout == Layout::Kalipso {
@@ -1709,15 +1692,15 @@ fn write_state(
     Ok(())
 }
 
-/// `--no-flows`: a window's records from its compact string (`store::records`). A damaged
-/// part is skipped with what follows it (logged).
+/// `--no-flows`: a window's records from its frames (`model::records`). A frame that cannot
+/// be read is skipped, and so is the rest of a payload after an entry that cannot (logged).
 fn compact_window(frames: &[Vec<u8>]) -> StoredWindow {
-    let (payloads, damaged) = frame::payloads(frames);
+    let (payloads, bad_frames) = frame::payloads(frames, frame::MAX_PAYLOAD);
     let (flows, alts, bad) = records::read(&payloads, push_sub_line);
-    if damaged || bad > 0 {
+    if bad_frames > 0 || bad > 0 {
         tracing::warn!(
             bad_entries = bad,
-            damaged_frames = damaged,
+            bad_frames,
             "part of a window's stored records could not be read and was skipped"
         );
     }
