@@ -808,7 +808,7 @@ impl WindowState {
             && let Some((frames, since)) = self.records_log.take()
         {
             // Later entries replace earlier ones: the frames' payloads read in order, then
-            // the ones written since and this write's, are the window. A frame that cannot be
+            // the ones written since and this write's, are the window. A frame that cannot
             // be read is left out (as a reload would): its records are lost either way.
             let (payloads, bad) = frame::payloads(&frames, frame::MAX_PAYLOAD);
             if bad > 0 {

@@ -1693,7 +1693,7 @@ fn write_state(
 }
 
 /// `--no-flows`: a window's records from its frames (`model::records`). A frame that cannot
-/// be read is skipped, and so is the rest of a payload after an entry that cannot (logged).
+/// be read is skipped, and so is an entry that cannot (logged).
 fn compact_window(frames: &[Vec<u8>]) -> StoredWindow {
     let (payloads, bad_frames) = frame::payloads(frames, frame::MAX_PAYLOAD);
     let (flows, alts, bad) = records::read(&payloads, push_sub_line);

@@ -6,7 +6,8 @@
 //! later entry for a uid replaces an earlier one, as `HSET` of the same field did):
 //!
 //! ```text
-//! entry := uid:str  n:varint flow × n  m:varint alt × m
+//! entry := len:varint  body (len bytes: a damaged entry is skipped alone)
+//! body  := uid:str  n:varint flow × n  m:varint alt × m
 //!   flow := ts:f64  dur:(0 | 1 f64)  saddr:ip  sport:u16  daddr:ip  dport:u16
 //!           proto:str  appproto:str  origstate:str  spkts dpkts sbytes dbytes:varint
 //!   alt  := ts:f64  kind:u8  saddr:ip  daddr:ip  rest:str
@@ -33,6 +34,18 @@ use crate::zeek::LogKind;
 
 /// Append the entry of a uid: every copy of its flow and every alt record, in order.
 pub fn push_entry<'a>(
+    out: &mut Vec<u8>,
+    uid: &str,
+    flows: impl ExactSizeIterator<Item = &'a Flow>,
+    alts: impl ExactSizeIterator<Item = &'a AltRecord>,
+) {
+    let mut body = Vec::with_capacity(128);
+    push_body(&mut body, uid, flows, alts);
+    push_varint(out, body.len() as u64);
+    out.extend_from_slice(&body);
+}
+
+fn push_body<'a>(
     out: &mut Vec<u8>,
     uid: &str,
     flows: impl ExactSizeIterator<Item = &'a Flow>,
@@ -101,15 +114,21 @@ pub fn read(payloads: &[Vec<u8>], sub_line: SubLine) -> (Vec<Flow>, Vec<AltRecor
     for p in payloads {
         let mut r = Reader { b: p };
         while !r.b.is_empty() {
-            match r.entry(sub_line) {
+            // A cut length ends the payload; a damaged body only its entry.
+            let Some(body) = r
+                .varint()
+                .and_then(|n| usize::try_from(n).ok())
+                .and_then(|n| r.bytes(n))
+            else {
+                bad += 1;
+                break;
+            };
+            match (Reader { b: body }).entry(sub_line) {
                 Some((uid, f, a)) => {
                     flows.insert(uid.clone(), f);
                     alts.insert(uid, a);
                 }
-                None => {
-                    bad += 1;
-                    break;
-                }
+                None => bad += 1,
             }
         }
     }
@@ -350,7 +369,14 @@ mod tests {
         let (flows, _, bad) = read(&[vec![5, b'X', 0]], sub);
         assert_eq!((flows.len(), bad), (0, 1));
         // A count far beyond the bytes there allocates nothing large and fails cleanly.
-        let (flows, _, bad) = read(&[vec![1, b'u', 0xff, 0xff, 0xff, 0xff, 0x0f]], sub);
+        let (flows, _, bad) = read(&[vec![6, 1, b'u', 0xff, 0xff, 0xff, 0x0f]], sub);
         assert_eq!((flows.len(), bad), (0, 1));
+        // A damaged entry between good ones hides nothing after it.
+        let mut q = Vec::new();
+        push_entry(&mut q, "Ca", [&a].into_iter(), none.into_iter());
+        q.extend_from_slice(&[3, 0xff, 0xff, 0xff]);
+        push_entry(&mut q, "Cc", [&a].into_iter(), none.into_iter());
+        let (flows, _, bad) = read(&[q], sub);
+        assert_eq!((flows.len(), bad), (2, 1));
     }
 }
