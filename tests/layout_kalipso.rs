@@ -186,6 +186,17 @@ fn reloaded_windows_and_follow_mode_give_the_once_database() {
     capture(dir.path());
     let want = batch_dump_with(dir.path(), &["--layout", "kalipso", "--direction", "all"]);
     let server = RedisServer::start();
+    once_with(
+        dir.path(),
+        &server,
+        &["--layout", "kalipso", "--direction", "all"],
+    );
+    let want_info = ips_info(&server);
+    assert!(
+        want_info["93.184.216.35"].contains("example.org"),
+        "{want_info:?}"
+    );
+    let server = RedisServer::start();
     ingest(&server, dir.path(), Direction::All, &churn());
     let got = without_run_state(dump(&mut server.connection()));
     assert!(
@@ -193,6 +204,7 @@ fn reloaded_windows_and_follow_mode_give_the_once_database() {
         "reloaded windows differ:\n{}",
         dump_diff(&got, &want)
     );
+    assert_eq!(ips_info(&server), want_info, "reloaded windows: IPsInfo");
 
     let server = RedisServer::start();
     let child = command(dir.path(), &server)
@@ -214,6 +226,7 @@ fn reloaded_windows_and_follow_mode_give_the_once_database() {
         "follow mode differs:\n{}",
         dump_diff(&got, &want)
     );
+    assert_eq!(ips_info(&server), want_info, "follow mode: IPsInfo");
 }
 
 #[test]
@@ -271,6 +284,19 @@ fn ip_information_goes_to_database_1_with_the_asn_as_an_object() {
         "--asn-db",
         &asn.to_string_lossy(),
     ];
+    // A server name joins what the enrichment says, after it.
+    std::fs::write(
+        dir.path().join("ssl.log"),
+        ssl(
+            T0 + 0.5,
+            "Cgeo",
+            "10.0.0.1",
+            "214.78.120.5",
+            443,
+            "geo.example",
+        ),
+    )
+    .unwrap();
     once_with(dir.path(), &server, &flags);
     let mut con = server.connection();
     let in_db0: bool = con.exists("IPsInfo").unwrap();
@@ -280,7 +306,7 @@ fn ip_information_goes_to_database_1_with_the_asn_as_an_object() {
     assert_eq!(
         info.as_deref(),
         Some(
-            r#"{"asn": {"asnorg": "DoD Network Information Center"}, "geocountry": "United States"}"#
+            r#"{"asn": {"asnorg": "DoD Network Information Center"}, "geocountry": "United States", "SNI": [{"server_name": "geo.example", "dport": 443}]}"#
         )
     );
     let private: Option<String> = con.hget("IPsInfo", "10.0.0.1").unwrap();
@@ -303,6 +329,214 @@ fn ip_information_goes_to_database_1_with_the_asn_as_an_object() {
     assert_eq!(n, 2, "rewritten once after the reset");
 }
 
+fn ssl(ts: f64, uid: &str, src: &str, dst: &str, dport: u16, name: &str) -> String {
+    format!(
+        "{{\"ts\":{ts},\"uid\":\"{uid}\",\"id.orig_h\":\"{src}\",\"id.orig_p\":8,\"id.resp_h\":\"{dst}\",\"id.resp_p\":{dport},\"version\":\"TLSv13\",\"cipher\":\"TLS_AES_128_GCM_SHA256\",\"resumed\":false,\"established\":true,\"server_name\":\"{name}\"}}\n"
+    )
+}
+
+/// Every address's `IPsInfo` entry, from database 1.
+fn ips_info(server: &RedisServer) -> std::collections::BTreeMap<String, String> {
+    let mut con = server.connection();
+    let _: () = redis::cmd("SELECT").arg(1).query(&mut con).unwrap();
+    hash(&mut con, "IPsInfo")
+}
+
+#[test]
+fn ip_information_has_server_names_and_reverse_names_whatever_the_order() {
+    let v6_reverse = "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa";
+    let conns = [
+        conn(T0, "Cs1", "10.0.0.1", "93.184.216.35", "tcp", 443, "SF"),
+        conn(
+            T0 + 1.0,
+            "Cs2",
+            "10.0.0.1",
+            "93.184.216.35",
+            "tcp",
+            8443,
+            "SF",
+        ),
+        conn(
+            T0 + 2.0,
+            "Ct",
+            "10.0.0.1",
+            "93.184.216.36",
+            "tcp",
+            443,
+            "SF",
+        ),
+        conn(T0 + 3.0, "C6", "fd00::1", "2001:db8::1", "tcp", 443, "SF"),
+    ];
+    let ssls = [
+        ssl(
+            T0 + 0.5,
+            "Cs1",
+            "10.0.0.1",
+            "93.184.216.35",
+            443,
+            "b.example",
+        ),
+        ssl(
+            T0 + 1.5,
+            "Cs2",
+            "10.0.0.1",
+            "93.184.216.35",
+            8443,
+            "a.example",
+        ),
+        // Seen again later, and with no conn: the first record places it.
+        ssl(
+            T0 + 7.0,
+            "Cs3",
+            "10.0.0.1",
+            "93.184.216.35",
+            443,
+            "b.example",
+        ),
+        ssl(
+            T0 + 2.5,
+            "Ct",
+            "10.0.0.1",
+            "93.184.216.36",
+            443,
+            "t.example",
+        ),
+        // With no conn: its addresses are registered by the record itself.
+        ssl(
+            T0 + 4.0,
+            "Cn",
+            "10.0.0.1",
+            "93.184.216.99",
+            443,
+            "n.example",
+        ),
+    ];
+    let dnss = [
+        dns(
+            T0 + 9.0,
+            "Cp2",
+            "10.0.0.1",
+            "35.216.184.93.in-addr.arpa",
+            "PTR",
+            r#"["late.example"]"#,
+        ),
+        dns(
+            T0 + 2.0,
+            "Cp1",
+            "10.0.0.1",
+            "35.216.184.93.in-addr.arpa",
+            "PTR",
+            r#"["early.example", "other.example"]"#,
+        ),
+        dns(
+            T0 + 3.5,
+            "Cp6",
+            "10.0.0.1",
+            v6_reverse,
+            "PTR",
+            r#"["six.example"]"#,
+        ),
+        dns(
+            T0 + 3.6,
+            "Cp9",
+            "10.0.0.1",
+            "9.9.9.9.in-addr.arpa",
+            "PTR",
+            r#"["nine.example"]"#,
+        ),
+        // No record has 9.9.9.9 as an address: no entry. Not an address's reverse name:
+        dns(
+            T0 + 3.7,
+            "Cpx",
+            "10.0.0.1",
+            "x.in-addr.arpa",
+            "PTR",
+            r#"["x.example"]"#,
+        ),
+    ];
+    let want = [
+        ("10.0.0.1", "{}"),
+        (
+            "93.184.216.35",
+            r#"{"reverse_dns": "early.example", "SNI": [{"server_name": "b.example", "dport": 443}, {"server_name": "a.example", "dport": 8443}]}"#,
+        ),
+        // Enriched by another program before: kept.
+        ("93.184.216.36", r#"{"asn": "theirs"}"#),
+        ("2001:db8::1", r#"{"reverse_dns": "six.example"}"#),
+        ("fd00::1", "{}"),
+        ("10.0.0.53", "{}"),
+        (
+            "93.184.216.99",
+            r#"{"SNI": [{"server_name": "n.example", "dport": 443}]}"#,
+        ),
+    ];
+    let want: std::collections::BTreeMap<String, String> = want
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    for (reversed, opts) in [
+        (false, IngestOptions::default()),
+        (true, IngestOptions::default()),
+        (false, churn()),
+        (true, churn()),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, lines) in [
+            ("conn.log", &conns[..]),
+            ("ssl.log", &ssls[..]),
+            ("dns.log", &dnss[..]),
+        ] {
+            let mut lines = lines.to_vec();
+            if reversed {
+                lines.reverse();
+            }
+            std::fs::write(dir.path().join(name), lines.concat()).unwrap();
+        }
+        let server = RedisServer::start();
+        {
+            let mut con = server.connection();
+            let _: () = redis::cmd("SELECT").arg(1).query(&mut con).unwrap();
+            let _: () = con
+                .hset("IPsInfo", "93.184.216.36", r#"{"asn": "theirs"}"#)
+                .unwrap();
+        }
+        ingest(&server, dir.path(), Direction::Out, &opts);
+        let got = ips_info(&server);
+        assert_eq!(
+            got, want,
+            "reversed: {reversed}, flushes of {}",
+            opts.flush_every
+        );
+    }
+
+    // The records in two runs: the names first, the flows that register the addresses later.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("dns.log"), dnss.concat()).unwrap();
+    let server = RedisServer::start();
+    let mut con = server.connection();
+    let _: () = redis::cmd("SELECT").arg(1).query(&mut con).unwrap();
+    let _: () = con
+        .hset("IPsInfo", "93.184.216.36", r#"{"asn": "theirs"}"#)
+        .unwrap();
+    ingest(
+        &server,
+        dir.path(),
+        Direction::Out,
+        &IngestOptions::default(),
+    );
+    let early: Option<String> = con.hget("IPsInfo", "93.184.216.35").unwrap();
+    assert_eq!(early, None, "no entry before a record has the address");
+    std::fs::write(dir.path().join("conn.log"), conns.concat()).unwrap();
+    std::fs::write(dir.path().join("ssl.log"), ssls.concat()).unwrap();
+    ingest(
+        &server,
+        dir.path(),
+        Direction::Out,
+        &IngestOptions::default(),
+    );
+    assert_eq!(ips_info(&server), want, "names first, flows in a later run");
+}
+
 #[test]
 fn retention_removes_ip_information_from_its_database() {
     let dir = tempfile::tempdir().unwrap();
@@ -321,6 +555,14 @@ fn retention_removes_ip_information_from_its_database() {
         })
         .collect();
     std::fs::write(dir.path().join("conn.log"), lines).unwrap();
+    let names: String = (0..2)
+        .map(|i| {
+            let (src, dst) = (format!("10.0.0.{i}"), format!("93.184.0.{i}"));
+            let ts = T0 + f64::from(i) * 20_000.0 + 0.5;
+            ssl(ts, &format!("Cr{i}"), &src, &dst, 443, "r.example")
+        })
+        .collect();
+    std::fs::write(dir.path().join("ssl.log"), names).unwrap();
     let server = RedisServer::start();
     once_with(
         dir.path(),
@@ -328,6 +570,11 @@ fn retention_removes_ip_information_from_its_database() {
         &["--layout", "kalipso", "--retain", "1h"],
     );
     let mut con = server.connection();
+    let facts: Vec<bool> = ["93.184.0.0", "93.184.0.1"]
+        .iter()
+        .map(|ip| con.exists(format!("kalipso-ingest:ipinfo:{ip}")).unwrap())
+        .collect();
+    assert_eq!(facts, [false, true], "an address's facts go with its entry");
     let _: () = redis::cmd("SELECT").arg(1).query(&mut con).unwrap();
     let mut kept: Vec<String> = con.hkeys("IPsInfo").unwrap();
     kept.sort();

@@ -322,6 +322,7 @@ mod tests {
             json: String::new(),
             sub: String::new(),
             name: Default::default(),
+            dport: 0,
         }
     }
 

@@ -36,6 +36,10 @@ pub struct AltRecord {
     /// The domain name it names (dns `query`, http `host`, ssl `server_name`; empty if none),
     /// which domain blocklists are matched against.
     pub name: CompactString,
+    /// The responder's port as the record gave it (0 if none). Read only where the record
+    /// first arrives (an ssl record's `SNI` entry, `--layout kalipso`): not kept in the join
+    /// state or the compact records, so a record loaded back has 0.
+    pub dport: u16,
 }
 
 fn s<'a>(v: &'a Option<Cow<'_, str>>) -> &'a str {
@@ -143,6 +147,7 @@ impl AltRecord {
             json,
             sub,
             name,
+            dport: 0,
         }
     }
 
@@ -227,7 +232,7 @@ impl AltRecord {
             .str("validation_status", s(&r.validation_status))
             .str("curve", s(&r.curve))
             .str("server_name", s(&r.server_name));
-        Some(AltRecord::new(
+        let mut alt = AltRecord::new(
             ts,
             LogKind::Ssl,
             uid,
@@ -235,7 +240,9 @@ impl AltRecord {
             daddr,
             PyValue::Object(w.0),
             sub_line,
-        ))
+        );
+        alt.dport = r.id.resp_p.unwrap_or(0);
+        Some(alt)
     }
 
     /// The `_altflows` value (Python-JSON).

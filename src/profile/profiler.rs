@@ -195,6 +195,69 @@ pub struct Writes {
     pub watermarks: Vec<(LogKind, f64)>,
     /// `--layout kalipso`: dns answers for `DNSresolution`.
     pub dns: Vec<DnsAnswer>,
+    /// `--layout kalipso`: what records say of an address for its `IPsInfo` entry (`SNI`,
+    /// `reverse_dns`), each with the address's `IPsInfo` value from the enrichment.
+    pub facts: Vec<(IpFact, String)>,
+}
+
+/// What one record says of an address for its `IPsInfo` entry (`--layout kalipso`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct IpFact {
+    /// The address.
+    pub ip: IpAddr,
+    /// An ssl record's server name to this port (`SNI`), or a PTR answer (`reverse_dns`).
+    pub kind: FactKind,
+    /// The name.
+    pub name: String,
+    /// The record's time.
+    pub ts: f64,
+    /// Its uid.
+    pub uid: String,
+}
+
+/// Which part of `IPsInfo` an [`IpFact`] feeds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum FactKind {
+    /// `SNI`: the server name of an ssl record to the address, with the record's port.
+    Sni(u16),
+    /// `reverse_dns`: the first answer of a PTR record for the address's reverse name.
+    Ptr,
+}
+
+/// The address a reverse name stands for (`4.3.2.1.in-addr.arpa`, the 32 nibbles of an
+/// `ip6.arpa` name), if it is one.
+pub fn reverse_name_address(query: &str) -> Option<IpAddr> {
+    let q = query
+        .strip_suffix('.')
+        .unwrap_or(query)
+        .to_ascii_lowercase();
+    if let Some(v4) = q.strip_suffix(".in-addr.arpa") {
+        let parts: Vec<&str> = v4.split('.').collect();
+        if parts.len() != 4 {
+            return None;
+        }
+        let mut octets = [0u8; 4];
+        for (o, p) in octets.iter_mut().zip(parts.iter().rev()) {
+            if p.is_empty() || p.len() > 3 || !p.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            *o = p.parse().ok()?;
+        }
+        return Some(IpAddr::from(octets));
+    }
+    let v6 = q.strip_suffix(".ip6.arpa")?;
+    let nibbles: Vec<&str> = v6.split('.').collect();
+    if nibbles.len() != 32 {
+        return None;
+    }
+    let mut bits: u128 = 0;
+    for n in nibbles.iter().rev() {
+        if n.len() != 1 {
+            return None;
+        }
+        bits = (bits << 4) | u128::from(u8::from_str_radix(n, 16).ok()?);
+    }
+    Some(IpAddr::from(bits.to_be_bytes()))
 }
 
 /// A dns record's answer, as `DNSresolution` keeps it (`--layout kalipso`).
@@ -214,20 +277,34 @@ pub struct DnsAnswer {
     pub abs: i64,
 }
 
-/// The answers of a dns record that Slips kept in `DNSresolution`: type A or AAAA, an
-/// address, not for a reverse (`arpa`) name, and not a loopback or unspecified answer unless
-/// the name is `localhost`.
-fn dns_answers(alt: &AltRecord, abs: i64) -> Vec<DnsAnswer> {
+/// What a dns record gives `--layout kalipso`: the answers Slips kept in `DNSresolution`
+/// (type A or AAAA, an address, not for a reverse (`arpa`) name, and not a loopback or
+/// unspecified answer unless the name is `localhost`), and, for a PTR record of an address's
+/// reverse name, its first answer (`reverse_dns`).
+fn dns_facts(alt: &AltRecord, abs: i64) -> (Vec<DnsAnswer>, Option<IpFact>) {
     let Ok(v) = serde_json::from_str::<serde_json::Value>(&alt.json) else {
-        return Vec::new();
+        return (Vec::new(), None);
     };
     let qtype = v.get("qtype_name").and_then(|q| q.as_str()).unwrap_or("");
     let query = alt.name.as_str();
-    if !(qtype == "A" || qtype == "AAAA") || query.is_empty() || query.ends_with("arpa") {
-        return Vec::new();
-    }
     let answers = v.get("answers").and_then(|a| a.as_array());
-    answers
+    if qtype == "PTR" {
+        let fact = reverse_name_address(query).and_then(|ip| {
+            let name = answers?.first()?.as_str()?;
+            (!name.is_empty() && name != "-").then(|| IpFact {
+                ip,
+                kind: FactKind::Ptr,
+                name: name.to_string(),
+                ts: alt.ts,
+                uid: alt.uid.to_string(),
+            })
+        });
+        return (Vec::new(), fact);
+    }
+    if !(qtype == "A" || qtype == "AAAA") || query.is_empty() || query.ends_with("arpa") {
+        return (Vec::new(), None);
+    }
+    let found = answers
         .into_iter()
         .flatten()
         .filter_map(|a| a.as_str()?.parse::<IpAddr>().ok())
@@ -240,7 +317,8 @@ fn dns_answers(alt: &AltRecord, abs: i64) -> Vec<DnsAnswer> {
             by: alt.saddr,
             abs,
         })
-        .collect()
+        .collect();
+    (found, None)
 }
 
 impl Writes {
@@ -250,6 +328,7 @@ impl Writes {
         self.profiles.is_empty()
             && self.ips.is_empty()
             && self.dns.is_empty()
+            && self.facts.is_empty()
             && self.windows.is_empty()
             && self.join.conns.is_empty()
             && self.join.pending.is_empty()
@@ -291,6 +370,8 @@ pub struct Profiler {
     ips_new: Vec<IpAddr>,
     /// `--layout kalipso`: dns answers since the last flush.
     dns_new: Vec<DnsAnswer>,
+    /// `--layout kalipso`: `IPsInfo` facts since the last flush.
+    facts_new: Vec<IpFact>,
     join: UidJoin,
     watermarks: HashMap<LogKind, f64>,
     finished: HashSet<LogKind>,
@@ -326,6 +407,7 @@ impl Profiler {
             ips_known: HashSet::default(),
             ips_new: Vec::new(),
             dns_new: Vec::new(),
+            facts_new: Vec::new(),
             join: UidJoin::default(),
             watermarks: HashMap::default(),
             finished: HashSet::default(),
@@ -530,12 +612,30 @@ impl Profiler {
     pub fn add_alt(&mut self, alt: AltRecord, line: u64) {
         self.see(alt.kind, alt.ts);
         // Every answer, past the retention or not: the value is a function of the records
-        // (retention does not remove `DNSresolution` entries yet).
-        if alt.kind == LogKind::Dns
-            && self.cfg.style.layout == crate::model::layout::Layout::Kalipso
-        {
+        // (retention does not remove `DNSresolution` entries yet). `IPsInfo` facts go with
+        // the address's entry: one past the retention is dropped, like the record's flow.
+        if self.cfg.style.layout == crate::model::layout::Layout::Kalipso {
             let abs = self.grid_number(alt.ts);
-            self.dns_new.extend(dns_answers(&alt, abs));
+            let expired = self.is_expired(abs);
+            match alt.kind {
+                LogKind::Dns => {
+                    let (answers, ptr) = dns_facts(&alt, abs);
+                    self.dns_new.extend(answers);
+                    if !expired {
+                        self.facts_new.extend(ptr);
+                    }
+                }
+                LogKind::Ssl if !expired && !alt.name.is_empty() && alt.name != "-" => {
+                    self.facts_new.push(IpFact {
+                        ip: alt.daddr,
+                        kind: FactKind::Sni(alt.dport),
+                        name: alt.name.to_string(),
+                        ts: alt.ts,
+                        uid: alt.uid.to_string(),
+                    });
+                }
+                _ => {}
+            }
         }
         for (ip, _) in self.cfg.routing.route(alt.saddr, alt.daddr) {
             self.touch_profile(ip, alt.ts);
@@ -831,8 +931,16 @@ impl Profiler {
         mut sink: impl FnMut(WinId, WindowWrite) -> Result<(), E>,
     ) -> Result<Writes, E> {
         let ips = std::mem::take(&mut self.ips_new);
+        let facts = std::mem::take(&mut self.facts_new);
         let mut out = Writes {
             dns: std::mem::take(&mut self.dns_new),
+            facts: facts
+                .into_iter()
+                .map(|f| {
+                    let (_, base) = self.ip_value(f.ip);
+                    (f, base)
+                })
+                .collect(),
             ips: ips.into_iter().map(|ip| self.ip_value(ip)).collect(),
             ..Writes::default()
         };
@@ -1037,4 +1145,36 @@ fn is_done(
         || w.records_compaction_pending()
         || !w.loaded
         || !is_closed(cfg, id, low, schedule))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reverse_name_address;
+
+    #[test]
+    fn reverse_names_give_their_address() {
+        let ok = [
+            ("35.216.184.93.in-addr.arpa", "93.184.216.35"),
+            ("1.0.0.127.IN-ADDR.ARPA.", "127.0.0.1"),
+            (
+                "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa",
+                "2001:db8::1",
+            ),
+        ];
+        for (q, ip) in ok {
+            assert_eq!(reverse_name_address(q), ip.parse().ok(), "{q}");
+        }
+        for q in [
+            "x.in-addr.arpa",
+            "256.0.0.1.in-addr.arpa",
+            "0.0.1.in-addr.arpa",
+            "1.2.3.4.5.in-addr.arpa",
+            "+1.2.3.4.in-addr.arpa",
+            "1.0.ip6.arpa",
+            "example.com",
+            "",
+        ] {
+            assert_eq!(reverse_name_address(q), None, "{q}");
+        }
+    }
 }

@@ -15,7 +15,9 @@ use crate::model::layout::Layout;
 use crate::model::records::{self, frame};
 use crate::model::window::Grid;
 use crate::model::window::WinId;
-use crate::profile::profiler::{LoadRequest, PersistedState, RetentionWrite, StoredWindow, Writes};
+use crate::profile::profiler::{
+    FactKind, LoadRequest, PersistedState, RetentionWrite, StoredWindow, Writes,
+};
 use crate::profile::window_state::{TimelineWrite, WindowWrite};
 use crate::pyjson::float_repr;
 use crate::timeline::lines::push_sub_line;
@@ -874,7 +876,7 @@ impl Transaction<'_> {
     ) -> Result<(), StoreError> {
         self.windows(&writes.windows, grid)?;
         let result = (|| {
-            write_profiles(&mut self.batch, writes, grid, self.dbs)?;
+            write_profiles(&mut self.batch, writes, grid, self.dbs, self.layout)?;
             write_state(&mut self.batch, writes, label, self.new_flows)?;
             if let Some(r) = &writes.retention {
                 write_retention(&mut self.batch, r, grid, self.dbs)?;
@@ -1019,14 +1021,11 @@ impl<'a> Batch<'a> {
     }
 }
 
-/// `--layout kalipso`'s `DNSresolution`: ARGV groups of (address, name, ts `repr`, uid, asker,
-/// window name). Each address keeps, in `kalipso-ingest:dns:<address>`, the earliest
-/// record (`<ts> <uid>`) of each name, asker and window and its latest record, so that its
-/// value is a function of the records whatever their order: names, askers and windows in the
-/// order of their first record, `ts`/`uid` of the latest; plus `"0".."N-1"` and `"length"`, the
-/// names again, the one shape both of the viewer's tuple panels read without crashing
-/// (`docs/kalipso-2026-layout-facts.md` §6).
-const DNS_RESOLUTION: &str = r#"
+/// Lua: `key(v)` parses a `<ts> <uid>` value, `earlier(a, b)` orders two of them (time, then
+/// uid): the order that makes a merged value independent of the records' arrival.
+macro_rules! lua_earliest {
+    () => {
+        r#"
 local function key(v)
   local ts, uid = string.match(v, '^(%S+) (.*)$')
   return tonumber(ts) or 0, uid or ''
@@ -1037,6 +1036,14 @@ local function earlier(a, b)
   if ta ~= tb then return ta < tb end
   return ua < ub
 end
+"#
+    };
+}
+
+/// Lua: `str(s)`, a string as Python's `json.dumps` writes it (`ensure_ascii`).
+macro_rules! lua_json_str {
+    () => {
+        r#"
 local function str(s)
   local out = {}
   local i, n = 1, #s
@@ -1069,6 +1076,21 @@ local function str(s)
   end
   return '"' .. table.concat(out) .. '"'
 end
+"#
+    };
+}
+
+/// `--layout kalipso`'s `DNSresolution`: ARGV groups of (address, name, ts `repr`, uid, asker,
+/// window name). Each address keeps, in `kalipso-ingest:dns:<address>`, the earliest
+/// record (`<ts> <uid>`) of each name, asker and window and its latest record, so that its
+/// value is a function of the records whatever their order: names, askers and windows in the
+/// order of their first record, `ts`/`uid` of the latest; plus `"0".."N-1"` and `"length"`, the
+/// names again, the one shape both of the viewer's tuple panels read without crashing
+/// (`docs/kalipso-2026-layout-facts.md` §6).
+const DNS_RESOLUTION: &str = concat!(
+    lua_earliest!(),
+    lua_json_str!(),
+    r#"
 local touched = {}
 for i = 1, #ARGV, 6 do
   local ip, at = ARGV[i], ARGV[i + 2] .. ' ' .. ARGV[i + 3]
@@ -1120,7 +1142,100 @@ for ip, _ in pairs(touched) do
   redis.call('HSET', 'DNSresolution', ip, '{' .. table.concat(parts, ', ') .. '}')
 end
 return 0
-"#;
+"#
+);
+
+/// `--layout kalipso`'s `IPsInfo` entries: ARGV[1] the database of `IPsInfo`, ARGV[2] this
+/// one, then groups of (op, address, its value from the enrichment, name, port, `<ts> <uid>`):
+/// op `R` registers the address (a profile or a flow's peer: its entry is written where it is
+/// absent), `S` is an ssl record's server name to the port, `P` a PTR answer for the address.
+/// Each address keeps in `kalipso-ingest:ipinfo:<address>` each server name's per port
+/// (`s|<port>|<name>`) and each PTR name's (`p|<name>`) earliest record, whatever the order of
+/// the records; its entry is the enrichment's value followed by `"reverse_dns"` (the name of
+/// the earliest PTR record) and `"SNI"` (`[{"server_name", "dport"}]`, in the order of their
+/// first record). An entry is rewritten only while it is ours: absent (on registration), `{}`,
+/// or what these facts made of it before; an entry another program enriched is kept.
+const IPS_INFO_FACTS: &str = concat!(
+    lua_earliest!(),
+    lua_json_str!(),
+    r#"
+local ipinfo_db, own_db = ARGV[1], ARGV[2]
+local function extras(own)
+  local all = redis.call('HGETALL', own)
+  local sni, ptr = {}, nil
+  for i = 1, #all, 2 do
+    local f, v = all[i], all[i + 1]
+    local t, u = key(v)
+    local port, name = string.match(f, '^s|(%d+)|(.*)$')
+    if port then
+      sni[#sni + 1] = {t, u, tonumber(port), name}
+    elseif string.sub(f, 1, 2) == 'p|' then
+      local n = string.sub(f, 3)
+      if (not ptr) or t < ptr[1] or (t == ptr[1] and (u < ptr[2] or (u == ptr[2] and n < ptr[3]))) then
+        ptr = {t, u, n}
+      end
+    end
+  end
+  table.sort(sni, function(a, b)
+    if a[1] ~= b[1] then return a[1] < b[1] end
+    if a[2] ~= b[2] then return a[2] < b[2] end
+    if a[3] ~= b[3] then return a[3] < b[3] end
+    return a[4] < b[4]
+  end)
+  local parts = {}
+  if ptr then parts[#parts + 1] = '"reverse_dns": ' .. str(ptr[3]) end
+  if #sni > 0 then
+    local items = {}
+    for j, e in ipairs(sni) do
+      items[j] = '{"server_name": ' .. str(e[4]) .. ', "dport": ' .. string.format('%d', e[3]) .. '}'
+    end
+    parts[#parts + 1] = '"SNI": [' .. table.concat(items, ', ') .. ']'
+  end
+  return table.concat(parts, ', ')
+end
+local function compose(base, ext)
+  if ext == '' then return base end
+  if base == '{}' then return '{' .. ext .. '}' end
+  return string.sub(base, 1, -2) .. ', ' .. ext .. '}'
+end
+local seen, order = {}, {}
+for i = 3, #ARGV, 6 do
+  local op, ip = ARGV[i], ARGV[i + 1]
+  local a = seen[ip]
+  if not a then
+    a = {base = ARGV[i + 2], reg = false, own = 'kalipso-ingest:ipinfo:' .. ip}
+    seen[ip] = a
+    order[#order + 1] = ip
+  end
+  if op == 'R' then
+    a.reg = true
+  else
+    if not a.before then a.before = extras(a.own) end
+    local f
+    if op == 'S' then f = 's|' .. ARGV[i + 4] .. '|' .. ARGV[i + 3] else f = 'p|' .. ARGV[i + 3] end
+    local at = ARGV[i + 5]
+    local was = redis.call('HGET', a.own, f)
+    if (not was) or earlier(at, was) then redis.call('HSET', a.own, f, at) end
+  end
+end
+for _, ip in ipairs(order) do
+  local a = seen[ip]
+  a.after = extras(a.own)
+  if not a.before then a.before = a.after end
+end
+if ipinfo_db ~= own_db then redis.call('SELECT', ipinfo_db) end
+for _, ip in ipairs(order) do
+  local a = seen[ip]
+  local v = redis.call('HGET', 'IPsInfo', ip)
+  local new = compose(a.base, a.after)
+  if (a.reg and not v) or v == '{}' or v == a.base or v == compose(a.base, a.before) then
+    if v ~= new then redis.call('HSET', 'IPsInfo', ip, new) end
+  end
+end
+if ipinfo_db ~= own_db then redis.call('SELECT', own_db) end
+return 0
+"#
+);
 
 /// What a database says of itself: anchor, width, state format, layout, `IPsInfo` database,
 /// records form.
@@ -1275,7 +1390,7 @@ return #out
 /// with its hash, `_flows`, `_altflows`, `_timeline`, our copies, alts and compact records, its `twsprofile`
 /// and `ModifiedTWForLogs` members, its waiting mark and its `labels` counts; addresses whose
 /// latest window went lose their `IPsInfo` entry (in database `ARGV[4]`; `ARGV[5]` is the
-/// connection's); then each profile in `ARGV[6..]` (touched
+/// connection's) and its facts (`kalipso-ingest:ipinfo:<address>`); then each profile in `ARGV[6..]` (touched
 /// by the flush or by the removal) gets `Starttime` = its earliest record time over the
 /// windows it keeps, or, keeping none, leaves `profiles` with its hash. The bound applied is
 /// the greater of `ARGV[2]` and the stored [`keys::RETAINED_FROM`], which it raises.
@@ -1340,6 +1455,7 @@ for _, m in ipairs(gone) do
 end
 for _, ip in ipairs(ips) do
   redis.call('ZREM', 'kalipso-ingest:ip-last', ip)
+  redis.call('DEL', 'kalipso-ingest:ipinfo:' .. ip)
 end
 if #ips > 0 then
   if ipinfo_db ~= own_db then redis.call('SELECT', ipinfo_db) end
@@ -1429,6 +1545,7 @@ fn write_profiles(
     writes: &Writes,
     grid: Grid,
     dbs: Dbs,
+    layout: Layout,
 ) -> redis::RedisResult<()> {
     let width = float_repr(grid.width);
     if !writes.portinfo.is_empty() {
@@ -1464,6 +1581,9 @@ fn write_profiles(
             }
         })?;
     }
+    if layout == Layout::Kalipso {
+        return write_ips_info_facts(batch, writes, dbs);
+    }
     // Inside the transaction, `SELECT` switches only for these commands.
     let other_db = dbs.ipinfo != dbs.own && !writes.ips.is_empty();
     if other_db {
@@ -1492,6 +1612,54 @@ fn write_profiles(
     if other_db {
         batch.add(|c| {
             c.arg("SELECT").arg(dbs.own);
+        })?;
+    }
+    Ok(())
+}
+
+/// `--layout kalipso`'s `IPsInfo`: the flush's registrations and facts, merged by
+/// [`IPS_INFO_FACTS`] (which selects the `IPsInfo` database itself).
+fn write_ips_info_facts(
+    batch: &mut Batch<'_>,
+    writes: &Writes,
+    dbs: Dbs,
+) -> redis::RedisResult<()> {
+    let mut groups: Vec<[String; 6]> = Vec::with_capacity(writes.ips.len() + writes.facts.len());
+    for (f, base) in &writes.facts {
+        let (op, port) = match f.kind {
+            FactKind::Sni(port) => ("S", port.to_string()),
+            FactKind::Ptr => ("P", String::new()),
+        };
+        groups.push([
+            op.to_string(),
+            f.ip.to_string(),
+            base.clone(),
+            f.name.clone(),
+            port,
+            format!("{} {}", float_repr(f.ts), f.uid),
+        ]);
+    }
+    for (ip, base) in &writes.ips {
+        groups.push([
+            "R".to_string(),
+            ip.to_string(),
+            base.clone(),
+            String::new(),
+            String::new(),
+            String::new(),
+        ]);
+    }
+    // Few calls: each rebuilds the addresses it touches.
+    for chunk in groups.chunks(1000) {
+        batch.add(|c| {
+            c.arg("EVAL")
+                .arg(IPS_INFO_FACTS)
+                .arg(0)
+                .arg(dbs.ipinfo)
+                .arg(dbs.own);
+            for g in chunk {
+                c.arg(&g[..]);
+            }
         })?;
     }
     Ok(())
