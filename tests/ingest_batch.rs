@@ -231,8 +231,10 @@ fn result_does_not_depend_on_line_order_files_or_eviction() {
     }
 }
 
-/// test9 with every 7th conn and dns line twice: the copy right after its original, or at
-/// the end of its log.
+/// test9 with every 7th conn, dns and ssl line twice: the copy right after its original, or
+/// at the end of its log. (Not http: a copy at the end of an http record far past its conn,
+/// beyond the join's grace, is an orphan placed by its own time, a different result by
+/// design.)
 fn with_repeats(src: &Path, at_end: bool) -> tempfile::TempDir {
     let out = tempfile::tempdir().unwrap();
     for name in ["conn", "dns", "http", "ssl"] {
@@ -241,7 +243,7 @@ fn with_repeats(src: &Path, at_end: bool) -> tempfile::TempDir {
         for (i, line) in text.lines().enumerate() {
             body.push_str(line);
             body.push('\n');
-            if i % 7 == 3 && matches!(name, "conn" | "dns") {
+            if i % 7 == 3 && matches!(name, "conn" | "dns" | "ssl") {
                 let copy = if at_end { &mut tail } else { &mut body };
                 copy.push_str(line);
                 copy.push('\n');

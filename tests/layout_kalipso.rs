@@ -112,7 +112,7 @@ fn the_timeline_is_a_zset_of_json_entries_with_their_info() {
     assert_eq!(entries[0].1, T0);
     assert_eq!(
         texts[0],
-        r#"{"timestamp": "2023/11/14 22:13:20.000000", "dport_name": "HTTP", "preposition": "to", "dns_resolution": "????", "daddr": "93.184.216.34", "dport/proto": "80/TCP", "state": "Established", "warning": "", "info": {"Request": "GET http://example.com/index.html", "Status Code": "200/OK", "MIME": "['text/html']", "UA": "curl/8.0"}, "sent": 100, "recv": 250, "tot": 350, "duration": 1.235, "critical warning": ""}"#
+        r#"{"timestamp": "2023/11/14 22:13:20.000000", "dport_name": "HTTP", "preposition": "to", "dns_resolution": "example.com", "daddr": "93.184.216.34", "dport/proto": "80/TCP", "state": "Established", "warning": "", "info": {"Request": "GET http://example.com/index.html", "Status Code": "200/OK", "MIME": "['text/html']", "UA": "curl/8.0"}, "sent": 100, "recv": 250, "tot": 350, "duration": 1.235, "critical warning": ""}"#
     );
     assert_eq!(
         texts[1],
@@ -120,7 +120,7 @@ fn the_timeline_is_a_zset_of_json_entries_with_their_info() {
     );
     assert_eq!(
         texts[2],
-        r#"{"timestamp": "2023/11/14 22:13:22.000000", "dport_name": "HTTPS", "preposition": "to", "dns_resolution": "????", "daddr": "93.184.216.35", "dport/proto": "443/TCP", "state": "Established", "warning": "", "info": {"server_name": "CN=example.org", "trusted": "Yes", "resumed": "False", "version": "TLSv13", "dns_resolution": "example.org", "critical warning": ""}, "sent": 100, "recv": 250, "tot": 350, "duration": 1.235, "critical warning": ""}"#
+        r#"{"timestamp": "2023/11/14 22:13:22.000000", "dport_name": "HTTPS", "preposition": "to", "dns_resolution": "example.org", "daddr": "93.184.216.35", "dport/proto": "443/TCP", "state": "Established", "warning": "", "info": {"server_name": "CN=example.org", "trusted": "Yes", "resumed": "False", "version": "TLSv13", "dns_resolution": "example.org", "critical warning": ""}, "sent": 100, "recv": 250, "tot": 350, "duration": 1.235, "critical warning": ""}"#
     );
     assert_eq!(
         texts[3],
@@ -707,5 +707,208 @@ fn a_database_keeps_its_ip_information_database() {
         Some(2),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `--retain`: dns answers and `IPsInfo` facts go with the window of their record, so what is
+/// left is the same in any order, in one run or two.
+#[test]
+fn retention_removes_dns_answers_and_ip_facts_by_their_window_in_any_order() {
+    const HOUR: f64 = 3600.0;
+    let (old, mid, new) = (T0, T0 + 6.0 * HOUR, T0 + 12.0 * HOUR);
+    let conns = [
+        conn(old, "Co", "10.0.0.1", "93.184.216.35", "tcp", 443, "SF"),
+        conn(new, "Cn", "10.0.0.1", "93.184.216.35", "tcp", 443, "SF"),
+        conn(
+            old + 1.0,
+            "Cx",
+            "10.0.0.1",
+            "93.184.216.40",
+            "tcp",
+            443,
+            "SF",
+        ),
+        conn(
+            new + 1.0,
+            "Cy",
+            "10.0.0.1",
+            "93.184.216.40",
+            "tcp",
+            443,
+            "SF",
+        ),
+    ];
+    let ssls = [
+        ssl(
+            old + 0.5,
+            "Co",
+            "10.0.0.1",
+            "93.184.216.35",
+            443,
+            "old.example",
+        ),
+        ssl(
+            new + 0.5,
+            "Cn",
+            "10.0.0.1",
+            "93.184.216.35",
+            443,
+            "new.example",
+        ),
+    ];
+    let dnss = [
+        // Only in a removed window: the entry goes.
+        dns(
+            old,
+            "Da",
+            "10.0.0.1",
+            "gone.example",
+            "A",
+            r#"["93.184.216.50"]"#,
+        ),
+        // In both: the old name goes, the new one stays, ts/uid of the latest.
+        dns(
+            old,
+            "Db",
+            "10.0.0.1",
+            "old.example",
+            "A",
+            r#"["93.184.216.35"]"#,
+        ),
+        dns(
+            new,
+            "Dc",
+            "10.0.0.1",
+            "new.example",
+            "A",
+            r#"["93.184.216.35"]"#,
+        ),
+        // A PTR answer in a removed window, for an address whose last window is kept.
+        dns(
+            mid,
+            "Dp",
+            "10.0.0.1",
+            "40.216.184.93.in-addr.arpa",
+            "PTR",
+            r#"["mid.example"]"#,
+        ),
+    ];
+    let want_dns = r#"{"ts": 1700043200.0, "uid": "Dc", "domains": ["new.example"], "resolved-by": ["10.0.0.1"], "timewindows": ["timewindow13"], "0": "new.example", "length": 1}"#;
+    let want_info = r#"{"SNI": [{"server_name": "new.example", "dport": 443}]}"#;
+    let flags = ["--layout", "kalipso", "--retain", "2h"];
+    let check = |server: &RedisServer, what: &str| {
+        let mut con = server.connection();
+        let all = hash(&mut con, "DNSresolution");
+        assert_eq!(
+            all.keys().collect::<Vec<_>>(),
+            ["93.184.216.35"],
+            "{what}: DNSresolution"
+        );
+        assert_eq!(all["93.184.216.35"], want_dns, "{what}");
+        let own: Vec<String> = con.keys("kalipso-ingest:dns:*").unwrap();
+        assert_eq!(own, ["kalipso-ingest:dns:93.184.216.35"], "{what}");
+        let info = ips_info(server);
+        assert_eq!(info["93.184.216.35"], want_info, "{what}");
+        assert_eq!(info["93.184.216.40"], "{}", "{what}: its PTR answer went");
+    };
+    for reversed in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, lines) in [
+            ("conn.log", &conns[..]),
+            ("ssl.log", &ssls[..]),
+            ("dns.log", &dnss[..]),
+        ] {
+            let mut lines = lines.to_vec();
+            if reversed {
+                lines.reverse();
+            }
+            std::fs::write(dir.path().join(name), lines.concat()).unwrap();
+        }
+        let server = RedisServer::start();
+        once_with(dir.path(), &server, &flags);
+        check(&server, &format!("one run, reversed: {reversed}"));
+    }
+    // Two runs: the old and middle records first, the new ones appended.
+    let dir = tempfile::tempdir().unwrap();
+    let server = RedisServer::start();
+    let parts = |new_part: bool| -> [(&str, String); 3] {
+        let pick = |lines: &[String], keep: &dyn Fn(&str) -> bool| -> String {
+            lines
+                .iter()
+                .filter(|l| keep(l) == new_part)
+                .cloned()
+                .collect()
+        };
+        let is_new = |l: &str| {
+            l.contains(&format!("{new}"))
+                || l.contains(&format!("{}", new + 0.5))
+                || l.contains(&format!("{}", new + 1.0))
+        };
+        [
+            ("conn.log", pick(&conns, &is_new)),
+            ("ssl.log", pick(&ssls, &is_new)),
+            ("dns.log", pick(&dnss, &is_new)),
+        ]
+    };
+    for (name, text) in parts(false) {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    once_with(dir.path(), &server, &flags);
+    for (name, text) in parts(true) {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(name))
+            .unwrap();
+        std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
+    }
+    once_with(dir.path(), &server, &flags);
+    check(&server, "two runs");
+}
+
+/// An entry written with the enrichment of one run keeps it (as before), and still gets the
+/// facts of later runs without it.
+#[test]
+fn ip_facts_still_reach_an_entry_written_with_other_databases() {
+    let db = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/geoip-test");
+    if !db.join("GeoIP2-Country-Test.mmdb").exists() {
+        common::missing("../shared/geoip-test (MaxMind's test databases)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("conn.log"),
+        conn(T0, "Cgeo", "10.0.0.1", "214.78.120.5", "tcp", 443, "SF"),
+    )
+    .unwrap();
+    let server = RedisServer::start();
+    let country = db.join("GeoIP2-Country-Test.mmdb");
+    once_with(
+        dir.path(),
+        &server,
+        &[
+            "--layout",
+            "kalipso",
+            "--geoip-db",
+            &country.to_string_lossy(),
+        ],
+    );
+    let first = ips_info(&server)["214.78.120.5"].clone();
+    assert_eq!(first, r#"{"geocountry": "United States"}"#);
+    std::fs::write(
+        dir.path().join("ssl.log"),
+        ssl(
+            T0 + 0.5,
+            "Cgeo",
+            "10.0.0.1",
+            "214.78.120.5",
+            443,
+            "later.example",
+        ),
+    )
+    .unwrap();
+    once_with(dir.path(), &server, &["--layout", "kalipso"]);
+    assert_eq!(
+        ips_info(&server)["214.78.120.5"],
+        r#"{"geocountry": "United States", "SNI": [{"server_name": "later.example", "dport": 443}]}"#
     );
 }

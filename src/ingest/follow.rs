@@ -799,7 +799,7 @@ fn poll_files(engine: &mut Engine, stats: &mut FollowStats) -> u64 {
                 }
                 match event {
                     Event::Conn(f, _) => profiler.add_conn(f, 0),
-                    Event::Alt(a, _) => profiler.add_alt(a, 0),
+                    Event::Alt(a, port, _) => profiler.add_alt(a, port, 0),
                 }
             }
         }

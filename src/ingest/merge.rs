@@ -50,8 +50,9 @@ pub struct Ended {
 pub enum Event {
     /// A conn flow.
     Conn(Flow, Source),
-    /// A dns/http/ssl record.
-    Alt(AltRecord, Source),
+    /// A dns/http/ssl record, with its responder's port for an ssl record (its `SNI` entry,
+    /// `--layout kalipso`; not part of the record, which is kept and compared without it).
+    Alt(AltRecord, Option<u16>, Source),
 }
 
 impl Event {
@@ -59,14 +60,14 @@ impl Event {
     pub fn ts(&self) -> f64 {
         match self {
             Event::Conn(f, _) => f.ts,
-            Event::Alt(a, _) => a.ts,
+            Event::Alt(a, _, _) => a.ts,
         }
     }
 
     /// Where it came from.
     pub fn source(&self) -> &Source {
         match self {
-            Event::Conn(_, s) | Event::Alt(_, s) => s,
+            Event::Conn(_, s) | Event::Alt(_, _, s) => s,
         }
     }
 }
@@ -221,7 +222,7 @@ impl KindStream {
                         state: reader.state_if_changed().map(Arc::new),
                     };
                     match &mut event {
-                        Event::Conn(_, s) | Event::Alt(_, s) => *s = src,
+                        Event::Conn(_, s) | Event::Alt(_, _, s) => *s = src,
                     }
                     return Some(event);
                 }
@@ -253,13 +254,14 @@ pub fn to_event(rec: &Record<'_>) -> Converted {
     let event = match rec {
         Record::Conn(c) => Flow::from_conn(c).map(|f| Event::Conn(f, Source::default())),
         Record::Dns(d) => {
-            AltRecord::from_dns(d, push_sub_line).map(|a| Event::Alt(a, Source::default()))
+            AltRecord::from_dns(d, push_sub_line).map(|a| Event::Alt(a, None, Source::default()))
         }
         Record::Http(h) => {
-            AltRecord::from_http(h, push_sub_line).map(|a| Event::Alt(a, Source::default()))
+            AltRecord::from_http(h, push_sub_line).map(|a| Event::Alt(a, None, Source::default()))
         }
         Record::Ssl(s) => {
-            AltRecord::from_ssl(s, push_sub_line).map(|a| Event::Alt(a, Source::default()))
+            let port = s.id.resp_p;
+            AltRecord::from_ssl(s, push_sub_line).map(|a| Event::Alt(a, port, Source::default()))
         }
         Record::Other { .. } => return Converted::Ignored,
     };

@@ -566,7 +566,7 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
                 conns_read += 1;
                 profiler.add_conn(flow, s.line)
             }
-            Event::Alt(alt, s) => profiler.add_alt(alt, s.line),
+            Event::Alt(alt, port, s) => profiler.add_alt(alt, port, s.line),
         }
         if let Some(f) = files.get_mut(src.file) {
             f.offset = src.end;

@@ -322,7 +322,6 @@ mod tests {
             json: String::new(),
             sub: String::new(),
             name: Default::default(),
-            dport: 0,
         }
     }
 

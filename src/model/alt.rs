@@ -36,10 +36,6 @@ pub struct AltRecord {
     /// The domain name it names (dns `query`, http `host`, ssl `server_name`; empty if none),
     /// which domain blocklists are matched against.
     pub name: CompactString,
-    /// The responder's port as the record gave it (0 if none). Read only where the record
-    /// first arrives (an ssl record's `SNI` entry, `--layout kalipso`): not kept in the join
-    /// state or the compact records, so a record loaded back has 0.
-    pub dport: u16,
 }
 
 fn s<'a>(v: &'a Option<Cow<'_, str>>) -> &'a str {
@@ -147,7 +143,6 @@ impl AltRecord {
             json,
             sub,
             name,
-            dport: 0,
         }
     }
 
@@ -232,7 +227,7 @@ impl AltRecord {
             .str("validation_status", s(&r.validation_status))
             .str("curve", s(&r.curve))
             .str("server_name", s(&r.server_name));
-        let mut alt = AltRecord::new(
+        Some(AltRecord::new(
             ts,
             LogKind::Ssl,
             uid,
@@ -240,9 +235,7 @@ impl AltRecord {
             daddr,
             PyValue::Object(w.0),
             sub_line,
-        );
-        alt.dport = r.id.resp_p.unwrap_or(0);
-        Some(alt)
+        ))
     }
 
     /// The `_altflows` value (Python-JSON).

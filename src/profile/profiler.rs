@@ -213,6 +213,8 @@ pub struct IpFact {
     pub ts: f64,
     /// Its uid.
     pub uid: String,
+    /// The absolute window of the record's time (retention removes the fact with it).
+    pub abs: i64,
 }
 
 /// Which part of `IPsInfo` an [`IpFact`] feeds.
@@ -220,7 +222,7 @@ pub struct IpFact {
 pub enum FactKind {
     /// `SNI`: the server name of an ssl record to the address, with the record's port.
     Sni(u16),
-    /// `reverse_dns`: the first answer of a PTR record for the address's reverse name.
+    /// `reverse_dns`: the first name a PTR record for the address's reverse name answers.
     Ptr,
 }
 
@@ -280,7 +282,8 @@ pub struct DnsAnswer {
 /// What a dns record gives `--layout kalipso`: the answers Slips kept in `DNSresolution`
 /// (type A or AAAA, an address, not for a reverse (`arpa`) name, and not a loopback or
 /// unspecified answer unless the name is `localhost`), and, for a PTR record of an address's
-/// reverse name, its first answer (`reverse_dns`).
+/// reverse name, the first name it answers that is not itself a reverse name (an RFC 2317
+/// delegation answers a CNAME into another `in-addr.arpa` zone first): `reverse_dns`.
 fn dns_facts(alt: &AltRecord, abs: i64) -> (Vec<DnsAnswer>, Option<IpFact>) {
     let Ok(v) = serde_json::from_str::<serde_json::Value>(&alt.json) else {
         return (Vec::new(), None);
@@ -290,13 +293,17 @@ fn dns_facts(alt: &AltRecord, abs: i64) -> (Vec<DnsAnswer>, Option<IpFact>) {
     let answers = v.get("answers").and_then(|a| a.as_array());
     if qtype == "PTR" {
         let fact = reverse_name_address(query).and_then(|ip| {
-            let name = answers?.first()?.as_str()?;
-            (!name.is_empty() && name != "-").then(|| IpFact {
+            let name = answers?.iter().filter_map(|a| a.as_str()).find(|a| {
+                let a = a.strip_suffix('.').unwrap_or(a).to_ascii_lowercase();
+                !a.is_empty() && a != "-" && !a.ends_with(".arpa")
+            })?;
+            Some(IpFact {
                 ip,
                 kind: FactKind::Ptr,
                 name: name.to_string(),
                 ts: alt.ts,
                 uid: alt.uid.to_string(),
+                abs,
             })
         });
         return (Vec::new(), fact);
@@ -608,30 +615,29 @@ impl Profiler {
         }
     }
 
-    /// Add one dns/http/ssl record, `line` being its line number in its log.
-    pub fn add_alt(&mut self, alt: AltRecord, line: u64) {
+    /// Add one dns/http/ssl record, `line` being its line number in its log, `resp_port` its
+    /// responder's port (read for an ssl record's `SNI` entry).
+    pub fn add_alt(&mut self, alt: AltRecord, resp_port: Option<u16>, line: u64) {
         self.see(alt.kind, alt.ts);
-        // Every answer, past the retention or not: the value is a function of the records
-        // (retention does not remove `DNSresolution` entries yet). `IPsInfo` facts go with
-        // the address's entry: one past the retention is dropped, like the record's flow.
+        // Every answer and server name, past the retention or not: each is kept with the
+        // window of its own time, and retention removes it with that window (in the same
+        // transaction for one already past), so the values are a function of the records.
         if self.cfg.style.layout == crate::model::layout::Layout::Kalipso {
             let abs = self.grid_number(alt.ts);
-            let expired = self.is_expired(abs);
-            match alt.kind {
-                LogKind::Dns => {
+            match (alt.kind, resp_port) {
+                (LogKind::Dns, _) => {
                     let (answers, ptr) = dns_facts(&alt, abs);
                     self.dns_new.extend(answers);
-                    if !expired {
-                        self.facts_new.extend(ptr);
-                    }
+                    self.facts_new.extend(ptr);
                 }
-                LogKind::Ssl if !expired && !alt.name.is_empty() && alt.name != "-" => {
+                (LogKind::Ssl, Some(port)) if !alt.name.is_empty() && alt.name != "-" => {
                     self.facts_new.push(IpFact {
                         ip: alt.daddr,
-                        kind: FactKind::Sni(alt.dport),
+                        kind: FactKind::Sni(port),
                         name: alt.name.to_string(),
                         ts: alt.ts,
                         uid: alt.uid.to_string(),
+                        abs,
                     });
                 }
                 _ => {}

@@ -1080,50 +1080,50 @@ end
     };
 }
 
-/// `--layout kalipso`'s `DNSresolution`: ARGV groups of (address, name, ts `repr`, uid, asker,
-/// window name). Each address keeps, in `kalipso-ingest:dns:<address>`, the earliest
-/// record (`<ts> <uid>`) of each name, asker and window and its latest record, so that its
-/// value is a function of the records whatever their order: names, askers and windows in the
-/// order of their first record, `ts`/`uid` of the latest; plus `"0".."N-1"` and `"length"`, the
-/// names again, the one shape both of the viewer's tuple panels read without crashing
-/// (`docs/kalipso-2026-layout-facts.md` §6).
-const DNS_RESOLUTION: &str = concat!(
-    lua_earliest!(),
-    lua_json_str!(),
-    r#"
-local touched = {}
-for i = 1, #ARGV, 6 do
-  local ip, at = ARGV[i], ARGV[i + 2] .. ' ' .. ARGV[i + 3]
-  local own = 'kalipso-ingest:dns:' .. ip
-  for _, f in ipairs({'d|' .. ARGV[i + 1], 'r|' .. ARGV[i + 4], 't|' .. ARGV[i + 5]}) do
-    local was = redis.call('HGET', own, f)
-    if (not was) or earlier(at, was) then redis.call('HSET', own, f, at) end
-  end
-  local last = redis.call('HGET', own, 'last')
-  if (not last) or earlier(last, at) then redis.call('HSET', own, 'last', at) end
-  touched[ip] = true
+/// Lua: `dns_value(ip, first)` rebuilds `DNSresolution`'s value of an address from what
+/// `kalipso-ingest:dns:<address>` holds (shared by [`DNS_RESOLUTION`] and [`RETAIN`], which
+/// removes windows from it); needs [`lua_earliest`] and [`lua_json_str`].
+macro_rules! lua_dns_value {
+    () => {
+        r#"
+-- dns_value(ip, first): `DNSresolution`'s value of `ip`, rebuilt from
+-- `kalipso-ingest:dns:<ip>`, or the entry removed when no answer is left. Its fields:
+-- `d|g|<name>`, `r|g|<asker>`, `t|g`: the earliest record of a name, an asker, a window in
+-- absolute window g; `l|g` the latest record in g (with retention's index; without it, g is
+-- empty in all but `t|g`). Keeps `body` (the value after `ts`/`uid`) and `last` (the latest
+-- record) for answers that change nothing but the latest.
+local function dns_prefix(last)
+  local ts, uid = string.match(last, '^(%S+) (.*)$')
+  return '"ts": ' .. (ts or '0') .. ', "uid": ' .. str(uid or '')
 end
-for ip, _ in pairs(touched) do
+local function dns_value(ip, first)
   local own = 'kalipso-ingest:dns:' .. ip
   local all = redis.call('HGETALL', own)
-  local lists = {d = {}, r = {}, t = {}}
-  local last = ''
+  local best = {d = {}, r = {}, t = {}}
+  local last = nil
   for i = 1, #all, 2 do
     local f, v = all[i], all[i + 1]
-    if f == 'last' then last = v
-    else
-      local kind, name = string.sub(f, 1, 1), string.sub(f, 3)
-      -- Parsed once here, not in every comparison of the sort.
+    local kind, g, name = string.match(f, '^([drtl])|(-?%d*)|?(.*)$')
+    if kind == 'l' then
+      if (not last) or earlier(last, v) then last = v end
+    elseif kind == 't' then
+      name = 'timewindow' .. string.format('%d', tonumber(g) - first + 1)
+    end
+    if kind == 'd' or kind == 'r' or kind == 't' then
       local t, u = key(v)
-      if lists[kind] then table.insert(lists[kind], {name, t, u}) end
+      local b = best[kind][name]
+      if (not b) or t < b[1] or (t == b[1] and u < b[2]) then best[kind][name] = {t, u} end
     end
   end
-  local parts = {}
-  local ts, uid = string.match(last, '^(%S+) (.*)$')
-  parts[#parts + 1] = '"ts": ' .. (ts or '0') .. ', "uid": ' .. str(uid or '')
-  local names = {}
+  if not last then
+    redis.call('DEL', own)
+    redis.call('HDEL', 'DNSresolution', ip)
+    return
+  end
+  local parts, names = {}, {}
   for _, kind in ipairs({'d', 'r', 't'}) do
-    local l = lists[kind]
+    local l = {}
+    for name, b in pairs(best[kind]) do l[#l + 1] = {name, b[1], b[2]} end
     table.sort(l, function(a, b)
       if a[2] ~= b[2] then return a[2] < b[2] end
       if a[3] ~= b[3] then return a[3] < b[3] end
@@ -1139,44 +1139,100 @@ for ip, _ in pairs(touched) do
     parts[#parts + 1] = '"' .. (j - 1) .. '": ' .. n
   end
   parts[#parts + 1] = '"length": ' .. #names
-  redis.call('HSET', 'DNSresolution', ip, '{' .. table.concat(parts, ', ') .. '}')
+  local body = table.concat(parts, ', ')
+  redis.call('HSET', own, 'body', body, 'last', last)
+  redis.call('HSET', 'DNSresolution', ip, '{' .. dns_prefix(last) .. ', ' .. body .. '}')
+end
+"#
+    };
+}
+
+/// `--layout kalipso`'s `DNSresolution`: ARGV[1] the absolute number of `timewindow1`,
+/// ARGV[2] `1` with retention's index; then groups of (address, name, ts `repr`, uid, asker,
+/// absolute window). Each address keeps, in `kalipso-ingest:dns:<address>`, the earliest
+/// record (`<ts> <uid>`) of each name, asker and window, and the latest record — per window
+/// with the index, so that retention can drop a window's answers — so that its value is a
+/// function of the records whatever their order: names, askers and windows in the order of
+/// their first record, `ts`/`uid` of the latest; plus `"0".."N-1"` and `"length"`, the names
+/// again, the one shape both of the viewer's tuple panels read without crashing
+/// (`docs/kalipso-2026-layout-facts.md` §6). An answer that only moves the latest record
+/// rewrites the value from its kept `body`, without reading the address's names again.
+const DNS_RESOLUTION: &str = concat!(
+    lua_earliest!(),
+    lua_json_str!(),
+    lua_dns_value!(),
+    r#"
+local first, index = tonumber(ARGV[1]), ARGV[2] == '1'
+local full, latest = {}, {}
+for i = 3, #ARGV, 6 do
+  local ip, at, g = ARGV[i], ARGV[i + 2] .. ' ' .. ARGV[i + 3], ARGV[i + 5]
+  local own = 'kalipso-ingest:dns:' .. ip
+  local gg = ''
+  if index then gg = g end
+  for _, f in ipairs({'d|' .. gg .. '|' .. ARGV[i + 1], 'r|' .. gg .. '|' .. ARGV[i + 4], 't|' .. g}) do
+    local was = redis.call('HGET', own, f)
+    if (not was) or earlier(at, was) then
+      redis.call('HSET', own, f, at)
+      full[ip] = true
+      if index and (not was) and f == 't|' .. g then
+        redis.call('ZADD', 'kalipso-ingest:dns-windows', g, ip .. '|' .. g)
+      end
+    end
+  end
+  local lf = 'l|' .. gg
+  local was = redis.call('HGET', own, lf)
+  if (not was) or earlier(was, at) then redis.call('HSET', own, lf, at) end
+  if (not latest[ip]) or earlier(latest[ip], at) then latest[ip] = at end
+end
+for ip, at in pairs(latest) do
+  local own = 'kalipso-ingest:dns:' .. ip
+  local kept = redis.call('HMGET', own, 'body', 'last')
+  if full[ip] or not (kept[1] and kept[2]) then
+    dns_value(ip, first)
+  elseif earlier(kept[2], at) then
+    redis.call('HSET', own, 'last', at)
+    redis.call('HSET', 'DNSresolution', ip, '{' .. dns_prefix(at) .. ', ' .. kept[1] .. '}')
+  end
 end
 return 0
 "#
 );
 
-/// `--layout kalipso`'s `IPsInfo` entries: ARGV[1] the database of `IPsInfo`, ARGV[2] this
-/// one, then groups of (op, address, its value from the enrichment, name, port, `<ts> <uid>`):
-/// op `R` registers the address (a profile or a flow's peer: its entry is written where it is
-/// absent), `S` is an ssl record's server name to the port, `P` a PTR answer for the address.
-/// Each address keeps in `kalipso-ingest:ipinfo:<address>` each server name's per port
-/// (`s|<port>|<name>`) and each PTR name's (`p|<name>`) earliest record, whatever the order of
-/// the records; its entry is the enrichment's value followed by `"reverse_dns"` (the name of
-/// the earliest PTR record) and `"SNI"` (`[{"server_name", "dport"}]`, in the order of their
-/// first record). An entry is rewritten only while it is ours: absent (on registration), `{}`,
-/// or what these facts made of it before; an entry another program enriched is kept.
-const IPS_INFO_FACTS: &str = concat!(
-    lua_earliest!(),
-    lua_json_str!(),
-    r#"
-local ipinfo_db, own_db = ARGV[1], ARGV[2]
-local function extras(own)
+/// Lua, `--layout kalipso`'s `IPsInfo` from `kalipso-ingest:ipinfo:<address>` (shared by
+/// [`IPS_INFO_FACTS`] and [`RETAIN`]): `ip_info(own)` reads the hash into `{b, ext}`, the
+/// enrichment's value kept for the address (`b`; `{}` when absent) and the keys the facts
+/// add (`ext`); `ip_info_value(info)` is the entry they make. The facts: `s|g|<port>|<name>`
+/// an ssl server name to the port, `p|g|<name>` a PTR answer, each the earliest record
+/// (`<ts> <uid>`) in absolute window g (empty without retention's index); `reverse_dns` is
+/// the earliest PTR name, `SNI` the server names in the order of their first record.
+/// Needs [`lua_earliest`] and [`lua_json_str`].
+macro_rules! lua_ip_info {
+    () => {
+        r#"
+local function ip_info(own)
   local all = redis.call('HGETALL', own)
-  local sni, ptr = {}, nil
+  local sni, ptr, base = {}, nil, '{}'
   for i = 1, #all, 2 do
     local f, v = all[i], all[i + 1]
-    local t, u = key(v)
-    local port, name = string.match(f, '^s|(%d+)|(.*)$')
-    if port then
-      sni[#sni + 1] = {t, u, tonumber(port), name}
-    elseif string.sub(f, 1, 2) == 'p|' then
-      local n = string.sub(f, 3)
-      if (not ptr) or t < ptr[1] or (t == ptr[1] and (u < ptr[2] or (u == ptr[2] and n < ptr[3]))) then
-        ptr = {t, u, n}
+    if f == 'b' then base = v
+    else
+      local t, u = key(v)
+      local _, port, name = string.match(f, '^s|(-?%d*)|(%d+)|(.*)$')
+      if port then
+        local id = port .. '|' .. name
+        local e = sni[id]
+        if (not e) or t < e[1] or (t == e[1] and u < e[2]) then sni[id] = {t, u, tonumber(port), name} end
+      else
+        local _, n = string.match(f, '^p|(-?%d*)|(.*)$')
+        if n and ((not ptr) or t < ptr[1] or (t == ptr[1] and (u < ptr[2] or (u == ptr[2] and n < ptr[3])))) then
+          ptr = {t, u, n}
+        end
       end
     end
   end
-  table.sort(sni, function(a, b)
+  local list = {}
+  for _, e in pairs(sni) do list[#list + 1] = e end
+  table.sort(list, function(a, b)
     if a[1] ~= b[1] then return a[1] < b[1] end
     if a[2] ~= b[2] then return a[2] < b[2] end
     if a[3] ~= b[3] then return a[3] < b[3] end
@@ -1184,51 +1240,82 @@ local function extras(own)
   end)
   local parts = {}
   if ptr then parts[#parts + 1] = '"reverse_dns": ' .. str(ptr[3]) end
-  if #sni > 0 then
+  if #list > 0 then
     local items = {}
-    for j, e in ipairs(sni) do
+    for j, e in ipairs(list) do
       items[j] = '{"server_name": ' .. str(e[4]) .. ', "dport": ' .. string.format('%d', e[3]) .. '}'
     end
     parts[#parts + 1] = '"SNI": [' .. table.concat(items, ', ') .. ']'
   end
-  return table.concat(parts, ', ')
+  return {b = base, ext = table.concat(parts, ', ')}
 end
-local function compose(base, ext)
-  if ext == '' then return base end
-  if base == '{}' then return '{' .. ext .. '}' end
-  return string.sub(base, 1, -2) .. ', ' .. ext .. '}'
+local function ip_info_value(info)
+  if info.ext == '' then return info.b end
+  if info.b == '{}' then return '{' .. info.ext .. '}' end
+  return string.sub(info.b, 1, -2) .. ', ' .. info.ext .. '}'
 end
+"#
+    };
+}
+
+/// `--layout kalipso`'s `IPsInfo` entries: ARGV[1] the database of `IPsInfo`, ARGV[2] this
+/// one, ARGV[3] `1` with retention's index, then groups of (op, address, its value from the
+/// enrichment, name, port, `<ts> <uid>`, absolute window): op `R` registers the address (a
+/// profile or a flow's peer: its entry is written where it is absent), `S` is an ssl record's
+/// server name to the port, `P` a PTR answer for the address. Each address keeps in
+/// `kalipso-ingest:ipinfo:<address>` ([`lua_ip_info`]) each fact's earliest record (per window
+/// with the index, so that retention can drop a window's facts) and the enrichment's value it
+/// was registered with (`b`, kept while it is not `{}`, as before), so its entry is a
+/// function of the records whatever their order: that value followed by `"reverse_dns"` and
+/// `"SNI"` (`[{"server_name", "dport"}]`). An entry is rewritten only while it is ours —
+/// absent (on registration), `{}`, or what the hash made of it before this call — so an
+/// entry another program enriched is kept.
+const IPS_INFO_FACTS: &str = concat!(
+    lua_earliest!(),
+    lua_json_str!(),
+    lua_ip_info!(),
+    r#"
+local ipinfo_db, own_db, index = ARGV[1], ARGV[2], ARGV[3] == '1'
 local seen, order = {}, {}
-for i = 3, #ARGV, 6 do
+for i = 4, #ARGV, 7 do
   local op, ip = ARGV[i], ARGV[i + 1]
+  local own = 'kalipso-ingest:ipinfo:' .. ip
   local a = seen[ip]
   if not a then
-    a = {base = ARGV[i + 2], reg = false, own = 'kalipso-ingest:ipinfo:' .. ip}
+    a = {reg = false, own = own, before = ip_info(own)}
     seen[ip] = a
     order[#order + 1] = ip
   end
   if op == 'R' then
     a.reg = true
+    -- The first value that says something stays (`{}` is never kept).
+    if ARGV[i + 2] ~= '{}' then redis.call('HSETNX', own, 'b', ARGV[i + 2]) end
   else
-    if not a.before then a.before = extras(a.own) end
+    local g = ''
+    if index then g = ARGV[i + 6] end
     local f
-    if op == 'S' then f = 's|' .. ARGV[i + 4] .. '|' .. ARGV[i + 3] else f = 'p|' .. ARGV[i + 3] end
+    if op == 'S' then f = 's|' .. g .. '|' .. ARGV[i + 4] .. '|' .. ARGV[i + 3]
+    else f = 'p|' .. g .. '|' .. ARGV[i + 3] end
     local at = ARGV[i + 5]
-    local was = redis.call('HGET', a.own, f)
-    if (not was) or earlier(at, was) then redis.call('HSET', a.own, f, at) end
+    local was = redis.call('HGET', own, f)
+    if (not was) or earlier(at, was) then
+      redis.call('HSET', own, f, at)
+      if index and not was then
+        redis.call('ZADD', 'kalipso-ingest:ipinfo-windows', g, ip .. '|' .. g)
+      end
+    end
   end
 end
 for _, ip in ipairs(order) do
   local a = seen[ip]
-  a.after = extras(a.own)
-  if not a.before then a.before = a.after end
+  a.after = ip_info(a.own)
 end
 if ipinfo_db ~= own_db then redis.call('SELECT', ipinfo_db) end
 for _, ip in ipairs(order) do
   local a = seen[ip]
   local v = redis.call('HGET', 'IPsInfo', ip)
-  local new = compose(a.base, a.after)
-  if (a.reg and not v) or v == '{}' or v == a.base or v == compose(a.base, a.before) then
+  local new = ip_info_value(a.after)
+  if (a.reg and not v) or v == '{}' or (v and v == ip_info_value(a.before)) then
     if v ~= new then redis.call('HSET', 'IPsInfo', ip, new) end
   end
 end
@@ -1390,7 +1477,9 @@ return #out
 /// with its hash, `_flows`, `_altflows`, `_timeline`, our copies, alts and compact records, its `twsprofile`
 /// and `ModifiedTWForLogs` members, its waiting mark and its `labels` counts; addresses whose
 /// latest window went lose their `IPsInfo` entry (in database `ARGV[4]`; `ARGV[5]` is the
-/// connection's) and its facts (`kalipso-ingest:ipinfo:<address>`); then each profile in `ARGV[6..]` (touched
+/// connection's); with `--layout kalipso`, the dns answers and `IPsInfo` facts of the
+/// removed windows go (`kalipso-ingest:dns-windows`, `kalipso-ingest:ipinfo-windows`) and
+/// what is left is rebuilt; then each profile in `ARGV[6..]` (touched
 /// by the flush or by the removal) gets `Starttime` = its earliest record time over the
 /// windows it keeps, or, keeping none, leaves `profiles` with its hash. The bound applied is
 /// the greater of `ARGV[2]` and the stored [`keys::RETAINED_FROM`], which it raises.
@@ -1453,9 +1542,58 @@ for _, m in ipairs(gone) do
   redis.call('ZREM', 'kalipso-ingest:windows', m)
   settle[ip] = true
 end
+-- `--layout kalipso`: the dns answers and `IPsInfo` facts of the removed windows (each kept
+-- with the window of its record), and what is left rebuilt.
+if limit then
+  local function below_bound(index_key)
+    local byip = {}
+    for _, m in ipairs(redis.call('ZRANGEBYSCORE', index_key, '-inf', limit)) do
+      local ip, g = string.match(m, '^(.*)|(-?%d+)$')
+      if ip then
+        byip[ip] = byip[ip] or {}
+        byip[ip][g] = true
+      end
+      redis.call('ZREM', index_key, m)
+    end
+    return byip
+  end
+  local function drop_windows(own, gs)
+    local drop = {}
+    for _, f in ipairs(redis.call('HKEYS', own)) do
+      local g = string.match(f, '^%a|(-?%d+)|') or string.match(f, '^[tl]|(-?%d+)$')
+      if g and gs[g] then drop[#drop + 1] = f end
+    end
+    for s = 1, #drop, 1000 do
+      redis.call('HDEL', own, unpack(drop, s, math.min(s + 999, #drop)))
+    end
+  end
+  for ip, gs in pairs(below_bound('kalipso-ingest:dns-windows')) do
+    drop_windows('kalipso-ingest:dns:' .. ip, gs)
+    dns_value(ip, first)
+  end
+  local redo = {}
+  for ip, gs in pairs(below_bound('kalipso-ingest:ipinfo-windows')) do
+    local own = 'kalipso-ingest:ipinfo:' .. ip
+    local before = ip_info(own)
+    drop_windows(own, gs)
+    redo[#redo + 1] = {ip, before, ip_info(own)}
+  end
+  if #redo > 0 then
+    if ipinfo_db ~= own_db then redis.call('SELECT', ipinfo_db) end
+    for _, r in ipairs(redo) do
+      local v = redis.call('HGET', 'IPsInfo', r[1])
+      if v and (v == '{}' or v == ip_info_value(r[2])) then
+        local new = ip_info_value(r[3])
+        if v ~= new then redis.call('HSET', 'IPsInfo', r[1], new) end
+      end
+    end
+    if ipinfo_db ~= own_db then redis.call('SELECT', own_db) end
+  end
+end
 for _, ip in ipairs(ips) do
   redis.call('ZREM', 'kalipso-ingest:ip-last', ip)
-  redis.call('DEL', 'kalipso-ingest:ipinfo:' .. ip)
+  -- Registered again, it takes the enrichment's value of then (its facts go by window).
+  redis.call('HDEL', 'kalipso-ingest:ipinfo:' .. ip, 'b')
 end
 if #ips > 0 then
   if ipinfo_db ~= own_db then redis.call('SELECT', ipinfo_db) end
@@ -1477,7 +1615,15 @@ return #gone
 "#;
 
 /// [`RETAIN_BODY`] with the functions it uses.
-static RETAIN: LazyLock<String> = LazyLock::new(|| format!("{SET_TW_LUA}{RETAIN_BODY}"));
+static RETAIN: LazyLock<String> = LazyLock::new(|| {
+    let kalipso = concat!(
+        lua_earliest!(),
+        lua_json_str!(),
+        lua_dns_value!(),
+        lua_ip_info!()
+    );
+    format!("{kalipso}{SET_TW_LUA}{RETAIN_BODY}")
+});
 
 /// Queue retention's index entries for what the flush touched, then the removal
 /// ([`RETAIN`]).
@@ -1568,16 +1714,21 @@ fn write_profiles(
         })?;
     }
     // Few calls: each rebuilds the addresses it touches.
+    let indexed = if writes.retention.is_some() { 1 } else { 0 };
     for chunk in writes.dns.chunks(5000) {
         batch.add(|c| {
-            c.arg("EVAL").arg(DNS_RESOLUTION).arg(0);
+            c.arg("EVAL")
+                .arg(DNS_RESOLUTION)
+                .arg(0)
+                .arg(grid.first)
+                .arg(indexed);
             for a in chunk {
                 c.arg(a.ip.to_string())
                     .arg(&a.query)
                     .arg(float_repr(a.ts))
                     .arg(&a.uid)
                     .arg(a.by.to_string())
-                    .arg(keys::tw_name(grid.n(a.abs)));
+                    .arg(a.abs);
             }
         })?;
     }
@@ -1624,7 +1775,7 @@ fn write_ips_info_facts(
     writes: &Writes,
     dbs: Dbs,
 ) -> redis::RedisResult<()> {
-    let mut groups: Vec<[String; 6]> = Vec::with_capacity(writes.ips.len() + writes.facts.len());
+    let mut groups: Vec<[String; 7]> = Vec::with_capacity(writes.ips.len() + writes.facts.len());
     for (f, base) in &writes.facts {
         let (op, port) = match f.kind {
             FactKind::Sni(port) => ("S", port.to_string()),
@@ -1637,6 +1788,7 @@ fn write_ips_info_facts(
             f.name.clone(),
             port,
             format!("{} {}", float_repr(f.ts), f.uid),
+            f.abs.to_string(),
         ]);
     }
     for (ip, base) in &writes.ips {
@@ -1647,8 +1799,10 @@ fn write_ips_info_facts(
             String::new(),
             String::new(),
             String::new(),
+            String::new(),
         ]);
     }
+    let indexed = if writes.retention.is_some() { 1 } else { 0 };
     // Few calls: each rebuilds the addresses it touches.
     for chunk in groups.chunks(1000) {
         batch.add(|c| {
@@ -1656,7 +1810,8 @@ fn write_ips_info_facts(
                 .arg(IPS_INFO_FACTS)
                 .arg(0)
                 .arg(dbs.ipinfo)
-                .arg(dbs.own);
+                .arg(dbs.own)
+                .arg(indexed);
             for g in chunk {
                 c.arg(&g[..]);
             }

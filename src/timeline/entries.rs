@@ -76,7 +76,7 @@ pub fn entry(
         w.str("timestamp", timestamp)
             .str("dport_name", &name)
             .str("preposition", if inbound { "from" } else { "to" })
-            .str("dns_resolution", "????");
+            .str("dns_resolution", resolution(alt));
         if inbound {
             w.ip("saddr", flow.saddr);
         }
@@ -112,6 +112,24 @@ pub fn entry(
     out.push(' ');
     out.push_str(&w.finish());
     Some(out)
+}
+
+/// The entry's `dns_resolution`: the name the client asked the address for in the uid's
+/// http (`host`) or ssl (`server_name`) record, else `????`. Slips showed the address's
+/// `DNSresolution` names as its module knew them when it first met the address (arrival
+/// order); the uid's own record is a function of the records and needs no rewrite of written
+/// entries (Slips' ssl `info` also calls the server name `dns_resolution`).
+fn resolution(alt: Option<&AltRecord>) -> &str {
+    match alt {
+        Some(a)
+            if matches!(a.kind, LogKind::Http | LogKind::Ssl)
+                && !a.name.is_empty()
+                && a.name != "-" =>
+        {
+            a.name.as_str()
+        }
+        _ => "????",
+    }
 }
 
 /// `info` last (ICMP entries: the record's update adds it at the end).
