@@ -258,12 +258,13 @@ fn a_database_keeps_its_layout() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-#[test]
-fn ip_information_goes_to_database_1_with_the_asn_as_an_object() {
+/// MaxMind's test databases, a capture with a conn to an address they know, and a server;
+/// `None` (reported) without the databases.
+fn geo_capture() -> Option<(std::path::PathBuf, tempfile::TempDir, RedisServer)> {
     let db = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/geoip-test");
     if !db.join("GeoIP2-Country-Test.mmdb").exists() {
         common::missing("../shared/geoip-test (MaxMind's test databases)");
-        return;
+        return None;
     }
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -271,7 +272,20 @@ fn ip_information_goes_to_database_1_with_the_asn_as_an_object() {
         conn(T0, "Cgeo", "10.0.0.1", "214.78.120.5", "tcp", 443, "SF"),
     )
     .unwrap();
-    let server = RedisServer::start();
+    Some((db, dir, RedisServer::start()))
+}
+
+/// The ssl record of [`geo_capture`]'s conn, with this server name.
+fn geo_ssl(dir: &Path, name: &str) {
+    let line = ssl(T0 + 0.5, "Cgeo", "10.0.0.1", "214.78.120.5", 443, name);
+    std::fs::write(dir.join("ssl.log"), line).unwrap();
+}
+
+#[test]
+fn ip_information_goes_to_database_1_with_the_asn_as_an_object() {
+    let Some((db, dir, server)) = geo_capture() else {
+        return;
+    };
     let (country, asn) = (
         db.join("GeoIP2-Country-Test.mmdb"),
         db.join("GeoLite2-ASN-Test.mmdb"),
@@ -285,18 +299,7 @@ fn ip_information_goes_to_database_1_with_the_asn_as_an_object() {
         &asn.to_string_lossy(),
     ];
     // A server name joins what the enrichment says, after it.
-    std::fs::write(
-        dir.path().join("ssl.log"),
-        ssl(
-            T0 + 0.5,
-            "Cgeo",
-            "10.0.0.1",
-            "214.78.120.5",
-            443,
-            "geo.example",
-        ),
-    )
-    .unwrap();
+    geo_ssl(dir.path(), "geo.example");
     once_with(dir.path(), &server, &flags);
     let mut con = server.connection();
     let in_db0: bool = con.exists("IPsInfo").unwrap();
@@ -333,6 +336,29 @@ fn ssl(ts: f64, uid: &str, src: &str, dst: &str, dport: u16, name: &str) -> Stri
     format!(
         "{{\"ts\":{ts},\"uid\":\"{uid}\",\"id.orig_h\":\"{src}\",\"id.orig_p\":8,\"id.resp_h\":\"{dst}\",\"id.resp_p\":{dport},\"version\":\"TLSv13\",\"cipher\":\"TLS_AES_128_GCM_SHA256\",\"resumed\":false,\"established\":true,\"server_name\":\"{name}\"}}\n"
     )
+}
+
+/// A directory with these conn, ssl and dns lines, each log in its order or reversed.
+fn logs(conns: &[String], ssls: &[String], dnss: &[String], reversed: bool) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, lines) in [("conn.log", conns), ("ssl.log", ssls), ("dns.log", dnss)] {
+        let mut lines = lines.to_vec();
+        if reversed {
+            lines.reverse();
+        }
+        std::fs::write(dir.path().join(name), lines.concat()).unwrap();
+    }
+    dir
+}
+
+/// Another program's `IPsInfo` entry for 93.184.216.36; the connection, on database 1.
+fn theirs(server: &RedisServer) -> redis::Connection {
+    let mut con = server.connection();
+    let _: () = redis::cmd("SELECT").arg(1).query(&mut con).unwrap();
+    let _: () = con
+        .hset("IPsInfo", "93.184.216.36", r#"{"asn": "theirs"}"#)
+        .unwrap();
+    con
 }
 
 /// Every address's `IPsInfo` entry, from database 1.
@@ -480,26 +506,9 @@ fn ip_information_has_server_names_and_reverse_names_whatever_the_order() {
         (false, churn()),
         (true, churn()),
     ] {
-        let dir = tempfile::tempdir().unwrap();
-        for (name, lines) in [
-            ("conn.log", &conns[..]),
-            ("ssl.log", &ssls[..]),
-            ("dns.log", &dnss[..]),
-        ] {
-            let mut lines = lines.to_vec();
-            if reversed {
-                lines.reverse();
-            }
-            std::fs::write(dir.path().join(name), lines.concat()).unwrap();
-        }
+        let dir = logs(&conns, &ssls, &dnss, reversed);
         let server = RedisServer::start();
-        {
-            let mut con = server.connection();
-            let _: () = redis::cmd("SELECT").arg(1).query(&mut con).unwrap();
-            let _: () = con
-                .hset("IPsInfo", "93.184.216.36", r#"{"asn": "theirs"}"#)
-                .unwrap();
-        }
+        theirs(&server);
         ingest(&server, dir.path(), Direction::Out, &opts);
         let got = ips_info(&server);
         assert_eq!(
@@ -513,11 +522,7 @@ fn ip_information_has_server_names_and_reverse_names_whatever_the_order() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("dns.log"), dnss.concat()).unwrap();
     let server = RedisServer::start();
-    let mut con = server.connection();
-    let _: () = redis::cmd("SELECT").arg(1).query(&mut con).unwrap();
-    let _: () = con
-        .hset("IPsInfo", "93.184.216.36", r#"{"asn": "theirs"}"#)
-        .unwrap();
+    let mut con = theirs(&server);
     ingest(
         &server,
         dir.path(),
@@ -812,18 +817,7 @@ fn retention_removes_dns_answers_and_ip_facts_by_their_window_in_any_order() {
         assert_eq!(info["93.184.216.40"], "{}", "{what}: its PTR answer went");
     };
     for reversed in [false, true] {
-        let dir = tempfile::tempdir().unwrap();
-        for (name, lines) in [
-            ("conn.log", &conns[..]),
-            ("ssl.log", &ssls[..]),
-            ("dns.log", &dnss[..]),
-        ] {
-            let mut lines = lines.to_vec();
-            if reversed {
-                lines.reverse();
-            }
-            std::fs::write(dir.path().join(name), lines.concat()).unwrap();
-        }
+        let dir = logs(&conns, &ssls, &dnss, reversed);
         let server = RedisServer::start();
         once_with(dir.path(), &server, &flags);
         check(&server, &format!("one run, reversed: {reversed}"));
@@ -869,18 +863,9 @@ fn retention_removes_dns_answers_and_ip_facts_by_their_window_in_any_order() {
 /// facts of later runs without it.
 #[test]
 fn ip_facts_still_reach_an_entry_written_with_other_databases() {
-    let db = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/geoip-test");
-    if !db.join("GeoIP2-Country-Test.mmdb").exists() {
-        common::missing("../shared/geoip-test (MaxMind's test databases)");
+    let Some((db, dir, server)) = geo_capture() else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("conn.log"),
-        conn(T0, "Cgeo", "10.0.0.1", "214.78.120.5", "tcp", 443, "SF"),
-    )
-    .unwrap();
-    let server = RedisServer::start();
+    };
     let country = db.join("GeoIP2-Country-Test.mmdb");
     once_with(
         dir.path(),
@@ -894,18 +879,7 @@ fn ip_facts_still_reach_an_entry_written_with_other_databases() {
     );
     let first = ips_info(&server)["214.78.120.5"].clone();
     assert_eq!(first, r#"{"geocountry": "United States"}"#);
-    std::fs::write(
-        dir.path().join("ssl.log"),
-        ssl(
-            T0 + 0.5,
-            "Cgeo",
-            "10.0.0.1",
-            "214.78.120.5",
-            443,
-            "later.example",
-        ),
-    )
-    .unwrap();
+    geo_ssl(dir.path(), "later.example");
     once_with(dir.path(), &server, &["--layout", "kalipso"]);
     assert_eq!(
         ips_info(&server)["214.78.120.5"],
