@@ -42,8 +42,12 @@ cpu() { redis-cli -p "$1" info cpu | awk -F: '/^used_cpu_(user|sys):/ {s += $2} 
 
 # 1. The ingest, every write logged (no fsync, no rewrite: one plain RESP file).
 start "$PORT" --dir "$WORK" --appendonly yes --appendfsync no --auto-aof-rewrite-percentage 0
-out=$(./target/release/kalipso-ingest --zeek-dir "$DIR" --once --home-net 10.0.0.0/16 \
-    --timezone UTC --redis-url "redis://127.0.0.1:$PORT/0" --no-progress --log-level warn ${FLAGS:-} 2>&1)
+# The ingestor's own CPU (user + sys) from GNU time, its summary from its stderr.
+/usr/bin/time -f "%U %S" -o "$WORK/ingest-time" ./target/release/kalipso-ingest --zeek-dir "$DIR" \
+    --once --home-net 10.0.0.0/16 --timezone UTC --redis-url "redis://127.0.0.1:$PORT/0" \
+    --no-progress --log-level warn ${FLAGS:-} >"$WORK/ingest-out" 2>&1
+out=$(cat "$WORK/ingest-out")
+own_cpu=$(awk '{printf "%.2f", $1 + $2}' "$WORK/ingest-time")
 flows=$(echo "$out" | sed -n 's/.*flows profiled: \([0-9]*\).*/\1/p')
 elapsed=$(echo "$out" | sed -n 's/.*elapsed: \([0-9.]*\) s.*/\1/p')
 ingest_cpu=$(cpu "$PORT")
@@ -63,10 +67,12 @@ memory=$(redis-cli -p "$REPLAY_PORT" info memory | sed -n 's/^used_memory:\([0-9
 
 echo "== $N conn lines over $HOURS h: $flows flows, $(($(stat -c %s "$aof") / 1048576)) MiB of writes"
 echo "$replies"
-awk -v m="$memory" -v f="$flows" -v e="$elapsed" -v ic="$ingest_cpu" -v t0="$t0" -v t1="$t1" -v rc="$replay_cpu" 'BEGIN {
+awk -v m="$memory" -v f="$flows" -v e="$elapsed" -v ic="$ingest_cpu" -v t0="$t0" -v t1="$t1" -v rc="$replay_cpu" -v oc="$own_cpu" 'BEGIN {
     printf "kalipso-ingest --once:          %.1f s, %.0f flows/s (Redis CPU %.1f s, with its log)\n", e, f / e, ic
     printf "redis-cli --pipe replay:        %.1f s, %.0f flows/s (Redis CPU %.1f s)\n", t1 - t0, f / (t1 - t0), rc
+    printf "ingest / replay rate:           %.2f\n", (f / e) / (f / (t1 - t0))
     printf "ceiling from Redis CPU alone:   %.0f flows/s\n", f / rc
+    printf "kalipso-ingest per flow:        %.2f us of CPU (user + sys, %.1f s)\n", oc * 1e6 / f, oc
     printf "Redis per flow:                 %.2f us of CPU (replay), %.0f bytes of memory\n", rc * 1e6 / f, m / f
 }'
 

@@ -230,6 +230,39 @@ fn reloaded_windows_and_follow_mode_give_the_once_database() {
 }
 
 #[test]
+fn the_same_dns_http_ssl_records_read_again_change_nothing() {
+    // A copy of the dns/http/ssl logs is new files to the checkpoints: each record comes
+    // twice, the second time after the first was written and its window left memory. (A conn
+    // read twice is two flows, as in Slips.)
+    let dir = tempfile::tempdir().unwrap();
+    capture(dir.path());
+    let copy = tempfile::tempdir().unwrap();
+    for name in ["dns.log", "http.log", "ssl.log"] {
+        std::fs::copy(dir.path().join(name), copy.path().join(name)).unwrap();
+    }
+    let flags = ["--layout", "kalipso", "--direction", "all"];
+    let once = RedisServer::start();
+    once_with(dir.path(), &once, &flags);
+    let server = RedisServer::start();
+    once_with(dir.path(), &server, &flags);
+    once_with(copy.path(), &server, &flags);
+    let (got, want) = (
+        without_run_state(dump(&mut server.connection())),
+        without_run_state(dump(&mut once.connection())),
+    );
+    // The checkpoints name the files read; nothing else may differ.
+    let layout = |mut d: serde_json::Value| {
+        if let Some(m) = d.as_object_mut() {
+            m.remove("kalipso-ingest:checkpoints");
+        }
+        d
+    };
+    let (got, want) = (layout(got), layout(want));
+    assert!(got == want, "read again:\n{}", dump_diff(&got, &want));
+    assert_eq!(ips_info(&server), ips_info(&once), "IPsInfo");
+}
+
+#[test]
 fn a_database_keeps_its_layout() {
     let dir = tempfile::tempdir().unwrap();
     capture(dir.path());
@@ -256,6 +289,34 @@ fn a_database_keeps_its_layout() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+    // A database of an earlier build of the layout (another form of its DNS and IPsInfo
+    // state): refused, and rebuilt by --reset.
+    let server = RedisServer::start();
+    once_with(dir.path(), &server, &["--layout", "kalipso"]);
+    let _: () = server
+        .connection()
+        .del("kalipso-ingest:kalipso-state")
+        .unwrap();
+    let run = |extra: &[&str]| {
+        command(dir.path(), &server)
+            .args(["--once", "--no-progress", "--layout", "kalipso"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("earlier build") && stderr.contains("--reset"),
+        "{stderr}"
+    );
+    let out = run(&["--reset"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// MaxMind's test databases, a capture with a conn to an address they know, and a server;
@@ -798,10 +859,16 @@ fn retention_removes_dns_answers_and_ip_facts_by_their_window_in_any_order() {
             r#"["mid.example"]"#,
         ),
     ];
-    let want_dns = r#"{"ts": 1700043200.0, "uid": "Dc", "domains": ["new.example"], "resolved-by": ["10.0.0.1"], "timewindows": ["timewindow13"], "0": "new.example", "length": 1}"#;
+    // The window's name counts from the database's first record (`timewindow1` when the new
+    // records came first).
+    let want_dns = |tw: u32| {
+        format!(
+            r#"{{"ts": 1700043200.0, "uid": "Dc", "domains": ["new.example"], "resolved-by": ["10.0.0.1"], "timewindows": ["timewindow{tw}"], "0": "new.example", "length": 1}}"#
+        )
+    };
     let want_info = r#"{"SNI": [{"server_name": "new.example", "dport": 443}]}"#;
     let flags = ["--layout", "kalipso", "--retain", "2h"];
-    let check = |server: &RedisServer, what: &str| {
+    let check = |server: &RedisServer, tw: u32, what: &str| {
         let mut con = server.connection();
         let all = hash(&mut con, "DNSresolution");
         assert_eq!(
@@ -809,54 +876,114 @@ fn retention_removes_dns_answers_and_ip_facts_by_their_window_in_any_order() {
             ["93.184.216.35"],
             "{what}: DNSresolution"
         );
-        assert_eq!(all["93.184.216.35"], want_dns, "{what}");
+        assert_eq!(all["93.184.216.35"], want_dns(tw), "{what}");
         let own: Vec<String> = con.keys("kalipso-ingest:dns:*").unwrap();
         assert_eq!(own, ["kalipso-ingest:dns:93.184.216.35"], "{what}");
         let info = ips_info(server);
         assert_eq!(info["93.184.216.35"], want_info, "{what}");
         assert_eq!(info["93.184.216.40"], "{}", "{what}: its PTR answer went");
+        // Nothing of the removed windows is left: only window 13 (absolute 472234) is kept.
+        let mut kept: Vec<String> = con.keys("kalipso-ingest:*w:*").unwrap();
+        kept.sort();
+        assert_eq!(
+            kept,
+            [
+                "kalipso-ingest:dnsw:472234:93.184.216.35",
+                "kalipso-ingest:ipinfow:472234:93.184.216.35"
+            ],
+            "{what}: per-window keys"
+        );
+        for index in [
+            "kalipso-ingest:dns-windows",
+            "kalipso-ingest:ipinfo-windows",
+        ] {
+            let members: Vec<String> = con.zrange(index, 0, -1).unwrap();
+            assert_eq!(members, ["93.184.216.35|472234"], "{what}: {index}");
+        }
+        let facts: bool = con.exists("kalipso-ingest:ipinfo:93.184.216.40").unwrap();
+        assert!(!facts, "{what}: the removed fact's hash is gone");
     };
     for reversed in [false, true] {
         let dir = logs(&conns, &ssls, &dnss, reversed);
         let server = RedisServer::start();
         once_with(dir.path(), &server, &flags);
-        check(&server, &format!("one run, reversed: {reversed}"));
+        check(&server, 13, &format!("one run, reversed: {reversed}"));
     }
-    // Two runs: the old and middle records first, the new ones appended.
-    let dir = tempfile::tempdir().unwrap();
+    // Two runs, in both orders: the old and middle records first, the new ones appended; or
+    // the new ones first, the old ones arriving when their windows are already removed.
+    for new_first in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let server = RedisServer::start();
+        let parts = |new_part: bool| -> [(&str, String); 3] {
+            let pick = |lines: &[String], keep: &dyn Fn(&str) -> bool| -> String {
+                lines
+                    .iter()
+                    .filter(|l| keep(l) == new_part)
+                    .cloned()
+                    .collect()
+            };
+            let is_new = |l: &str| {
+                l.contains(&format!("{new}"))
+                    || l.contains(&format!("{}", new + 0.5))
+                    || l.contains(&format!("{}", new + 1.0))
+            };
+            [
+                ("conn.log", pick(&conns, &is_new)),
+                ("ssl.log", pick(&ssls, &is_new)),
+                ("dns.log", pick(&dnss, &is_new)),
+            ]
+        };
+        for (name, text) in parts(new_first) {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        once_with(dir.path(), &server, &flags);
+        append(dir.path(), &parts(!new_first));
+        once_with(dir.path(), &server, &flags);
+        let tw = if new_first { 1 } else { 13 };
+        check(&server, tw, &format!("two runs, new first: {new_first}"));
+    }
+
+    // The same answer again, later: only the latest record moves (the kept `body` serves).
+    let again = dns(
+        new + 60.0,
+        "Dd",
+        "10.0.0.1",
+        "new.example",
+        "A",
+        r#"["93.184.216.35"]"#,
+    );
+    let dir = logs(&conns, &ssls, &dnss, false);
     let server = RedisServer::start();
-    let parts = |new_part: bool| -> [(&str, String); 3] {
-        let pick = |lines: &[String], keep: &dyn Fn(&str) -> bool| -> String {
-            lines
-                .iter()
-                .filter(|l| keep(l) == new_part)
-                .cloned()
-                .collect()
-        };
-        let is_new = |l: &str| {
-            l.contains(&format!("{new}"))
-                || l.contains(&format!("{}", new + 0.5))
-                || l.contains(&format!("{}", new + 1.0))
-        };
-        [
-            ("conn.log", pick(&conns, &is_new)),
-            ("ssl.log", pick(&ssls, &is_new)),
-            ("dns.log", pick(&dnss, &is_new)),
-        ]
-    };
-    for (name, text) in parts(false) {
-        std::fs::write(dir.path().join(name), text).unwrap();
-    }
     once_with(dir.path(), &server, &flags);
-    for (name, text) in parts(true) {
+    append(dir.path(), &[("dns.log", again.clone())]);
+    once_with(dir.path(), &server, &flags);
+    let mut all = dnss.to_vec();
+    all.push(again);
+    let once = RedisServer::start();
+    once_with(logs(&conns, &ssls, &all, false).path(), &once, &flags);
+    let value = |server: &RedisServer| -> String {
+        server
+            .connection()
+            .hget("DNSresolution", "93.184.216.35")
+            .unwrap()
+    };
+    assert_eq!(value(&server), value(&once));
+    assert!(
+        value(&server)
+            .starts_with(r#"{"ts": 1700043260.0, "uid": "Dd", "domains": ["new.example"]"#)
+    );
+}
+
+/// Append these texts to the files of `dir`.
+fn append(dir: &Path, parts: &[(&str, String)]) {
+    for (name, text) in parts {
         let mut f = std::fs::OpenOptions::new()
             .append(true)
-            .open(dir.path().join(name))
+            .create(true)
+            .open(dir.join(name))
             .unwrap();
         std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
     }
-    once_with(dir.path(), &server, &flags);
-    check(&server, "two runs");
 }
 
 /// An entry written with the enrichment of one run keeps it (as before), and still gets the

@@ -87,6 +87,13 @@ pub fn records(window: &str) -> String {
     [OWN_PREFIX, "recs:", window].concat()
 }
 
+/// With `--layout kalipso`: the form of our `DNSresolution` and `IPsInfo` state
+/// ([`KALIPSO_STATE_VERSION`]), set with the anchor; a database of the layout without it (or
+/// with another) was written by an earlier build and is refused.
+pub const KALIPSO_STATE: &str = "kalipso-ingest:kalipso-state";
+/// The form written now: answers and facts kept per window (session 13).
+pub const KALIPSO_STATE_VERSION: &str = "2";
+
 /// Present (`compact`) on a database written with `--no-flows`: its windows' records are in
 /// [`records`] keys, not in `_flows`/`_altflows` and our copies and alt lists.
 pub const RECORDS: &str = "kalipso-ingest:records";

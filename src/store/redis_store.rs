@@ -335,7 +335,7 @@ impl RedisStore {
 
     /// The grid stored by an earlier run, if any. Fails when it was built with another width.
     pub fn grid(&mut self, width: f64) -> Result<Option<Grid>, StoreError> {
-        let (anchor, stored_width, format, layout, ipinfo_db, records): StoredMarkers =
+        let (anchor, stored_width, format, layout, ipinfo_db, records, kalipso_state): StoredMarkers =
             redis::pipe()
                 .get(keys::ANCHOR)
                 .get(keys::WIDTH)
@@ -343,6 +343,7 @@ impl RedisStore {
                 .get(keys::LAYOUT)
                 .get(keys::IPINFO_DB)
                 .get(keys::RECORDS)
+                .get(keys::KALIPSO_STATE)
                 .query(&mut self.con)
                 .map_err(|e| self.err(e))?;
         let Some(anchor) = anchor else {
@@ -356,6 +357,14 @@ impl RedisStore {
                 "this database holds the {stored} layout; --layout {} would mix two layouts. Use the same layout, another database, or --reset",
                 self.layout
             )));
+        }
+        if self.layout == Layout::Kalipso
+            && kalipso_state.as_deref() != Some(keys::KALIPSO_STATE_VERSION)
+        {
+            return Err(StoreError::Conflict(
+                "this --layout kalipso database was written by an earlier build, whose DNSresolution and IPsInfo state has another form. Rebuild it with --reset"
+                    .to_string(),
+            ));
         }
         // A database from before the marker keeps its records in `_flows`.
         let compact = records.as_deref() == Some(COMPACT);
@@ -411,7 +420,8 @@ impl RedisStore {
             // No marker means the 2020 layout: its databases stay as they were.
             if self.layout != Layout::Kalipso2020 {
                 pipe.set(keys::LAYOUT, self.layout.as_str())
-                    .set(keys::IPINFO_DB, self.dbs.ipinfo);
+                    .set(keys::IPINFO_DB, self.dbs.ipinfo)
+                    .set(keys::KALIPSO_STATE, keys::KALIPSO_STATE_VERSION);
             }
             if self.no_flows {
                 pipe.set(keys::RECORDS, COMPACT);
@@ -1080,18 +1090,77 @@ end
     };
 }
 
-/// Lua: `dns_value(ip, first)` rebuilds `DNSresolution`'s value of an address from what
-/// `kalipso-ingest:dns:<address>` holds (shared by [`DNS_RESOLUTION`] and [`RETAIN`], which
-/// removes windows from it); needs [`lua_earliest`] and [`lua_json_str`].
+/// Lua: values kept as their earliest (`keep_earliest`) or latest (`keep_latest`) record over
+/// the windows kept, in an address's hash `own`, and, with retention's index, per window in
+/// `wkey`; `drop_windows(own, wkey_of, gs)` removes windows `gs` (`g` → true) — their hashes,
+/// their `t|g` fields — and recomputes from the windows left each value that came from one
+/// of them (`last` as the latest, every other field as the earliest). Needs
+/// [`lua_earliest`].
+macro_rules! lua_windowed {
+    () => {
+        r#"
+local function keep(own, wkey, f, at, later)
+  local function better(a, b)
+    if later then return earlier(b, a) end
+    return earlier(a, b)
+  end
+  if wkey then
+    local w = redis.call('HGET', wkey, f)
+    if w and not better(at, w) then return false end
+    redis.call('HSET', wkey, f, at)
+  end
+  local was = redis.call('HGET', own, f)
+  if was and not better(at, was) then return false end
+  redis.call('HSET', own, f, at)
+  return true
+end
+local function keep_earliest(own, wkey, f, at) return keep(own, wkey, f, at, false) end
+local function keep_latest(own, wkey, f, at) return keep(own, wkey, f, at, true) end
+local function drop_windows(own, wkey_of, gs)
+  local all = redis.call('HGETALL', own)
+  local cur, left = {}, {}
+  for i = 1, #all, 2 do
+    local g = string.match(all[i], '^t|(-?%d+)$')
+    if g then
+      if not gs[g] then left[#left + 1] = g end
+    else
+      cur[all[i]] = all[i + 1]
+    end
+  end
+  for g, _ in pairs(gs) do
+    redis.call('HDEL', own, 't|' .. g)
+    local wk = wkey_of(g)
+    local e = redis.call('HGETALL', wk)
+    redis.call('DEL', wk)
+    for i = 1, #e, 2 do
+      local f, v = e[i], e[i + 1]
+      if cur[f] == v then
+        local best = nil
+        for _, g2 in ipairs(left) do
+          local v2 = redis.call('HGET', wkey_of(g2), f)
+          if v2 and ((not best) or (f == 'last' and earlier(best, v2)) or (f ~= 'last' and earlier(v2, best))) then
+            best = v2
+          end
+        end
+        if best then redis.call('HSET', own, f, best) else redis.call('HDEL', own, f) end
+        cur[f] = best
+      end
+    end
+  end
+end
+"#
+    };
+}
+
+/// Lua: `dns_value(ip, first)` rebuilds `DNSresolution`'s value of an address from
+/// `kalipso-ingest:dns:<address>` — `d|<name>`, `r|<asker>`: each name's and asker's earliest
+/// record over the windows kept; `t|g`: the earliest record in absolute window g; `last`: the
+/// latest record — or removes the entry when no record is left. Keeps `body` (the value after
+/// `ts`/`uid`) for answers that change only the latest record (`dns_prefix`). Shared by
+/// [`DNS_RESOLUTION`] and [`RETAIN`]; needs [`lua_earliest`] and [`lua_json_str`].
 macro_rules! lua_dns_value {
     () => {
         r#"
--- dns_value(ip, first): `DNSresolution`'s value of `ip`, rebuilt from
--- `kalipso-ingest:dns:<ip>`, or the entry removed when no answer is left. Its fields:
--- `d|g|<name>`, `r|g|<asker>`, `t|g`: the earliest record of a name, an asker, a window in
--- absolute window g; `l|g` the latest record in g (with retention's index; without it, g is
--- empty in all but `t|g`). Keeps `body` (the value after `ts`/`uid`) and `last` (the latest
--- record) for answers that change nothing but the latest.
 local function dns_prefix(last)
   local ts, uid = string.match(last, '^(%S+) (.*)$')
   return '"ts": ' .. (ts or '0') .. ', "uid": ' .. str(uid or '')
@@ -1099,20 +1168,22 @@ end
 local function dns_value(ip, first)
   local own = 'kalipso-ingest:dns:' .. ip
   local all = redis.call('HGETALL', own)
-  local best = {d = {}, r = {}, t = {}}
+  local lists = {d = {}, r = {}, t = {}}
   local last = nil
   for i = 1, #all, 2 do
     local f, v = all[i], all[i + 1]
-    local kind, g, name = string.match(f, '^([drtl])|(-?%d*)|?(.*)$')
-    if kind == 'l' then
-      if (not last) or earlier(last, v) then last = v end
-    elseif kind == 't' then
-      name = 'timewindow' .. string.format('%d', tonumber(g) - first + 1)
-    end
-    if kind == 'd' or kind == 'r' or kind == 't' then
-      local t, u = key(v)
-      local b = best[kind][name]
-      if (not b) or t < b[1] or (t == b[1] and u < b[2]) then best[kind][name] = {t, u} end
+    if f == 'last' then last = v
+    else
+      local kind, name = string.match(f, '^([drt])|(.*)$')
+      if kind == 't' then
+        local g = tonumber(name)
+        name = g and ('timewindow' .. string.format('%d', g - first + 1))
+      end
+      if kind and name then
+        -- Parsed once here, not in every comparison of the sort.
+        local t, u = key(v)
+        table.insert(lists[kind], {name, t, u})
+      end
     end
   end
   if not last then
@@ -1122,8 +1193,7 @@ local function dns_value(ip, first)
   end
   local parts, names = {}, {}
   for _, kind in ipairs({'d', 'r', 't'}) do
-    local l = {}
-    for name, b in pairs(best[kind]) do l[#l + 1] = {name, b[1], b[2]} end
+    local l = lists[kind]
     table.sort(l, function(a, b)
       if a[2] ~= b[2] then return a[2] < b[2] end
       if a[3] ~= b[3] then return a[3] < b[3] end
@@ -1140,7 +1210,7 @@ local function dns_value(ip, first)
   end
   parts[#parts + 1] = '"length": ' .. #names
   local body = table.concat(parts, ', ')
-  redis.call('HSET', own, 'body', body, 'last', last)
+  redis.call('HSET', own, 'body', body)
   redis.call('HSET', 'DNSresolution', ip, '{' .. dns_prefix(last) .. ', ' .. body .. '}')
 end
 "#
@@ -1149,90 +1219,89 @@ end
 
 /// `--layout kalipso`'s `DNSresolution`: ARGV[1] the absolute number of `timewindow1`,
 /// ARGV[2] `1` with retention's index; then groups of (address, name, ts `repr`, uid, asker,
-/// absolute window). Each address keeps, in `kalipso-ingest:dns:<address>`, the earliest
-/// record (`<ts> <uid>`) of each name, asker and window, and the latest record — per window
-/// with the index, so that retention can drop a window's answers — so that its value is a
-/// function of the records whatever their order: names, askers and windows in the order of
-/// their first record, `ts`/`uid` of the latest; plus `"0".."N-1"` and `"length"`, the names
-/// again, the one shape both of the viewer's tuple panels read without crashing
-/// (`docs/kalipso-2026-layout-facts.md` §6). An answer that only moves the latest record
-/// rewrites the value from its kept `body`, without reading the address's names again.
+/// absolute window). Each address keeps, in `kalipso-ingest:dns:<address>`
+/// ([`lua_dns_value`]), the earliest record (`<ts> <uid>`) of each name, asker and window and
+/// its latest record — and, with the index, the same per window in
+/// `kalipso-ingest:dnsw:<g>:<address>` ([`lua_windowed`]), so that retention can remove a
+/// window's answers — so that its value is a function of the records whatever their order:
+/// names, askers and windows in the order of their first record, `ts`/`uid` of the latest;
+/// plus `"0".."N-1"` and `"length"`, the names again, the one shape both of the viewer's tuple
+/// panels read without crashing (`docs/kalipso-2026-layout-facts.md` §6). The value is rebuilt
+/// when a name, asker or window is new or has an earlier record; an answer that only moves the
+/// latest record rewrites it from the kept `body`.
 const DNS_RESOLUTION: &str = concat!(
     lua_earliest!(),
     lua_json_str!(),
+    lua_windowed!(),
     lua_dns_value!(),
     r#"
 local first, index = tonumber(ARGV[1]), ARGV[2] == '1'
-local full, latest = {}, {}
+local full, moved = {}, {}
 for i = 3, #ARGV, 6 do
   local ip, at, g = ARGV[i], ARGV[i + 2] .. ' ' .. ARGV[i + 3], ARGV[i + 5]
   local own = 'kalipso-ingest:dns:' .. ip
-  local gg = ''
-  if index then gg = g end
-  for _, f in ipairs({'d|' .. gg .. '|' .. ARGV[i + 1], 'r|' .. gg .. '|' .. ARGV[i + 4], 't|' .. g}) do
-    local was = redis.call('HGET', own, f)
-    if (not was) or earlier(at, was) then
-      redis.call('HSET', own, f, at)
-      full[ip] = true
-      if index and (not was) and f == 't|' .. g then
-        redis.call('ZADD', 'kalipso-ingest:dns-windows', g, ip .. '|' .. g)
-      end
+  local wk = nil
+  if index then wk = 'kalipso-ingest:dnsw:' .. g .. ':' .. ip end
+  if keep_earliest(own, wk, 'd|' .. ARGV[i + 1], at) then full[ip] = true end
+  if keep_earliest(own, wk, 'r|' .. ARGV[i + 4], at) then full[ip] = true end
+  local tf = 't|' .. g
+  local was = redis.call('HGET', own, tf)
+  if (not was) or earlier(at, was) then
+    redis.call('HSET', own, tf, at)
+    full[ip] = true
+    if index and not was then
+      redis.call('ZADD', 'kalipso-ingest:dns-windows', g, ip .. '|' .. g)
     end
   end
-  local lf = 'l|' .. gg
-  local was = redis.call('HGET', own, lf)
-  if (not was) or earlier(was, at) then redis.call('HSET', own, lf, at) end
-  if (not latest[ip]) or earlier(latest[ip], at) then latest[ip] = at end
+  if keep_latest(own, wk, 'last', at) then moved[ip] = true end
 end
-for ip, at in pairs(latest) do
-  local own = 'kalipso-ingest:dns:' .. ip
-  local kept = redis.call('HMGET', own, 'body', 'last')
-  if full[ip] or not (kept[1] and kept[2]) then
-    dns_value(ip, first)
-  elseif earlier(kept[2], at) then
-    redis.call('HSET', own, 'last', at)
-    redis.call('HSET', 'DNSresolution', ip, '{' .. dns_prefix(at) .. ', ' .. kept[1] .. '}')
+for ip, _ in pairs(moved) do
+  if not full[ip] then
+    local own = 'kalipso-ingest:dns:' .. ip
+    local kept = redis.call('HMGET', own, 'body', 'last')
+    if kept[1] and kept[2] then
+      redis.call('HSET', 'DNSresolution', ip, '{' .. dns_prefix(kept[2]) .. ', ' .. kept[1] .. '}')
+    else
+      full[ip] = true
+    end
   end
 end
+for ip, _ in pairs(full) do dns_value(ip, first) end
 return 0
 "#
 );
 
-/// Lua, `--layout kalipso`'s `IPsInfo` from `kalipso-ingest:ipinfo:<address>` (shared by
-/// [`IPS_INFO_FACTS`] and [`RETAIN`]): `ip_info(own)` reads the hash into `{b, ext}`, the
-/// enrichment's value kept for the address (`b`; `{}` when absent) and the keys the facts
-/// add (`ext`); `ip_info_value(info)` is the entry they make. The facts: `s|g|<port>|<name>`
-/// an ssl server name to the port, `p|g|<name>` a PTR answer, each the earliest record
-/// (`<ts> <uid>`) in absolute window g (empty without retention's index); `reverse_dns` is
+/// Lua, `--layout kalipso`'s `IPsInfo` (shared by [`IPS_INFO_FACTS`] and [`RETAIN`]):
+/// `ip_info(ip)` reads what is kept of an address into `{b, ext}`: the enrichment's value it
+/// was registered with (`b`, from `kalipso-ingest:ipinfo-base`; `{}` when absent) and the keys
+/// its facts add (`ext`), from `kalipso-ingest:ipinfo:<address>`: `s|<port>|<name>` an ssl
+/// server name to the port, `p|<name>` a PTR answer, each its earliest record (`<ts> <uid>`)
+/// over the windows kept (`t|g`: the windows holding facts, with the index); `reverse_dns` is
 /// the earliest PTR name, `SNI` the server names in the order of their first record.
-/// Needs [`lua_earliest`] and [`lua_json_str`].
+/// `ip_info_value(info)` is the entry they make. Needs [`lua_earliest`] and [`lua_json_str`].
 macro_rules! lua_ip_info {
     () => {
         r#"
-local function ip_info(own)
+local function ip_info(ip)
+  local own = 'kalipso-ingest:ipinfo:' .. ip
+  local base = redis.call('HGET', 'kalipso-ingest:ipinfo-base', ip) or '{}'
+  if redis.call('EXISTS', own) == 0 then return {b = base, ext = ''} end
   local all = redis.call('HGETALL', own)
-  local sni, ptr, base = {}, nil, '{}'
+  local sni, ptr = {}, nil
   for i = 1, #all, 2 do
     local f, v = all[i], all[i + 1]
-    if f == 'b' then base = v
+    local t, u = key(v)
+    local port, name = string.match(f, '^s|(%d+)|(.*)$')
+    if port then
+      sni[#sni + 1] = {t, u, tonumber(port), name}
     else
-      local t, u = key(v)
-      local _, port, name = string.match(f, '^s|(-?%d*)|(%d+)|(.*)$')
-      if port then
-        local id = port .. '|' .. name
-        local e = sni[id]
-        if (not e) or t < e[1] or (t == e[1] and u < e[2]) then sni[id] = {t, u, tonumber(port), name} end
-      else
-        local _, n = string.match(f, '^p|(-?%d*)|(.*)$')
-        if n and ((not ptr) or t < ptr[1] or (t == ptr[1] and (u < ptr[2] or (u == ptr[2] and n < ptr[3])))) then
-          ptr = {t, u, n}
-        end
+      local n = string.match(f, '^p|(.*)$')
+      if n and ((not ptr) or t < ptr[1] or (t == ptr[1] and (u < ptr[2] or (u == ptr[2] and n < ptr[3])))) then
+        ptr = {t, u, n}
       end
     end
   end
-  local list = {}
-  for _, e in pairs(sni) do list[#list + 1] = e end
-  table.sort(list, function(a, b)
+  table.sort(sni, function(a, b)
     if a[1] ~= b[1] then return a[1] < b[1] end
     if a[2] ~= b[2] then return a[2] < b[2] end
     if a[3] ~= b[3] then return a[3] < b[3] end
@@ -1240,9 +1309,9 @@ local function ip_info(own)
   end)
   local parts = {}
   if ptr then parts[#parts + 1] = '"reverse_dns": ' .. str(ptr[3]) end
-  if #list > 0 then
+  if #sni > 0 then
     local items = {}
-    for j, e in ipairs(list) do
+    for j, e in ipairs(sni) do
       items[j] = '{"server_name": ' .. str(e[4]) .. ', "dport": ' .. string.format('%d', e[3]) .. '}'
     end
     parts[#parts + 1] = '"SNI": [' .. table.concat(items, ', ') .. ']'
@@ -1262,53 +1331,48 @@ end
 /// one, ARGV[3] `1` with retention's index, then groups of (op, address, its value from the
 /// enrichment, name, port, `<ts> <uid>`, absolute window): op `R` registers the address (a
 /// profile or a flow's peer: its entry is written where it is absent), `S` is an ssl record's
-/// server name to the port, `P` a PTR answer for the address. Each address keeps in
-/// `kalipso-ingest:ipinfo:<address>` ([`lua_ip_info`]) each fact's earliest record (per window
-/// with the index, so that retention can drop a window's facts) and the enrichment's value it
-/// was registered with (`b`, kept while it is not `{}`, as before), so its entry is a
-/// function of the records whatever their order: that value followed by `"reverse_dns"` and
-/// `"SNI"` (`[{"server_name", "dport"}]`). An entry is rewritten only while it is ours —
-/// absent (on registration), `{}`, or what the hash made of it before this call — so an
-/// entry another program enriched is kept.
+/// server name to the port, `P` a PTR answer for the address. Each address keeps
+/// ([`lua_ip_info`]) each fact's earliest record — per window too with the index, in
+/// `kalipso-ingest:ipinfow:<g>:<address>` ([`lua_windowed`]), so that retention can remove a
+/// window's facts — and the first enrichment value that said something (not `{}`), as the
+/// 2020 layout keeps it; its entry is a function of the records whatever their order: that
+/// value followed by `"reverse_dns"` and `"SNI"` (`[{"server_name", "dport"}]`). An entry is
+/// rewritten only while it is ours — absent (on registration), `{}`, or what was kept made of
+/// it before this call — so an entry another program enriched is kept.
 const IPS_INFO_FACTS: &str = concat!(
     lua_earliest!(),
     lua_json_str!(),
+    lua_windowed!(),
     lua_ip_info!(),
     r#"
 local ipinfo_db, own_db, index = ARGV[1], ARGV[2], ARGV[3] == '1'
 local seen, order = {}, {}
 for i = 4, #ARGV, 7 do
   local op, ip = ARGV[i], ARGV[i + 1]
-  local own = 'kalipso-ingest:ipinfo:' .. ip
   local a = seen[ip]
   if not a then
-    a = {reg = false, own = own, before = ip_info(own)}
+    a = {reg = false, before = ip_info(ip)}
     seen[ip] = a
     order[#order + 1] = ip
   end
   if op == 'R' then
     a.reg = true
-    -- The first value that says something stays (`{}` is never kept).
-    if ARGV[i + 2] ~= '{}' then redis.call('HSETNX', own, 'b', ARGV[i + 2]) end
+    if ARGV[i + 2] ~= '{}' then redis.call('HSETNX', 'kalipso-ingest:ipinfo-base', ip, ARGV[i + 2]) end
   else
-    local g = ''
-    if index then g = ARGV[i + 6] end
+    local own, g = 'kalipso-ingest:ipinfo:' .. ip, ARGV[i + 6]
+    local wk = nil
+    if index then wk = 'kalipso-ingest:ipinfow:' .. g .. ':' .. ip end
     local f
-    if op == 'S' then f = 's|' .. g .. '|' .. ARGV[i + 4] .. '|' .. ARGV[i + 3]
-    else f = 'p|' .. g .. '|' .. ARGV[i + 3] end
-    local at = ARGV[i + 5]
-    local was = redis.call('HGET', own, f)
-    if (not was) or earlier(at, was) then
-      redis.call('HSET', own, f, at)
-      if index and not was then
-        redis.call('ZADD', 'kalipso-ingest:ipinfo-windows', g, ip .. '|' .. g)
-      end
+    if op == 'S' then f = 's|' .. ARGV[i + 4] .. '|' .. ARGV[i + 3] else f = 'p|' .. ARGV[i + 3] end
+    keep_earliest(own, wk, f, ARGV[i + 5])
+    if index and redis.call('HSETNX', own, 't|' .. g, '1') == 1 then
+      redis.call('ZADD', 'kalipso-ingest:ipinfo-windows', g, ip .. '|' .. g)
     end
   end
 end
 for _, ip in ipairs(order) do
   local a = seen[ip]
-  a.after = ip_info(a.own)
+  a.after = ip_info(ip)
 end
 if ipinfo_db ~= own_db then redis.call('SELECT', ipinfo_db) end
 for _, ip in ipairs(order) do
@@ -1325,13 +1389,14 @@ return 0
 );
 
 /// What a database says of itself: anchor, width, state format, layout, `IPsInfo` database,
-/// records form.
+/// records form, the form of `--layout kalipso`'s own state.
 type StoredMarkers = (
     Option<String>,
     Option<String>,
     Option<String>,
     Option<String>,
     Option<i64>,
+    Option<String>,
     Option<String>,
 );
 
@@ -1557,26 +1622,15 @@ if limit then
     end
     return byip
   end
-  local function drop_windows(own, gs)
-    local drop = {}
-    for _, f in ipairs(redis.call('HKEYS', own)) do
-      local g = string.match(f, '^%a|(-?%d+)|') or string.match(f, '^[tl]|(-?%d+)$')
-      if g and gs[g] then drop[#drop + 1] = f end
-    end
-    for s = 1, #drop, 1000 do
-      redis.call('HDEL', own, unpack(drop, s, math.min(s + 999, #drop)))
-    end
-  end
   for ip, gs in pairs(below_bound('kalipso-ingest:dns-windows')) do
-    drop_windows('kalipso-ingest:dns:' .. ip, gs)
+    drop_windows('kalipso-ingest:dns:' .. ip, function(g) return 'kalipso-ingest:dnsw:' .. g .. ':' .. ip end, gs)
     dns_value(ip, first)
   end
   local redo = {}
   for ip, gs in pairs(below_bound('kalipso-ingest:ipinfo-windows')) do
-    local own = 'kalipso-ingest:ipinfo:' .. ip
-    local before = ip_info(own)
-    drop_windows(own, gs)
-    redo[#redo + 1] = {ip, before, ip_info(own)}
+    local before = ip_info(ip)
+    drop_windows('kalipso-ingest:ipinfo:' .. ip, function(g) return 'kalipso-ingest:ipinfow:' .. g .. ':' .. ip end, gs)
+    redo[#redo + 1] = {ip, before, ip_info(ip)}
   end
   if #redo > 0 then
     if ipinfo_db ~= own_db then redis.call('SELECT', ipinfo_db) end
@@ -1593,7 +1647,7 @@ end
 for _, ip in ipairs(ips) do
   redis.call('ZREM', 'kalipso-ingest:ip-last', ip)
   -- Registered again, it takes the enrichment's value of then (its facts go by window).
-  redis.call('HDEL', 'kalipso-ingest:ipinfo:' .. ip, 'b')
+  redis.call('HDEL', 'kalipso-ingest:ipinfo-base', ip)
 end
 if #ips > 0 then
   if ipinfo_db ~= own_db then redis.call('SELECT', ipinfo_db) end
@@ -1619,6 +1673,7 @@ static RETAIN: LazyLock<String> = LazyLock::new(|| {
     let kalipso = concat!(
         lua_earliest!(),
         lua_json_str!(),
+        lua_windowed!(),
         lua_dns_value!(),
         lua_ip_info!()
     );
