@@ -406,27 +406,30 @@ impl RedisStore {
     /// Store the grid of a fresh database (`SET NX`); returns the grid in force (another
     /// writer's, if one got there first).
     pub fn init_grid(&mut self, grid: Grid) -> Result<Grid, StoreError> {
-        let set: bool = redis::cmd("SET")
+        // The anchor and the markers together (one script): a crash in between would leave a
+        // database that a next run misreads (no layout marker: the 2020 layout).
+        let mut markers = vec![
+            (keys::WIDTH, number_text(grid.width)),
+            (keys::STATE_FORMAT, keys::STATE_FORMAT_VERSION.to_string()),
+        ];
+        // No marker means the 2020 layout: its databases stay as they were.
+        if self.layout != Layout::Kalipso2020 {
+            markers.push((keys::LAYOUT, self.layout.as_str().to_string()));
+            markers.push((keys::IPINFO_DB, self.dbs.ipinfo.to_string()));
+            markers.push((keys::KALIPSO_STATE, keys::KALIPSO_STATE_VERSION.to_string()));
+        }
+        if self.no_flows {
+            markers.push((keys::RECORDS, COMPACT.to_string()));
+        }
+        let set: i64 = redis::cmd("EVAL")
+            .arg(INIT_MARKERS)
+            .arg(0)
             .arg(keys::ANCHOR)
             .arg(number_text(grid.anchor()))
-            .arg("NX")
-            .query::<Option<String>>(&mut self.con)
-            .map_err(|e| self.err(e))?
-            .is_some();
-        if set {
-            let mut pipe = redis::pipe();
-            pipe.set(keys::WIDTH, number_text(grid.width))
-                .set(keys::STATE_FORMAT, keys::STATE_FORMAT_VERSION);
-            // No marker means the 2020 layout: its databases stay as they were.
-            if self.layout != Layout::Kalipso2020 {
-                pipe.set(keys::LAYOUT, self.layout.as_str())
-                    .set(keys::IPINFO_DB, self.dbs.ipinfo)
-                    .set(keys::KALIPSO_STATE, keys::KALIPSO_STATE_VERSION);
-            }
-            if self.no_flows {
-                pipe.set(keys::RECORDS, COMPACT);
-            }
-            pipe.exec(&mut self.con).map_err(|e| self.err(e))?;
+            .arg(&markers[..])
+            .query(&mut self.con)
+            .map_err(|e| self.err(e))?;
+        if set == 1 {
             return Ok(grid);
         }
         self.grid(grid.width)?
@@ -1127,6 +1130,9 @@ local function drop_windows(own, wkey_of, gs)
       cur[all[i]] = all[i + 1]
     end
   end
+  -- A record's window is the one of its time: the earliest value left is in the lowest
+  -- window holding the field, the latest in the highest.
+  table.sort(left, function(a, b) return tonumber(a) < tonumber(b) end)
   for g, _ in pairs(gs) do
     redis.call('HDEL', own, 't|' .. g)
     local wk = wkey_of(g)
@@ -1136,11 +1142,11 @@ local function drop_windows(own, wkey_of, gs)
       local f, v = e[i], e[i + 1]
       if cur[f] == v then
         local best = nil
-        for _, g2 in ipairs(left) do
-          local v2 = redis.call('HGET', wkey_of(g2), f)
-          if v2 and ((not best) or (f == 'last' and earlier(best, v2)) or (f ~= 'last' and earlier(v2, best))) then
-            best = v2
-          end
+        local from, to, step = 1, #left, 1
+        if f == 'last' then from, to, step = #left, 1, -1 end
+        for j = from, to, step do
+          best = redis.call('HGET', wkey_of(left[j]), f)
+          if best then break end
         end
         if best then redis.call('HSET', own, f, best) else redis.call('HDEL', own, f) end
         cur[f] = best
@@ -1387,6 +1393,14 @@ if ipinfo_db ~= own_db then redis.call('SELECT', own_db) end
 return 0
 "#
 );
+
+/// A fresh database's anchor (`ARGV[1]` = `ARGV[2]`, `SET NX`) and, only if it was set, its
+/// markers (the key, value pairs after): 1 if set, 0 if another writer's anchor was there.
+const INIT_MARKERS: &str = r#"
+if not redis.call('SET', ARGV[1], ARGV[2], 'NX') then return 0 end
+for i = 3, #ARGV, 2 do redis.call('SET', ARGV[i], ARGV[i + 1]) end
+return 1
+"#;
 
 /// What a database says of itself: anchor, width, state format, layout, `IPsInfo` database,
 /// records form, the form of `--layout kalipso`'s own state.
