@@ -2,7 +2,7 @@
 SAMPLE ?= fixtures/slips/test9
 CARGO ?= cargo
 
-.PHONY: demo test deps build lint bench bench-ceiling fuzz chaos soak
+.PHONY: demo test deps build lint bench bench-ceiling bench-instructions fuzz chaos soak
 
 ## demo: build, ingest the bundled sample into Redis (started on 127.0.0.1:6379 when none
 ## answers there; REDIS_URL=... to use another), print the summary and how to open Kalipso.
@@ -55,6 +55,10 @@ bench: build
 ## 500,000): the ingest's writes logged by Redis, replayed by redis-cli into an empty Redis.
 bench-ceiling: build
 	./scripts/bench-redis-ceiling.sh
+
+## bench-instructions: the ingestor's instructions per flow (callgrind, the 125 k benchmark).
+bench-instructions: build
+	./scripts/bench-instructions.sh
 
 ## fuzz: ten minutes of cargo-fuzz on the reader (needs a nightly toolchain and cargo-fuzz).
 fuzz:

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# make bench-instructions: the ingestor's instructions per flow, independent of the machine's
+# load — `valgrind --tool=callgrind` over one `--once` of the generated N-line benchmark
+# (default 125,000 conn lines over 4 h, as the figures in docs/performance.md) into a private
+# Redis; prints the total, per flow, and the functions with the most instructions
+# (self cost). FLAGS adds options to the ingest; OUT=FILE keeps callgrind's output (for
+# `callgrind_annotate --tree=caller FILE`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${N:-125000}
+HOURS=${HOURS:-4}
+DIR=${BENCH_DIR:-/tmp/kalipso-bench-$N-${HOURS}h}
+. scripts/private-redis.sh
+command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install valgrind)" >&2; exit 2; }
+PORT=$(free_port)
+WORK=$(mktemp -d /tmp/kalipso-instr.XXXXXX)
+cargo build --release --quiet
+if [ ! -s "$DIR/conn.log" ]; then
+    cargo run --release --quiet --example generate -- "$DIR" "$N" 1 "$HOURS"
+fi
+stop() {
+    [ -s "$WORK/redis.pid" ] && kill "$(cat "$WORK/redis.pid")" 2>/dev/null
+    sleep 0.2
+    rm -rf "$WORK" "$PRIVATE_REDIS_DIR"
+}
+trap stop EXIT
+redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+    --pidfile "$WORK/redis.pid" >/dev/null
+for _ in $(seq 50); do redis-cli -p "$PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out" ./target/release/kalipso-ingest \
+    --zeek-dir "$DIR" --once --home-net 10.0.0.0/16 --timezone UTC \
+    --redis-url "redis://127.0.0.1:$PORT/0" --no-progress --log-level warn ${FLAGS:-} \
+    >"$WORK/out" 2>"$WORK/err" || { cat "$WORK/err" >&2; exit 1; }
+flows=$(sed -n 's/.*flows profiled: \([0-9]*\).*/\1/p' "$WORK/out" "$WORK/err" | head -1)
+total=$(callgrind_annotate "$WORK/cg.out" 2>/dev/null | sed -n 's/^ *\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' | tr -d ,)
+echo "== $N conn lines over $HOURS h: $flows flows ${FLAGS:-}"
+awk -v t="$total" -v f="$flows" 'BEGIN {printf "instructions: %.2f G, %.0f per flow\n", t / 1e9, t / f}'
+callgrind_annotate "$WORK/cg.out" 2>/dev/null | sed -n '/file:function/,$p' | sed -n '2,21p'
+[ -z "${OUT:-}" ] || cp "$WORK/cg.out" "$OUT"
