@@ -12,21 +12,13 @@ HOURS=${HOURS:-4}
 DIR=${BENCH_DIR:-/tmp/kalipso-bench-$N-${HOURS}h}
 . scripts/private-redis.sh
 command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install valgrind)" >&2; exit 2; }
-PORT=$(free_port)
 WORK=$(mktemp -d /tmp/kalipso-instr.XXXXXX)
+trap 'stop_private_redises; rm -rf "$WORK"' EXIT
 cargo build --release --quiet
 if [ ! -s "$DIR/conn.log" ]; then
     cargo run --release --quiet --example generate -- "$DIR" "$N" 1 "$HOURS"
 fi
-stop() {
-    [ -s "$WORK/redis.pid" ] && kill "$(cat "$WORK/redis.pid")" 2>/dev/null
-    sleep 0.2
-    rm -rf "$WORK" "$PRIVATE_REDIS_DIR"
-}
-trap stop EXIT
-redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
-    --pidfile "$WORK/redis.pid" >/dev/null
-for _ in $(seq 50); do redis-cli -p "$PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+private_redis PORT --appendonly no
 valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out" ./target/release/kalipso-ingest \
     --zeek-dir "$DIR" --once --home-net 10.0.0.0/16 --timezone UTC \
     --redis-url "redis://127.0.0.1:$PORT/0" --no-progress --log-level warn ${FLAGS:-} \
