@@ -118,6 +118,8 @@ pub struct KindStream {
     bytes: Arc<AtomicU64>,
     /// Counters so far.
     pub counts: KindCounts,
+    /// Only these fields of TSV lines are converted ([`KindStream::only_fields`]).
+    only: Option<&'static [&'static str]>,
 }
 
 impl KindStream {
@@ -133,7 +135,15 @@ impl KindStream {
             errors_logged: 0,
             bytes,
             counts: KindCounts::default(),
+            only: None,
         }
+    }
+
+    /// Convert only the fields `names` of TSV lines, for a pass that needs only a few values
+    /// of each record (the conn scan; [`crate::zeek::LineParser::only_fields`]).
+    pub fn only_fields(mut self, names: &'static [&'static str]) -> KindStream {
+        self.only = Some(names);
+        self
     }
 
     /// The log kind.
@@ -158,7 +168,10 @@ impl KindStream {
                         reader::open_at(&f.path, file, kind, &f.resume, self.bytes.clone())
                     });
                 match opened {
-                    Ok((r, reached)) => {
+                    Ok((mut r, reached)) => {
+                        if let Some(names) = self.only {
+                            r.only_fields(names);
+                        }
                         if !reached {
                             tracing::warn!(
                                 file = %f.path.display(),

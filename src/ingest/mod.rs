@@ -329,6 +329,12 @@ fn scan_split(path: &std::path::Path, from: u64, min: u64) -> Option<u64> {
     Some(middle + newline as u64 + 1).filter(|at| *at < len)
 }
 
+/// The fields the conn scan converts: those it uses and those without which a conn is not
+/// profiled (`Flow::from_conn`). A line whose other fields are bad counts in the scan but is
+/// dropped later: its window then only waits for a conn that never comes (it closes after
+/// the hold instead: the same content, later).
+const SCAN_FIELDS: &[&str] = &["ts", "id.orig_h", "id.resp_h", "proto"];
+
 /// Scan the conns of `file` from its resume offset, up to the line ending past `until`,
 /// handing each conn's time and profiles to `place`.
 fn scan_part(
@@ -338,7 +344,8 @@ fn scan_part(
     bytes: &Arc<AtomicU64>,
     place: &mut impl FnMut(f64, Profiles),
 ) {
-    let mut stream = KindStream::new(LogKind::Conn, vec![file], bytes.clone());
+    let mut stream =
+        KindStream::new(LogKind::Conn, vec![file], bytes.clone()).only_fields(SCAN_FIELDS);
     while let Some(e) = stream.next_event() {
         if let Event::Conn(f, source) = e {
             if source.end > until {

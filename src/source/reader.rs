@@ -308,6 +308,11 @@ impl<R: BufRead> LogReader<R> {
         }
     }
 
+    /// Convert only the fields `names` of TSV lines ([`LineParser::only_fields`]).
+    pub fn only_fields(&mut self, names: &'static [&'static str]) {
+        self.parser.only_fields(names);
+    }
+
     /// Lines longer than `limit` bytes are skipped (default [`MAX_LINE`]).
     pub fn with_line_limit(mut self, limit: usize) -> Self {
         self.lines.limit = limit;

@@ -87,6 +87,9 @@ pub struct LineParser {
     columns: Vec<(usize, usize)>,
     json_fields: usize,
     changes: u64,
+    /// When set, only these fields of a TSV line are converted (the others stay unset):
+    /// [`LineParser::only_fields`].
+    only: Option<&'static [&'static str]>,
 }
 
 /// What a [`LineParser`] knows of a file at a line boundary — the header in force, the format,
@@ -123,7 +126,18 @@ impl LineParser {
             columns: Vec::new(),
             json_fields: 0,
             changes: 0,
+            only: None,
         }
+    }
+
+    /// Convert only the fields `names` (by their canonical names) of TSV lines, leaving the
+    /// others unset: for a pass that needs a few values of every line (the conn scan of a
+    /// `--once` run), not for records that are profiled. The columns are still split and
+    /// counted, so a line with the wrong column count is still an error; a bad value in a
+    /// field not converted is not. JSON lines are parsed whole.
+    pub fn only_fields(&mut self, names: &'static [&'static str]) {
+        self.only = Some(names);
+        self.plan_stale = true;
     }
 
     /// A parser for a file whose name suggests `kind` (`None`: unknown until `#path`/`_path`).
@@ -288,11 +302,17 @@ impl LineParser {
     fn compile_plan(&mut self) {
         self.plan.clear();
         let mut used = [false; super::record::MAX_SLOTS];
+        let mut wanted = [self.only.is_none(); super::record::MAX_SLOTS];
+        for name in self.only.unwrap_or_default() {
+            if let Some(slot) = slot_of(self.st.kind, name) {
+                wanted[slot] = true;
+            }
+        }
         for (column, name) in self.st.header.fields.iter().enumerate() {
             let Some(slot) = slot_of(self.st.kind, name) else {
                 continue;
             };
-            if used[slot] {
+            if used[slot] || !wanted[slot] {
                 continue;
             }
             used[slot] = true;
@@ -645,6 +665,28 @@ mod tests {
         assert_eq!(c.orig_pkts, None);
         assert_eq!(p.kind(), Some(LogKind::Conn));
         assert_eq!(p.format(), Some(Format::Tsv));
+    }
+
+    #[test]
+    fn only_fields_converts_those_alone() {
+        // A bad count in a field not converted does not make the line an error; a wrong
+        // column count still does.
+        let text = format!(
+            "{HEADER}1582810000.5\tC1\t192.168.1.10\t51000\t8.8.8.8\t53\tudp\tdns\t0.5\tbad\t94\tSF\n1.0\tC2\n"
+        );
+        let mut whole = LineParser::new(None);
+        let out = parse_all(&mut whole, &text);
+        assert!(matches!(out[7], Err(LineErrorKind::BadValue { .. })));
+        let mut p = LineParser::new(None);
+        p.only_fields(&["ts", "id.orig_h", "id.resp_h", "proto"]);
+        let out = parse_all(&mut p, &text);
+        let c = conn(out[7].as_ref().unwrap().as_ref().unwrap());
+        assert_eq!(c.ts, Some(1582810000.5));
+        assert_eq!(c.id.orig_h, "192.168.1.10".parse().ok());
+        assert_eq!(c.id.resp_h, "8.8.8.8".parse().ok());
+        assert_eq!(c.proto.as_deref(), Some("udp"));
+        assert_eq!((c.uid, c.id.orig_p, c.orig_bytes, c.duration), (None, None, None, None));
+        assert!(matches!(out[8], Err(LineErrorKind::ColumnCount { .. })));
     }
 
     #[test]
