@@ -867,14 +867,16 @@ impl Transaction<'_> {
         windows: &[(WinId, WindowWrite)],
         grid: Grid,
     ) -> Result<(), StoreError> {
+        let mut marks = Marks::default();
         for (id, w) in windows {
-            write_window(&mut self.batch, id, w, grid, self.layout).map_err(|e| self.fail(e))?;
+            write_window(&mut self.batch, &mut marks, id, w, grid, self.layout)
+                .map_err(|e| self.fail(e))?;
             // `labels` counts `_flows` entries: none with --no-flows.
             if !self.no_flows {
                 self.new_flows += w.new_flow_uids;
             }
         }
-        Ok(())
+        marks.send(&mut self.batch).map_err(|e| self.fail(e))
     }
 
     /// Queue the rest of the flush (`writes`, its windows included), the checkpoints of the
@@ -1512,6 +1514,14 @@ pub struct Detections {
     pub top: Vec<(String, f64, String)>,
 }
 
+/// `HSETNX IPsInfo <ip> {}` for every address in `ARGV` (one command, not one per address).
+const REGISTER_IPS: &str = r#"
+for i = 1, #ARGV do
+  redis.call('HSETNX', 'IPsInfo', ARGV[i], '{}')
+end
+return 0
+"#;
+
 /// `IPsInfo` entries with what we know of an address (ARGV: address, value pairs), written
 /// where the entry is absent or still `{}`: an entry another program enriched is kept.
 const FILL_IPS_INFO: &str = r#"
@@ -1768,11 +1778,17 @@ fn write_profiles(
             c.arg("HSET").arg(keys::PORTINFO).arg(&writes.portinfo[..]);
         })?;
     }
-    for (ip, start) in &writes.profiles {
-        let p = keys::profile(*ip);
+    let names: Vec<String> = writes
+        .profiles
+        .iter()
+        .map(|(ip, _)| keys::profile(*ip))
+        .collect();
+    for chunk in names.chunks(1000) {
         batch.add(|c| {
-            c.arg("SADD").arg(keys::PROFILES).arg(&p);
+            c.arg("SADD").arg(keys::PROFILES).arg(chunk);
         })?;
+    }
+    for (p, (_, start)) in names.iter().zip(&writes.profiles) {
         batch.add(|c| {
             c.arg("HSET")
                 .arg(&p)
@@ -1811,18 +1827,19 @@ fn write_profiles(
             c.arg("SELECT").arg(dbs.ipinfo);
         })?;
     }
-    let mut known = Vec::new();
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
     for (ip, value) in &writes.ips {
         if value == "{}" {
-            batch.add(|c| {
-                c.arg("HSETNX")
-                    .arg(keys::IPS_INFO)
-                    .arg(ip.to_string())
-                    .arg("{}");
-            })?;
+            unknown.push(ip.to_string());
         } else {
             known.push((ip.to_string(), value.as_str()));
         }
+    }
+    // `HSETNX <ip> {}` for each, a thousand to a command.
+    for part in unknown.chunks(1000) {
+        batch.add(|c| {
+            c.arg("EVAL").arg(REGISTER_IPS).arg(0).arg(part);
+        })?;
     }
     for part in known.chunks(1000) {
         batch.add(|c| {
@@ -1889,10 +1906,31 @@ fn write_ips_info_facts(
     Ok(())
 }
 
+/// The windows written by one [`Transaction::windows`] call that go into `ModifiedTWForLogs`,
+/// sent as one `SADD` (not one per window: a command costs a reply to parse on our side and a
+/// call on Redis', whatever its size). Nothing in the transaction reads the set before
+/// `RETAIN`, which comes after every window.
+#[derive(Default)]
+struct Marks {
+    modified: Vec<String>,
+}
+
+impl Marks {
+    fn send(self, batch: &mut Batch<'_>) -> redis::RedisResult<()> {
+        for chunk in self.modified.chunks(1000) {
+            batch.add(|c| {
+                c.arg("SADD").arg(keys::MODIFIED_TW).arg(chunk);
+            })?;
+        }
+        Ok(())
+    }
+}
+
 /// Queue the commands of one window's write (the number of its uids new in `_flows` is
-/// counted by the caller for the `labels` counter).
+/// counted by the caller for the `labels` counter); its set members go to `marks`.
 fn write_window(
     batch: &mut Batch<'_>,
+    marks: &mut Marks,
     &WinId { ip, abs: g }: &WinId,
     w: &WindowWrite,
     grid: Grid,
@@ -1981,9 +2019,7 @@ fn write_window(
         })?;
     }
     if w.has_conn && !(w.fields.is_empty() && w.flows.is_empty() && !w.timeline_changed()) {
-        batch.add(|c| {
-            c.arg("SADD").arg(keys::MODIFIED_TW).arg(&key);
-        })?;
+        marks.modified.push(key.clone());
     }
     if !w.removed_fields.is_empty() {
         batch.add(|c| {
@@ -2063,13 +2099,24 @@ fn write_state(
             })?;
         }
     }
+    // One SADD and one SREM for all (a member's last change is its state, as when applied
+    // one by one).
+    let mut last: rustc_hash::FxHashMap<&WinId, bool> = Default::default();
     for (id, waiting) in &writes.timeline_waiting {
-        let m = keys::win_member(id.ip, id.abs);
-        batch.add(|c| {
-            c.arg(if *waiting { "SADD" } else { "SREM" })
-                .arg(keys::WINDOWS_WAITING)
-                .arg(&m);
-        })?;
+        last.insert(id, *waiting);
+    }
+    for (op, state) in [("SADD", true), ("SREM", false)] {
+        let members: Vec<String> = writes
+            .timeline_waiting
+            .iter()
+            .filter(|(id, _)| last.get(id) == Some(&state) && last.remove(id).is_some())
+            .map(|(id, _)| keys::win_member(id.ip, id.abs))
+            .collect();
+        for chunk in members.chunks(1000) {
+            batch.add(|c| {
+                c.arg(op).arg(keys::WINDOWS_WAITING).arg(chunk);
+            })?;
+        }
     }
     if !writes.watermarks.is_empty() {
         let marks: Vec<(&str, String)> = writes
