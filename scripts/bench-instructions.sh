@@ -4,7 +4,7 @@
 # (default 125,000 conn lines over 4 h, as the figures in docs/performance.md) into a private
 # Redis; prints the total, per flow, and the functions with the most instructions
 # (self cost). FLAGS adds options to the ingest; OUT=FILE keeps callgrind's output (for
-# `callgrind_annotate --tree=caller FILE`).
+# `callgrind_annotate --tree=caller FILE`); BIN=PATH measures another build (not rebuilt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-125000}
@@ -14,12 +14,16 @@ DIR=${BENCH_DIR:-/tmp/kalipso-bench-$N-${HOURS}h}
 command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install valgrind)" >&2; exit 2; }
 WORK=$(mktemp -d /tmp/kalipso-instr.XXXXXX)
 trap 'stop_private_redises; rm -rf "$WORK"' EXIT
-cargo build --release --quiet
+BIN=${BIN:-}
+if [ -z "$BIN" ]; then
+    cargo build --release --quiet
+    BIN=./target/release/kalipso-ingest
+fi
 if [ ! -s "$DIR/conn.log" ]; then
     cargo run --release --quiet --example generate -- "$DIR" "$N" 1 "$HOURS"
 fi
 private_redis PORT --appendonly no
-valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out" ./target/release/kalipso-ingest \
+valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out" "$BIN" \
     --zeek-dir "$DIR" --once --home-net 10.0.0.0/16 --timezone UTC \
     --redis-url "redis://127.0.0.1:$PORT/0" --no-progress --log-level warn ${FLAGS:-} \
     >"$WORK/out" 2>"$WORK/err" || { cat "$WORK/err" >&2; exit 1; }

@@ -598,9 +598,29 @@ impl<'a> Iterator for Split<'a, '_> {
 fn split_positions(line: &[u8], sep: &[u8], out: &mut Vec<(usize, usize)>) {
     let mut start = 0;
     if let [b] = sep {
-        for at in memchr::memchr_iter(*b, line) {
-            out.push((start, at));
-            start = at + 1;
+        // Fields are short (a tab every ~8 bytes): eight bytes at a time, each separator
+        // found by its bit in an exact per-byte mask, costs less than a search per field.
+        const LOW: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+        let pattern = 0x0101_0101_0101_0101u64 * u64::from(*b);
+        let mut words = line.chunks_exact(8);
+        let mut base = 0;
+        for word in &mut words {
+            let v = u64::from_le_bytes(<[u8; 8]>::try_from(word).unwrap_or_default()) ^ pattern;
+            // High bit set in each byte of `v` that is zero (a separator), and only there.
+            let mut found = !(((v & LOW) + LOW) | v) & !LOW;
+            while found != 0 {
+                let at = base + (found.trailing_zeros() / 8) as usize;
+                out.push((start, at));
+                start = at + 1;
+                found &= found - 1;
+            }
+            base += 8;
+        }
+        for (i, c) in words.remainder().iter().enumerate() {
+            if c == b {
+                out.push((start, base + i));
+                start = base + i + 1;
+            }
         }
     } else {
         for at in memchr::memmem::find_iter(line, sep) {
@@ -667,6 +687,28 @@ mod tests {
         assert_eq!(p.format(), Some(Format::Tsv));
     }
 
+    proptest::proptest! {
+        /// The word-at-a-time split finds what a byte-by-byte one does.
+        #[test]
+        fn split_positions_is_the_plain_split(
+            line in proptest::collection::vec(proptest::sample::select(vec![b'\t', b'a', 0x08, 0x89, 0, b'-']), 0..80),
+            sep in proptest::sample::select(vec![b'\t', 0x89, 0]),
+        ) {
+            let mut out = Vec::new();
+            split_positions(&line, &[sep], &mut out);
+            let mut expected = Vec::new();
+            let mut start = 0;
+            for (i, c) in line.iter().enumerate() {
+                if *c == sep {
+                    expected.push((start, i));
+                    start = i + 1;
+                }
+            }
+            expected.push((start, line.len()));
+            proptest::prop_assert_eq!(out, expected);
+        }
+    }
+
     #[test]
     fn only_fields_converts_those_alone() {
         // A bad count in a field not converted does not make the line an error; a wrong
@@ -685,7 +727,10 @@ mod tests {
         assert_eq!(c.id.orig_h, "192.168.1.10".parse().ok());
         assert_eq!(c.id.resp_h, "8.8.8.8".parse().ok());
         assert_eq!(c.proto.as_deref(), Some("udp"));
-        assert_eq!((c.uid, c.id.orig_p, c.orig_bytes, c.duration), (None, None, None, None));
+        assert_eq!(
+            (c.uid, c.id.orig_p, c.orig_bytes, c.duration),
+            (None, None, None, None)
+        );
         assert!(matches!(out[8], Err(LineErrorKind::ColumnCount { .. })));
     }
 
