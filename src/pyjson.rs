@@ -348,10 +348,7 @@ pub fn write_json_ip(out: &mut String, ip: std::net::IpAddr) {
 pub fn push_ip(out: &mut String, ip: std::net::IpAddr) {
     match ip {
         std::net::IpAddr::V4(a) => {
-            let mut buf = [0u8; 15];
-            let n = ipv4_bytes(&mut buf, a);
-            // ASCII digits and dots, pushed as they are (no UTF-8 check of the text).
-            out.extend(buf[..n].iter().map(|&b| char::from(b)));
+            out.push_str(ipv4_text(&mut [0u8; 15], a));
         }
         std::net::IpAddr::V6(a) => {
             let _ = write!(out, "{a}");
@@ -378,24 +375,38 @@ fn ipv4_text(buf: &mut [u8; 15], a: std::net::Ipv4Addr) -> &str {
     std::str::from_utf8(&buf[..n]).unwrap_or_default()
 }
 
+/// The text of every octet: its digits, then their count in the last byte.
+static OCTETS: [[u8; 4]; 256] = {
+    let mut t = [[0u8; 4]; 256];
+    let mut o = 0;
+    while o < 256 {
+        let (h, d, u) = ((o / 100) as u8, (o / 10 % 10) as u8, (o % 10) as u8);
+        t[o] = if o >= 100 {
+            [b'0' + h, b'0' + d, b'0' + u, 3]
+        } else if o >= 10 {
+            [b'0' + d, b'0' + u, 0, 2]
+        } else {
+            [b'0' + u, 0, 0, 1]
+        };
+        o += 1;
+    }
+    t
+};
+
 /// `a.b.c.d` written into `buf`; its length.
 fn ipv4_bytes(buf: &mut [u8; 15], a: std::net::Ipv4Addr) -> usize {
     let mut n = 0;
     for (i, o) in a.octets().into_iter().enumerate() {
-        if i > 0 {
+        let [d0, d1, d2, len] = OCTETS[usize::from(o)];
+        // Room for the three digits of the last octet: 12 + 3.
+        if let Some(at) = buf.get_mut(n..n + 3) {
+            at.copy_from_slice(&[d0, d1, d2]);
+        }
+        n += usize::from(len);
+        if i < 3 {
             buf[n] = b'.';
             n += 1;
         }
-        if o >= 100 {
-            buf[n] = b'0' + o / 100;
-            n += 1;
-        }
-        if o >= 10 {
-            buf[n] = b'0' + (o / 10) % 10;
-            n += 1;
-        }
-        buf[n] = b'0' + o % 10;
-        n += 1;
     }
     n
 }
@@ -616,6 +627,23 @@ fn is_py_printable(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_octet_is_written_as_its_standard_text() {
+        for o in 0..=255u8 {
+            for a in [
+                [o, 0, 0, 0],
+                [1, o, 2, 3],
+                [255, 255, o, 10],
+                [9, 99, 199, o],
+            ] {
+                let a = std::net::IpAddr::from(a);
+                let mut s = String::new();
+                push_ip(&mut s, a);
+                assert_eq!(s, a.to_string());
+            }
+        }
+    }
 
     #[test]
     fn addresses_are_written_as_their_standard_text() {
