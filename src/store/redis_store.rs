@@ -1791,7 +1791,7 @@ fn write_profiles(
     for (p, (_, start)) in names.iter().zip(&writes.profiles) {
         batch.add(|c| {
             c.arg("HSET")
-                .arg(&p)
+                .arg(p)
                 .arg("Starttime")
                 .arg(float_repr(*start))
                 .arg("duration")
