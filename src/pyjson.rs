@@ -451,6 +451,13 @@ pub fn push_float_repr(out: &mut String, f: f64) {
         out.push_str(if f.is_sign_negative() { "-0.0" } else { "0.0" });
         return;
     }
+    if !push_micros_repr(out, f) {
+        push_general_repr(out, f);
+    }
+}
+
+/// [`push_float_repr`] of a finite non-zero `f`, from Ryū's shortest digits.
+fn push_general_repr(out: &mut String, f: f64) {
     let mut ryu = ryu::Buffer::new();
     // Ryū's text is Python's wherever both write the number without an exponent, which is
     // from 1e-4 (Ryū goes down to 1e-5: `0.00001` is Python's `1e-05`) to below 1e16.
@@ -491,6 +498,40 @@ pub fn push_float_repr(out: &mut String, f: f64) {
         }
         let _ = write!(out, "e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs());
     }
+}
+
+/// Python's repr of `f` when it is a whole number of microseconds from 1e-4 to below 2^33
+/// (Zeek's times and durations): the decimal `n / 10^6` rounds to `f`, and no other decimal of
+/// as few digits does, since below 2^33 an f64's spacing is under 10^-6 — so that decimal,
+/// without its trailing zeros, is the shortest that round-trips, which is what repr writes
+/// (without an exponent from 1e-4 to 1e16). `false`, writing nothing, for any other `f`.
+fn push_micros_repr(out: &mut String, f: f64) -> bool {
+    const LIMIT: f64 = (1u64 << 33) as f64;
+    let a = f.abs();
+    if !(1e-4..LIMIT).contains(&a) {
+        return false;
+    }
+    let n = (a * 1e6).round();
+    if n / 1e6 != a {
+        return false;
+    }
+    // Below 2^33 * 10^6 < 2^53: exact.
+    let n = n as u64;
+    if f < 0.0 {
+        out.push('-');
+    }
+    out.push_str(itoa::Buffer::new().format(n / 1_000_000));
+    out.push('.');
+    // The six decimals without their trailing zeros (one `0` if all are).
+    let mut digits = [b'0'; 6];
+    let mut rest = n % 1_000_000;
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    let len = digits.iter().rposition(|d| *d != b'0').map_or(1, |i| i + 1);
+    out.push_str(std::str::from_utf8(&digits[..len]).unwrap_or("0"));
+    true
 }
 
 /// The significant digits and the decimal exponent of a positive float as Ryū prints it
@@ -764,6 +805,26 @@ mod tests {
             let mut out = String::from("x");
             write_json_str(&mut out, &s);
             proptest::prop_assert_eq!(out, format!("x{}", json_str_reference(&s)));
+        }
+
+        /// The microseconds' short path writes what the general one writes, for every value
+        /// it takes (and declines the others).
+        #[test]
+        fn micros_repr_is_the_general_repr(
+            micros in 0u64..(1u64 << 33) * 1_000_000,
+            neg in proptest::bool::ANY,
+            f in proptest::num::f64::NORMAL | proptest::num::f64::SUBNORMAL
+                | proptest::num::f64::NEGATIVE | proptest::num::f64::POSITIVE,
+        ) {
+            let m = micros as f64 / 1e6;
+            for x in [if neg { -m } else { m }, f, (f * 1e6).round() / 1e6] {
+                let mut fast = String::new();
+                if push_micros_repr(&mut fast, x) {
+                    let mut general = String::new();
+                    push_general_repr(&mut general, x);
+                    proptest::prop_assert_eq!(&fast, &general, "{:?}", x);
+                }
+            }
         }
 
         #[test]
