@@ -93,6 +93,76 @@ impl PyValue {
     }
 }
 
+/// An object key for [`ObjectWriter`]: any text (escaped where it must be), or a [`Key`].
+pub trait JsonKey {
+    /// `"k": ` appended to `out`, after `, ` unless it is the object's `first` key.
+    fn write(self, out: &mut String, first: bool);
+}
+
+impl JsonKey for &str {
+    fn write(self, out: &mut String, first: bool) {
+        if !first {
+            out.push_str(", ");
+        }
+        if self.bytes().all(|b| JSON_PLAIN[usize::from(b)]) {
+            // The usual key, a field name: nothing to escape.
+            out.push('"');
+            out.push_str(self);
+            out.push_str("\": ");
+        } else {
+            write_json_str(out, self);
+            out.push_str(": ");
+        }
+    }
+}
+
+impl JsonKey for &String {
+    fn write(self, out: &mut String, first: bool) {
+        self.as_str().write(out, first);
+    }
+}
+
+/// A key fixed when the program is built, its text (with and without the `, ` before it)
+/// written then: one copy per use, nothing scanned (`json_key!("ts")`).
+#[derive(Clone, Copy, Debug)]
+pub struct Key {
+    first: &'static str,
+    next: &'static str,
+}
+
+impl Key {
+    /// The key whose texts are `first` (`"k": `) and `next` (`, "k": `); `json_key!` makes
+    /// them, and refuses (when building) a key that would need escaping.
+    pub const fn new(first: &'static str, next: &'static str) -> Key {
+        let b = first.as_bytes();
+        let mut i = 1;
+        while i + 3 < b.len() {
+            assert!(
+                b[i] >= 0x20 && b[i] < 0x7f && b[i] != b'"' && b[i] != b'\\',
+                "a json_key! needs no escaping"
+            );
+            i += 1;
+        }
+        Key { first, next }
+    }
+}
+
+impl JsonKey for Key {
+    fn write(self, out: &mut String, first: bool) {
+        out.push_str(if first { self.first } else { self.next });
+    }
+}
+
+/// A [`Key`] for the literal field name, checked and rendered when the program is built.
+#[macro_export]
+macro_rules! json_key {
+    ($k:literal) => {{
+        const KEY: $crate::pyjson::Key =
+            $crate::pyjson::Key::new(concat!("\"", $k, "\": "), concat!(", \"", $k, "\": "));
+        KEY
+    }};
+}
+
 /// Writes one Python-JSON object straight into a string, key by key, without building a
 /// [`PyValue`] first (the hot path: one per stored flow and alt record).
 #[derive(Debug)]
@@ -120,55 +190,44 @@ impl ObjectWriter {
         ObjectWriter { out, first: true }
     }
 
-    fn key(&mut self, k: &str) -> &mut String {
-        if !self.first {
-            self.out.push_str(", ");
-        }
+    fn key(&mut self, k: impl JsonKey) -> &mut String {
+        k.write(&mut self.out, self.first);
         self.first = false;
-        if k.bytes().all(|b| JSON_PLAIN[usize::from(b)]) {
-            // The usual key, a field name: nothing to escape.
-            self.out.push('"');
-            self.out.push_str(k);
-            self.out.push_str("\": ");
-        } else {
-            write_json_str(&mut self.out, k);
-            self.out.push_str(": ");
-        }
         &mut self.out
     }
 
     /// `"k": "v"`.
-    pub fn str(&mut self, k: &str, v: &str) -> &mut Self {
+    pub fn str(&mut self, k: impl JsonKey, v: &str) -> &mut Self {
         write_json_str(self.key(k), v);
         self
     }
 
     /// `"k": n`.
-    pub fn int(&mut self, k: &str, v: i64) -> &mut Self {
+    pub fn int(&mut self, k: impl JsonKey, v: i64) -> &mut Self {
         write_int(self.key(k), v);
         self
     }
 
     /// `"k": "<address>"`.
-    pub fn ip(&mut self, k: &str, v: std::net::IpAddr) -> &mut Self {
+    pub fn ip(&mut self, k: impl JsonKey, v: std::net::IpAddr) -> &mut Self {
         write_json_ip(self.key(k), v);
         self
     }
 
     /// `"k": <repr(v)>`.
-    pub fn float(&mut self, k: &str, v: f64) -> &mut Self {
+    pub fn float(&mut self, k: impl JsonKey, v: f64) -> &mut Self {
         write_json_float(self.key(k), v);
         self
     }
 
     /// `"k": true|false`.
-    pub fn bool(&mut self, k: &str, v: bool) -> &mut Self {
+    pub fn bool(&mut self, k: impl JsonKey, v: bool) -> &mut Self {
         self.key(k).push_str(if v { "true" } else { "false" });
         self
     }
 
     /// `"k": ["a", "b"]`.
-    pub fn strs<S: AsRef<str>>(&mut self, k: &str, items: &[S]) -> &mut Self {
+    pub fn strs<S: AsRef<str>>(&mut self, k: impl JsonKey, items: &[S]) -> &mut Self {
         let out = self.key(k);
         out.push('[');
         for (i, item) in items.iter().enumerate() {
@@ -182,7 +241,7 @@ impl ObjectWriter {
     }
 
     /// `"k": [1.0, 2.5]`.
-    pub fn floats(&mut self, k: &str, items: &[f64]) -> &mut Self {
+    pub fn floats(&mut self, k: impl JsonKey, items: &[f64]) -> &mut Self {
         let out = self.key(k);
         out.push('[');
         for (i, item) in items.iter().enumerate() {
@@ -196,7 +255,7 @@ impl ObjectWriter {
     }
 
     /// `"k": {…}`, the nested object written by `f` in place.
-    pub fn object(&mut self, k: &str, f: impl FnOnce(&mut ObjectWriter)) -> &mut Self {
+    pub fn object(&mut self, k: impl JsonKey, f: impl FnOnce(&mut ObjectWriter)) -> &mut Self {
         let out = std::mem::take(self.key(k));
         let mut inner = ObjectWriter { out, first: true };
         inner.out.push('{');
@@ -206,7 +265,7 @@ impl ObjectWriter {
     }
 
     /// `"k": <json>`, `json` being already-encoded JSON.
-    pub fn raw(&mut self, k: &str, json: &str) -> &mut Self {
+    pub fn raw(&mut self, k: impl JsonKey, json: &str) -> &mut Self {
         self.key(k).push_str(json);
         self
     }
@@ -825,6 +884,16 @@ mod tests {
                     proptest::prop_assert_eq!(&fast, &general, "{:?}", x);
                 }
             }
+        }
+
+        /// A built key writes what the same text as a key writes.
+        #[test]
+        fn built_keys_are_written_as_text_keys(n in proptest::num::i64::ANY) {
+            let mut built = ObjectWriter::new();
+            built.int(crate::json_key!("totalflows"), n).int(crate::json_key!("ts"), 1);
+            let mut text = ObjectWriter::new();
+            text.int("totalflows", n).int("ts", 1);
+            proptest::prop_assert_eq!(built.finish(), text.finish());
         }
 
         #[test]

@@ -11,6 +11,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use compact_str::CompactString;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
+use crate::json_key;
 use crate::model::alt::AltRecord;
 use crate::model::order::{Position, TotalF64};
 use crate::model::window::WinId;
@@ -224,7 +225,8 @@ impl UidJoin {
                         })
                         .collect();
                     let mut v = ObjectWriter::with_capacity(48 * places.len() + 32);
-                    v.raw("w", &PyValue::List(w).to_json()).float("e", *e);
+                    v.raw(json_key!("w"), &PyValue::List(w).to_json())
+                        .float(json_key!("e"), *e);
                     Some(v.finish())
                 }
                 _ => None,

@@ -7,6 +7,7 @@ use compact_str::CompactString;
 use smallvec::SmallVec;
 
 use super::state::ConnSummary;
+use crate::json_key;
 use crate::pyjson::ObjectWriter;
 use crate::zeek::ConnRecord;
 
@@ -134,24 +135,24 @@ impl Flow {
     /// The `_flows` value (reference §5.1 key order).
     pub fn to_flow_json(&self, label: &str) -> String {
         let mut w = ObjectWriter::with_capacity(384);
-        w.float("ts", self.ts);
+        w.float(json_key!("ts"), self.ts);
         match self.dur {
-            Some(d) => w.float("dur", d),
-            None => w.int("dur", 0),
+            Some(d) => w.float(json_key!("dur"), d),
+            None => w.int(json_key!("dur"), 0),
         };
-        w.ip("saddr", self.saddr)
-            .int("sport", self.sport.into())
-            .ip("daddr", self.daddr)
-            .int("dport", self.dport.into())
-            .str("proto", &self.proto)
-            .str("origstate", &self.origstate)
-            .str("state", self.state().as_str())
-            .int("pkts", self.pkts() as i64)
-            .int("allbytes", self.allbytes() as i64)
-            .int("spkts", self.spkts as i64)
-            .int("sbytes", self.sbytes as i64)
-            .str("appproto", &self.appproto)
-            .str("label", label);
+        w.ip(json_key!("saddr"), self.saddr)
+            .int(json_key!("sport"), self.sport.into())
+            .ip(json_key!("daddr"), self.daddr)
+            .int(json_key!("dport"), self.dport.into())
+            .str(json_key!("proto"), &self.proto)
+            .str(json_key!("origstate"), &self.origstate)
+            .str(json_key!("state"), self.state().as_str())
+            .int(json_key!("pkts"), self.pkts() as i64)
+            .int(json_key!("allbytes"), self.allbytes() as i64)
+            .int(json_key!("spkts"), self.spkts as i64)
+            .int(json_key!("sbytes"), self.sbytes as i64)
+            .str(json_key!("appproto"), &self.appproto)
+            .str(json_key!("label"), label);
         w.finish()
     }
 }

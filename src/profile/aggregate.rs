@@ -16,6 +16,7 @@ use smallvec::SmallVec;
 
 use super::evidence::{self, Judge, ScanFlow, Scans};
 use super::letters::{TupleClock, add_symbol_classes, symbol_classes};
+use crate::json_key;
 use crate::model::flow::{Flow, Role};
 use crate::model::layout::Layout;
 use crate::model::order::{FlowKey, TotalF64};
@@ -319,7 +320,7 @@ impl Inner {
         let mut put = |k: &str, n: u64| {
             if boxed {
                 w.object(k, |o| {
-                    o.int("pkts", n as i64);
+                    o.int(json_key!("pkts"), n as i64);
                 });
             } else {
                 w.int(k, n as i64);
@@ -721,9 +722,9 @@ impl WindowAggregate {
             let mut inner_keys = KeyText::new(&self.peers);
             dict.for_each(table, |k, t| {
                 w.object(keys.text(kind, *k), |e| {
-                    e.int("totalflows", i64::from(t.flows))
-                        .int("totalpkt", t.pkts as i64)
-                        .int("totalbytes", t.bytes as i64)
+                    e.int(json_key!("totalflows"), i64::from(t.flows))
+                        .int(json_key!("totalpkt"), t.pkts as i64)
+                        .int(json_key!("totalbytes"), t.bytes as i64)
                         .object(inner_name, |i| {
                             let boxed = boxed && inner_kind == AtomKind::Peer;
                             t.inner

@@ -5,6 +5,7 @@
 //! shows `daddr` on `to` rows and `saddr` on `from` rows.
 
 use super::services::PortNames;
+use crate::json_key;
 use crate::model::alt::AltRecord;
 use crate::model::flow::{Flow, Role};
 use crate::model::state::ConnSummary;
@@ -37,23 +38,23 @@ pub fn entry(
             8 => "PING echo",
             _ => "ICMP Unknown type",
         };
-        w.str("timestamp", timestamp)
-            .str("dport_name", name)
-            .str("preposition", "from")
-            .ip("saddr", flow.saddr)
-            .int("size", flow.allbytes() as i64)
-            .float("duration", dur);
+        w.str(json_key!("timestamp"), timestamp)
+            .str(json_key!("dport_name"), name)
+            .str(json_key!("preposition"), "from")
+            .ip(json_key!("saddr"), flow.saddr)
+            .int(json_key!("size"), flow.allbytes() as i64)
+            .float(json_key!("duration"), dur);
         if !matches!(sport, 3 | 8 | 11) {
-            w.str("type", &format!("0x{sport}"));
+            w.str(json_key!("type"), &format!("0x{sport}"));
         }
-        w.str("dns_resolution", "")
-            .ip("daddr", flow.daddr)
+        w.str(json_key!("dns_resolution"), "")
+            .ip(json_key!("daddr"), flow.daddr)
             .str("dport/proto", &format!("{sport}/ICMP"))
-            .str("state", "")
-            .str("warning", "")
-            .str("sent", "")
-            .str("recv", "")
-            .str("tot", "")
+            .str(json_key!("state"), "")
+            .str(json_key!("warning"), "")
+            .str(json_key!("sent"), "")
+            .str(json_key!("recv"), "")
+            .str(json_key!("tot"), "")
             .str("critical warning", "");
         put_info(&mut w, alt);
     } else if proto.contains("tcp") || proto.contains("udp") {
@@ -73,14 +74,17 @@ pub fn entry(
         };
         let inbound = role == Role::Server;
         let tot = flow.allbytes();
-        w.str("timestamp", timestamp)
-            .str("dport_name", &name)
-            .str("preposition", if inbound { "from" } else { "to" })
-            .str("dns_resolution", resolution(alt));
+        w.str(json_key!("timestamp"), timestamp)
+            .str(json_key!("dport_name"), &name)
+            .str(
+                json_key!("preposition"),
+                if inbound { "from" } else { "to" },
+            )
+            .str(json_key!("dns_resolution"), resolution(alt));
         if inbound {
-            w.ip("saddr", flow.saddr);
+            w.ip(json_key!("saddr"), flow.saddr);
         }
-        w.ip("daddr", flow.daddr)
+        w.ip(json_key!("daddr"), flow.daddr)
             .str(
                 "dport/proto",
                 &format!("{}/{}", flow.dport, proto.to_uppercase()),
@@ -92,18 +96,21 @@ pub fn entry(
                     ConnSummary::NotEstablished => "Not Established",
                 },
             )
-            .str("warning", if tot == 0 { "No data exchange!" } else { "" });
+            .str(
+                json_key!("warning"),
+                if tot == 0 { "No data exchange!" } else { "" },
+            );
         // `info` and, for a dns record, `critical warning` ("") come from the record; the
         // keys keep their places (a Python dict update).
         let (info, dns) = info_of(alt);
         match info {
-            Some(i) => w.raw("info", &i),
-            None => w.str("info", ""),
+            Some(i) => w.raw(json_key!("info"), &i),
+            None => w.str(json_key!("info"), ""),
         };
-        w.int("sent", flow.sbytes as i64)
-            .int("recv", flow.dbytes as i64)
-            .int("tot", tot as i64)
-            .float("duration", dur)
+        w.int(json_key!("sent"), flow.sbytes as i64)
+            .int(json_key!("recv"), flow.dbytes as i64)
+            .int(json_key!("tot"), tot as i64)
+            .float(json_key!("duration"), dur)
             .str("critical warning", if dns { "" } else { critical });
     } else {
         return None;
@@ -135,8 +142,8 @@ fn resolution(alt: Option<&AltRecord>) -> &str {
 /// `info` last (ICMP entries: the record's update adds it at the end).
 fn put_info(w: &mut ObjectWriter, alt: Option<&AltRecord>) {
     match info_of(alt).0 {
-        Some(i) => w.raw("info", &i),
-        None => w.str("info", ""),
+        Some(i) => w.raw(json_key!("info"), &i),
+        None => w.str(json_key!("info"), ""),
     };
 }
 
@@ -160,13 +167,13 @@ fn info_of(alt: Option<&AltRecord>) -> (Option<String>, bool) {
     let mut w = ObjectWriter::new();
     match alt.kind {
         LogKind::Dns => {
-            w.str("query", &text("query"));
+            w.str(json_key!("query"), &text("query"));
             if text("rcode_name").contains("NXDOMAIN") {
-                w.str("answers", "NXDOMAIN");
+                w.str(json_key!("answers"), "NXDOMAIN");
             } else {
                 match v.get("answers") {
-                    Some(a @ PyValue::List(_)) => w.raw("answers", &a.to_json()),
-                    _ => w.str("answers", &text("answers")),
+                    Some(a @ PyValue::List(_)) => w.raw(json_key!("answers"), &a.to_json()),
+                    _ => w.str(json_key!("answers"), &text("answers")),
                 };
             }
             (Some(w.finish()), true)
@@ -205,10 +212,10 @@ fn info_of(alt: Option<&AltRecord>) -> (Option<String>, bool) {
                 "server_name",
                 if subject.is_empty() { "????" } else { subject },
             )
-            .str("trusted", trusted)
-            .str("resumed", resumed)
-            .str("version", &text("version"))
-            .str("dns_resolution", &text("server_name"))
+            .str(json_key!("trusted"), trusted)
+            .str(json_key!("resumed"), resumed)
+            .str(json_key!("version"), &text("version"))
+            .str(json_key!("dns_resolution"), &text("server_name"))
             .str("critical warning", "");
             (Some(w.finish()), false)
         }
