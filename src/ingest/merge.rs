@@ -13,7 +13,7 @@ use crate::model::flow::Flow;
 use crate::source::checkpoint::FileId;
 use crate::source::reader::{self, FileReader, Resume};
 use crate::timeline::lines::push_sub_line;
-use crate::zeek::{LogKind, ParserState, ReadError, Record};
+use crate::zeek::{LogKind, ParserState, ReadError, Record, TimeBound};
 
 /// Where a record came from: the file (its index in the run's file list), its line number,
 /// and the byte offset just after its line (where to resume once it is stored), with the
@@ -118,8 +118,9 @@ pub struct KindStream {
     bytes: Arc<AtomicU64>,
     /// Counters so far.
     pub counts: KindCounts,
-    /// Only these fields of TSV lines are converted ([`KindStream::only_fields`]).
-    only: Option<&'static [&'static str]>,
+    /// Only these fields of TSV lines are converted, all below the bound
+    /// ([`KindStream::only_fields`]).
+    only: Option<(&'static [&'static str], Arc<TimeBound>)>,
 }
 
 impl KindStream {
@@ -140,9 +141,14 @@ impl KindStream {
     }
 
     /// Convert only the fields `names` of TSV lines, for a pass that needs only a few values
-    /// of each record (the conn scan; [`crate::zeek::LineParser::only_fields`]).
-    pub fn only_fields(mut self, names: &'static [&'static str]) -> KindStream {
-        self.only = Some(names);
+    /// of each record, except in lines whose `ts` is below `whole_below` (the conn scan;
+    /// [`crate::zeek::LineParser::only_fields`]).
+    pub fn only_fields(
+        mut self,
+        names: &'static [&'static str],
+        whole_below: Arc<TimeBound>,
+    ) -> KindStream {
+        self.only = Some((names, whole_below));
         self
     }
 
@@ -169,8 +175,8 @@ impl KindStream {
                     });
                 match opened {
                     Ok((mut r, reached)) => {
-                        if let Some(names) = self.only {
-                            r.only_fields(names);
+                        if let Some((names, bound)) = &self.only {
+                            r.only_fields(names, bound.clone());
                         }
                         if !reached {
                             tracing::warn!(

@@ -33,6 +33,7 @@ use crate::source::reader::Resume;
 use crate::store::redis_store::{RedisStore, StoreError};
 use crate::zeek::LogKind;
 use crate::zeek::ParserState;
+use crate::zeek::TimeBound;
 use merge::{Event, FileToRead, KindStream, Merged};
 pub use summary::Summary;
 use writer::{CommitWorker, Job};
@@ -249,10 +250,14 @@ fn scan_conns(
 ) -> (Option<f64>, ConnSchedule) {
     let bytes = Arc::new(AtomicU64::new(0));
     let mut earliest: Option<f64> = None;
+    // Lines below the earliest so far are converted whole: one bad in a field the scan does
+    // not read is then dropped here too, instead of fixing the grid's first window.
+    let whole_below = Arc::new(TimeBound::default());
     let mut schedule = ConnSchedule::default();
     let mut place = |ts: f64, profiles: Profiles| {
         if !profiles.is_empty() && earliest.is_none_or(|t| ts < t) {
             earliest = Some(ts);
+            whole_below.lower(ts);
         }
         schedule.conn(ts, settings.tw_width, late_after, profiles);
     };
@@ -267,7 +272,7 @@ fn scan_conns(
             id: Some(f.id),
         };
         let Some(half) = scan_split(&f.path, f.offset, split_bytes) else {
-            scan_part(settings, whole, u64::MAX, &bytes, &mut place);
+            scan_part(settings, whole, u64::MAX, &bytes, &whole_below, &mut place);
             continue;
         };
         // A large plain file is parsed in two halves at once; the second half's conns wait
@@ -284,12 +289,17 @@ fn scan_conns(
         std::thread::scope(|scope| {
             let later = scope.spawn(|| {
                 let mut conns = Vec::new();
-                scan_part(settings, second, u64::MAX, &bytes, &mut |ts, p| {
-                    conns.push((ts, p))
-                });
+                scan_part(
+                    settings,
+                    second,
+                    u64::MAX,
+                    &bytes,
+                    &whole_below,
+                    &mut |ts, p| conns.push((ts, p)),
+                );
                 conns
             });
-            scan_part(settings, whole, half, &bytes, &mut place);
+            scan_part(settings, whole, half, &bytes, &whole_below, &mut place);
             match later.join() {
                 Ok(conns) => conns.into_iter().for_each(|(ts, p)| place(ts, p)),
                 Err(panic) => std::panic::resume_unwind(panic),
@@ -330,9 +340,10 @@ fn scan_split(path: &std::path::Path, from: u64, min: u64) -> Option<u64> {
 }
 
 /// The fields the conn scan converts: those it uses and those without which a conn is not
-/// profiled (`Flow::from_conn`). A line whose other fields are bad counts in the scan but is
-/// dropped later: its window then only waits for a conn that never comes (it closes after
-/// the hold instead: the same content, later).
+/// profiled (`Flow::from_conn`), all of them in a line earlier than every conn kept so far. A
+/// later line whose other fields are bad counts in the scan but is dropped by the main pass:
+/// its window then only waits for a conn that never comes (it closes after the hold instead:
+/// the same content, later); it cannot become the earliest conn, which fixes the grid.
 const SCAN_FIELDS: &[&str] = &["ts", "id.orig_h", "id.resp_h", "proto"];
 
 /// Scan the conns of `file` from its resume offset, up to the line ending past `until`,
@@ -342,10 +353,11 @@ fn scan_part(
     file: FileToRead,
     until: u64,
     bytes: &Arc<AtomicU64>,
+    whole_below: &Arc<TimeBound>,
     place: &mut impl FnMut(f64, Profiles),
 ) {
-    let mut stream =
-        KindStream::new(LogKind::Conn, vec![file], bytes.clone()).only_fields(SCAN_FIELDS);
+    let mut stream = KindStream::new(LogKind::Conn, vec![file], bytes.clone())
+        .only_fields(SCAN_FIELDS, whole_below.clone());
     while let Some(e) = stream.next_event() {
         if let Event::Conn(f, source) = e {
             if source.end > until {

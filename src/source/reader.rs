@@ -308,9 +308,14 @@ impl<R: BufRead> LogReader<R> {
         }
     }
 
-    /// Convert only the fields `names` of TSV lines ([`LineParser::only_fields`]).
-    pub fn only_fields(&mut self, names: &'static [&'static str]) {
-        self.parser.only_fields(names);
+    /// Convert only the fields `names` of TSV lines, all of them below `whole_below`
+    /// ([`LineParser::only_fields`]).
+    pub fn only_fields(
+        &mut self,
+        names: &'static [&'static str],
+        whole_below: Arc<crate::zeek::TimeBound>,
+    ) {
+        self.parser.only_fields(names, whole_below);
     }
 
     /// Lines longer than `limit` bytes are skipped (default [`MAX_LINE`]).

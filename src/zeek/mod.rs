@@ -13,5 +13,5 @@ pub mod time;
 
 pub use error::{LineError, LineErrorKind, ReadError};
 pub use logname::LogKind;
-pub use parser::{Format, LineParser, Parsed, ParserState};
+pub use parser::{Format, LineParser, Parsed, ParserState, TimeBound};
 pub use record::{ConnRecord, DnsRecord, Endpoints, HttpRecord, Record, SslRecord};

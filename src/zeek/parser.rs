@@ -6,6 +6,8 @@
 //! It does no I/O, so the batch reader and the live tailer share it.
 
 use std::borrow::Cow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
@@ -87,9 +89,37 @@ pub struct LineParser {
     columns: Vec<(usize, usize)>,
     json_fields: usize,
     changes: u64,
-    /// When set, only these fields of a TSV line are converted (the others stay unset):
-    /// [`LineParser::only_fields`].
-    only: Option<&'static [&'static str]>,
+    /// When set, only these fields of a TSV line are converted (the others stay unset),
+    /// except in lines whose `ts` is below the bound: [`LineParser::only_fields`].
+    only: Option<(&'static [&'static str], Arc<TimeBound>)>,
+    /// Every field, for the lines converted whole when `only` is set.
+    full_plan: Vec<PlannedColumn>,
+}
+
+/// A time that only goes down, shared between threads ([`LineParser::only_fields`]).
+#[derive(Debug)]
+pub struct TimeBound(AtomicU64);
+
+impl Default for TimeBound {
+    fn default() -> Self {
+        TimeBound(AtomicU64::new(f64::INFINITY.to_bits()))
+    }
+}
+
+impl TimeBound {
+    /// The bound now (`inf` until lowered).
+    pub fn get(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Acquire))
+    }
+
+    /// Lower the bound to `t` if `t` is below it.
+    pub fn lower(&self, t: f64) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                (t < f64::from_bits(b)).then_some(t.to_bits())
+            });
+    }
 }
 
 /// What a [`LineParser`] knows of a file at a line boundary — the header in force, the format,
@@ -127,6 +157,7 @@ impl LineParser {
             json_fields: 0,
             changes: 0,
             only: None,
+            full_plan: Vec::new(),
         }
     }
 
@@ -134,9 +165,11 @@ impl LineParser {
     /// others unset: for a pass that needs a few values of every line (the conn scan of a
     /// `--once` run), not for records that are profiled. The columns are still split and
     /// counted, so a line with the wrong column count is still an error; a bad value in a
-    /// field not converted is not. JSON lines are parsed whole.
-    pub fn only_fields(&mut self, names: &'static [&'static str]) {
-        self.only = Some(names);
+    /// field not converted is not — except in a line whose `ts` is below `whole_below`, which
+    /// is converted whole (the scan lowers it to the earliest conn it has kept, so that a
+    /// line bad in another field cannot become the earliest). JSON lines are parsed whole.
+    pub fn only_fields(&mut self, names: &'static [&'static str], whole_below: Arc<TimeBound>) {
+        self.only = Some((names, whole_below));
         self.plan_stale = true;
     }
 
@@ -300,10 +333,21 @@ impl LineParser {
     }
 
     fn compile_plan(&mut self) {
-        self.plan.clear();
+        let only = self.only.as_ref().map(|(names, _)| *names);
+        self.plan = self.plan_for(only);
+        self.full_plan = match only {
+            Some(_) => self.plan_for(None),
+            None => Vec::new(),
+        };
+        self.plan_stale = false;
+    }
+
+    /// The columns to convert, into which slots: those of `only` (by name), or every one.
+    fn plan_for(&self, only: Option<&[&str]>) -> Vec<PlannedColumn> {
+        let mut plan = Vec::new();
         let mut used = [false; super::record::MAX_SLOTS];
-        let mut wanted = [self.only.is_none(); super::record::MAX_SLOTS];
-        for name in self.only.unwrap_or_default() {
+        let mut wanted = [only.is_none(); super::record::MAX_SLOTS];
+        for name in only.unwrap_or_default() {
             if let Some(slot) = slot_of(self.st.kind, name) {
                 wanted[slot] = true;
             }
@@ -322,9 +366,9 @@ impl LineParser {
                 }
                 None => is_list_field(name),
             };
-            self.plan.push(PlannedColumn { column, slot, list });
+            plan.push(PlannedColumn { column, slot, list });
         }
-        self.plan_stale = false;
+        plan
     }
 
     fn tsv_record<'a>(&mut self, line: &'a [u8]) -> Result<Record<'a>, LineErrorKind> {
@@ -342,47 +386,23 @@ impl LineParser {
                 found: self.columns.len(),
             });
         }
-        let h = &self.st.header;
-        let mut slots: Slots<'a> = empty_slots();
-        // One UTF-8 check for the whole line lets every field borrow as `&str` (separators
-        // are ASCII, so splits fall on character boundaries); otherwise decode per field.
-        let text = std::str::from_utf8(line).ok();
-        // The usual line has nothing to decode in any value: checked once for the whole line.
-        let plain = text.is_some() && !needs_decoding(line);
-        let decode = |start: usize, end: usize| -> Cow<'a, str> {
-            // `get`: a non-ASCII separator byte may split inside a character.
-            match text.and_then(|t| t.get(start..end)) {
-                Some(t) if plain => Cow::Borrowed(t),
-                Some(t) => decode_str(t),
-                None => decode_value(&line[start..end]),
-            }
-        };
-        for p in &self.plan {
-            let (start, end) = self.columns[p.column];
-            let raw = &line[start..end];
-            if raw == h.unset_field.as_slice() {
-                continue;
-            }
-            let val = if p.list {
-                if raw == h.empty_field.as_slice() {
-                    Val::List(Vec::new())
-                } else {
-                    let mut items = Vec::new();
-                    let mut at = start;
-                    for item in split_all(raw, &h.set_separator) {
-                        items.push(Val::Str(decode(at, at + item.len())));
-                        at += item.len() + h.set_separator.len();
-                    }
-                    Val::List(items)
-                }
-            } else if raw == h.empty_field.as_slice() {
-                Val::Str(Cow::Borrowed(""))
-            } else {
-                Val::Str(decode(start, end))
-            };
-            slots[p.slot] = Some(val);
+        let record = convert_tsv(
+            self.st.kind,
+            &self.st.header,
+            &self.plan,
+            &self.columns,
+            line,
+        );
+        match (&self.only, &record) {
+            (Some((_, bound)), Ok(r)) if r.ts().is_some_and(|t| t < bound.get()) => convert_tsv(
+                self.st.kind,
+                &self.st.header,
+                &self.full_plan,
+                &self.columns,
+                line,
+            ),
+            _ => record,
         }
-        Record::from_slots(self.st.kind, &mut slots)
     }
 
     fn json_record<'a>(&mut self, line: &'a [u8]) -> Result<Record<'a>, LineErrorKind> {
@@ -405,6 +425,56 @@ impl LineParser {
         }
         Record::from_slots(self.st.kind, &mut slots)
     }
+}
+
+/// The values of a split TSV line that `plan` names, converted into a record of `kind`.
+fn convert_tsv<'a>(
+    kind: Option<LogKind>,
+    h: &TsvHeader,
+    plan: &[PlannedColumn],
+    columns: &[(usize, usize)],
+    line: &'a [u8],
+) -> Result<Record<'a>, LineErrorKind> {
+    let mut slots: Slots<'a> = empty_slots();
+    // One UTF-8 check for the whole line lets every field borrow as `&str` (separators
+    // are ASCII, so splits fall on character boundaries); otherwise decode per field.
+    let text = std::str::from_utf8(line).ok();
+    // The usual line has nothing to decode in any value: checked once for the whole line.
+    let plain = text.is_some() && !needs_decoding(line);
+    let decode = |start: usize, end: usize| -> Cow<'a, str> {
+        // `get`: a non-ASCII separator byte may split inside a character.
+        match text.and_then(|t| t.get(start..end)) {
+            Some(t) if plain => Cow::Borrowed(t),
+            Some(t) => decode_str(t),
+            None => decode_value(&line[start..end]),
+        }
+    };
+    for p in plan {
+        let (start, end) = columns[p.column];
+        let raw = &line[start..end];
+        if raw == h.unset_field.as_slice() {
+            continue;
+        }
+        let val = if p.list {
+            if raw == h.empty_field.as_slice() {
+                Val::List(Vec::new())
+            } else {
+                let mut items = Vec::new();
+                let mut at = start;
+                for item in split_all(raw, &h.set_separator) {
+                    items.push(Val::Str(decode(at, at + item.len())));
+                    at += item.len() + h.set_separator.len();
+                }
+                Val::List(items)
+            }
+        } else if raw == h.empty_field.as_slice() {
+            Val::Str(Cow::Borrowed(""))
+        } else {
+            Val::Str(decode(start, end))
+        };
+        slots[p.slot] = Some(val);
+    }
+    Record::from_slots(kind, &mut slots)
 }
 
 /// Parse a JSON object line into slots; returns its `_path` (if any) and its key count.
@@ -719,8 +789,10 @@ mod tests {
         let mut whole = LineParser::new(None);
         let out = parse_all(&mut whole, &text);
         assert!(matches!(out[7], Err(LineErrorKind::BadValue { .. })));
+        let bound = Arc::new(TimeBound::default());
+        bound.lower(1582810000.5);
         let mut p = LineParser::new(None);
-        p.only_fields(&["ts", "id.orig_h", "id.resp_h", "proto"]);
+        p.only_fields(&["ts", "id.orig_h", "id.resp_h", "proto"], bound.clone());
         let out = parse_all(&mut p, &text);
         let c = conn(out[7].as_ref().unwrap().as_ref().unwrap());
         assert_eq!(c.ts, Some(1582810000.5));
@@ -732,6 +804,17 @@ mod tests {
             (None, None, None, None)
         );
         assert!(matches!(out[8], Err(LineErrorKind::ColumnCount { .. })));
+        // Below the bound the line is converted whole: the bad count is an error again.
+        bound.lower(1582800000.0);
+        bound.lower(1582900000.0);
+        assert_eq!(bound.get(), 1582800000.0);
+        let mut p = LineParser::new(None);
+        p.only_fields(
+            &["ts", "id.orig_h", "id.resp_h", "proto"],
+            Arc::new(TimeBound::default()),
+        );
+        let out = parse_all(&mut p, &text);
+        assert!(matches!(out[7], Err(LineErrorKind::BadValue { .. })));
     }
 
     #[test]
