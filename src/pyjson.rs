@@ -131,16 +131,33 @@ pub struct Key {
 }
 
 impl Key {
-    /// The key whose texts are `first` (`"k": `) and `next` (`, "k": `); `json_key!` makes
-    /// them, and refuses (when building) a key that would need escaping.
+    /// The key whose texts are `first` (`"k": `) and `next` (`, "k": `), as `json_key!`
+    /// makes them; refuses (when building) texts of another form or a key that would need
+    /// escaping. Use `json_key!`.
+    #[doc(hidden)]
     pub const fn new(first: &'static str, next: &'static str) -> Key {
-        let b = first.as_bytes();
-        let mut i = 1;
-        while i + 3 < b.len() {
+        let (f, n) = (first.as_bytes(), next.as_bytes());
+        assert!(
+            f.len() >= 4 && f[0] == b'"' && f[f.len() - 3] == b'"' && f[f.len() - 2] == b':',
+            "a Key's first text is \"k\": "
+        );
+        assert!(f[f.len() - 1] == b' ', "a Key's first text is \"k\": ");
+        assert!(
+            n.len() == f.len() + 2 && n[0] == b',' && n[1] == b' ',
+            "a Key's next text is , \"k\": "
+        );
+        let mut i = 0;
+        while i < f.len() {
             assert!(
-                b[i] >= 0x20 && b[i] < 0x7f && b[i] != b'"' && b[i] != b'\\',
-                "a json_key! needs no escaping"
+                n[i + 2] == f[i],
+                "a Key's next text is , and its first text"
             );
+            if i > 0 && i + 3 < f.len() {
+                assert!(
+                    f[i] >= 0x20 && f[i] < 0x7f && f[i] != b'"' && f[i] != b'\\',
+                    "a json_key! needs no escaping"
+                );
+            }
             i += 1;
         }
         Key { first, next }

@@ -624,40 +624,55 @@ fn a_bad_line_earlier_than_every_conn_does_not_fix_the_first_window() {
     // every conn it has kept is converted whole: one bad in another field (written last, as a
     // long conn is, an hour and a half before the rest) is dropped by the scan as by the main
     // pass, and `timewindow1` is the window of the earliest valid conn, with or without it.
-    let write = |with_bad: bool| {
+    // A bad line later than that counts in the scan (its windows are then held longer) and
+    // changes nothing either.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Bad {
+        None,
+        First,
+        Middle,
+    }
+    let write = |bad: Bad| {
         let dir = tempfile::tempdir().unwrap();
         let mut text = String::from(
             "#separator \\x09\n#path\tconn\n#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tduration\torig_bytes\tresp_bytes\tconn_state\n#types\ttime\tstring\taddr\tport\taddr\tport\tenum\tinterval\tcount\tcount\tstring\n",
         );
         let start = 3600.0 * 300.0;
+        let bad_line = |ts: f64| {
+            format!("{ts:.6}\tBAD\t10.0.0.1\t40000\t8.8.8.8\t53\tudp\t0.1\tforty\t80\tSF\n")
+        };
         for i in 0..200 {
-            let ts = start + 7.0 * f64::from(i);
+            let ts = start + 37.0 * f64::from(i);
             text.push_str(&format!(
                 "{ts:.6}\tA{i}\t10.0.0.{}\t40000\t8.8.8.8\t53\tudp\t0.1\t40\t80\tSF\n",
                 i % 5 + 1
             ));
+            if bad == Bad::Middle && i == 50 {
+                text.push_str(&bad_line(ts + 1.0));
+            }
         }
-        if with_bad {
-            let ts = start - 5400.0;
-            text.push_str(&format!(
-                "{ts:.6}\tBAD\t10.0.0.1\t40000\t8.8.8.8\t53\tudp\t0.1\tforty\t80\tSF\n"
-            ));
+        if bad == Bad::First {
+            text.push_str(&bad_line(start - 5400.0));
         }
         std::fs::write(dir.path().join("conn.log"), text).unwrap();
         dir
     };
-    let (clean, bad) = (write(false), write(true));
-    for scan_split_bytes in [0, u64::MAX] {
-        let opts = IngestOptions {
-            scan_split_bytes,
-            flush_every: 5,
-            ..IngestOptions::default()
-        };
-        let want = run_dump_width(clean.path(), &[], Direction::Out, 3600.0, &opts);
-        let server = RedisServer::start();
-        let summary = ingest_width(&server, bad.path(), &[], Direction::Out, 3600.0, &opts);
-        assert_eq!(summary.stats.flows, 200);
-        let got = without_run_state(dump(&mut server.connection()));
-        assert_same(&want, &got, "a bad line before every conn");
+    let clean = write(Bad::None);
+    for bad in [Bad::First, Bad::Middle] {
+        let with_bad = write(bad);
+        for scan_split_bytes in [0, u64::MAX] {
+            let opts = IngestOptions {
+                scan_split_bytes,
+                flush_every: 5,
+                ..IngestOptions::default()
+            };
+            let want = run_dump_width(clean.path(), &[], Direction::Out, 3600.0, &opts);
+            let server = RedisServer::start();
+            let summary =
+                ingest_width(&server, with_bad.path(), &[], Direction::Out, 3600.0, &opts);
+            assert_eq!(summary.stats.flows, 200);
+            let got = without_run_state(dump(&mut server.connection()));
+            assert_same(&want, &got, "a bad line among the conns");
+        }
     }
 }

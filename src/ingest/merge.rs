@@ -118,8 +118,8 @@ pub struct KindStream {
     bytes: Arc<AtomicU64>,
     /// Counters so far.
     pub counts: KindCounts,
-    /// Only these fields of TSV lines are converted, all below the bound
-    /// ([`KindStream::only_fields`]).
+    /// Only these fields of TSV lines are converted, every field in lines whose `ts` is below
+    /// the bound ([`KindStream::only_fields`]).
     only: Option<(&'static [&'static str], Arc<TimeBound>)>,
 }
 

@@ -374,7 +374,6 @@ fn scan_part(
     }
 }
 
-/// Write what changed, after merging what Redis holds for windows and profiles that need it.
 /// Where the time of a run went (logged at debug level).
 #[derive(Debug, Default)]
 pub struct Timings {

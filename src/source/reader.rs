@@ -308,8 +308,8 @@ impl<R: BufRead> LogReader<R> {
         }
     }
 
-    /// Convert only the fields `names` of TSV lines, all of them below `whole_below`
-    /// ([`LineParser::only_fields`]).
+    /// Convert only the fields `names` of TSV lines, every field in lines whose `ts` is below
+    /// `whole_below` ([`LineParser::only_fields`]).
     pub fn only_fields(
         &mut self,
         names: &'static [&'static str],
