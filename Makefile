@@ -2,7 +2,7 @@
 SAMPLE ?= fixtures/slips/test9
 CARGO ?= cargo
 
-.PHONY: demo test deps build lint bench bench-ceiling bench-instructions fuzz chaos soak
+.PHONY: demo test deps build lint bench bench-ceiling bench-instructions bench-cores fuzz chaos soak
 
 ## demo: build, ingest the bundled sample into Redis (started on 127.0.0.1:6379 when none
 ## answers there; REDIS_URL=... to use another), print the summary and how to open Kalipso.
@@ -56,9 +56,14 @@ bench: build
 bench-ceiling: build
 	./scripts/bench-redis-ceiling.sh
 
-## bench-instructions: the ingestor's instructions per flow (callgrind, the 125 k benchmark).
+## bench-instructions: the ingestor's instructions per flow (callgrind, the 125 k benchmark;
+## THREADS=1 for each thread's share).
 bench-instructions: build
 	./scripts/bench-instructions.sh
+
+## bench-cores: the ingest's rate with the ingestor pinned to 1, 2, ... CPUs, Redis to the last.
+bench-cores: build
+	./scripts/bench-cores.sh
 
 ## fuzz: ten minutes of cargo-fuzz on the reader (needs a nightly toolchain and cargo-fuzz).
 fuzz:
