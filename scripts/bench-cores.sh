@@ -14,17 +14,12 @@ HOURS=${HOURS:-4}
 ROUNDS=${ROUNDS:-2}
 DIR=${BENCH_DIR:-/tmp/kalipso-bench-$N-${HOURS}h}
 . scripts/private-redis.sh
+. scripts/bench-input.sh
 command -v taskset >/dev/null || { echo "taskset is needed (util-linux)" >&2; exit 2; }
 WORK=$(mktemp -d /tmp/kalipso-cores.XXXXXX)
 trap 'stop_private_redises; rm -rf "$WORK"' EXIT
-BIN=${BIN:-}
-if [ -z "$BIN" ]; then
-    cargo build --release --quiet
-    BIN=./target/release/kalipso-ingest
-fi
-if [ ! -s "$DIR/conn.log" ]; then
-    cargo run --release --quiet --example generate -- "$DIR" "$N" 1 "$HOURS"
-fi
+bench_bin BIN
+bench_input "$DIR" "$N" "$HOURS"
 cpus=$(nproc)
 last=$((cpus - 1))
 private_redis PORT --appendonly no

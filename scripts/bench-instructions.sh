@@ -13,17 +13,12 @@ N=${N:-125000}
 HOURS=${HOURS:-4}
 DIR=${BENCH_DIR:-/tmp/kalipso-bench-$N-${HOURS}h}
 . scripts/private-redis.sh
+. scripts/bench-input.sh
 command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install valgrind)" >&2; exit 2; }
 WORK=$(mktemp -d /tmp/kalipso-instr.XXXXXX)
 trap 'stop_private_redises; rm -rf "$WORK"' EXIT
-BIN=${BIN:-}
-if [ -z "$BIN" ]; then
-    cargo build --release --quiet
-    BIN=./target/release/kalipso-ingest
-fi
-if [ ! -s "$DIR/conn.log" ]; then
-    cargo run --release --quiet --example generate -- "$DIR" "$N" 1 "$HOURS"
-fi
+bench_bin BIN
+bench_input "$DIR" "$N" "$HOURS"
 private_redis PORT --appendonly no
 valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out" "$BIN" \
     --zeek-dir "$DIR" --once --home-net 10.0.0.0/16 --timezone UTC \

@@ -16,14 +16,13 @@ N=${N:-500000}
 HOURS=${HOURS:-4}
 DIR=${BENCH_DIR:-/tmp/kalipso-bench-$N-${HOURS}h}
 . scripts/private-redis.sh
+. scripts/bench-input.sh
 # Two free loopback ports (never 6379): only the servers started here are stopped.
 PORT=$(free_port)
 REPLAY_PORT=$(free_port)
 WORK=$(mktemp -d /tmp/kalipso-ceiling.XXXXXX)
-[ -n "${BIN:-}" ] || cargo build --release --quiet
-if [ ! -s "$DIR/conn.log" ]; then
-    cargo run --release --quiet --example generate -- "$DIR" "$N" 1 "$HOURS"
-fi
+bench_bin BIN
+bench_input "$DIR" "$N" "$HOURS"
 stop() {
     local f
     for f in "$WORK"/redis-*.pid; do [ -s "$f" ] && kill "$(cat "$f")" 2>/dev/null; done
@@ -48,7 +47,6 @@ ingest() { # port: one --once run into it; its summary in $WORK/ingest-out, GNU 
         --once --home-net 10.0.0.0/16 --timezone UTC --redis-url "redis://127.0.0.1:$1/0" \
         --no-progress --log-level warn ${FLAGS:-} >"$WORK/ingest-out" 2>&1
 }
-BIN=${BIN:-./target/release/kalipso-ingest}
 # 1. The writes captured: an ingest into a Redis that logs every write (no fsync, no
 # rewrite: one plain RESP file).
 start "$PORT" --dir "$WORK" --appendonly yes --appendfsync no --auto-aof-rewrite-percentage 0

@@ -9,10 +9,9 @@ cd "$(dirname "$0")/.."
 N=${N:-2000000}
 HOURS=${HOURS:-4}
 DIR=${BENCH_DIR:-/tmp/kalipso-bench-$N-${HOURS}h}
+. scripts/bench-input.sh
 cargo build --release --quiet
-if [ ! -s "$DIR/conn.log" ]; then
-    cargo run --release --quiet --example generate -- "$DIR" "$N" 1 "$HOURS"
-fi
+bench_input "$DIR" "$N" "$HOURS"
 . scripts/private-redis.sh
 trap stop_private_redises EXIT
 private_redis PORT --appendonly no

@@ -13,10 +13,9 @@ CORPUS=${CORPUS:-../shared/zeek-corpus}
 [ -d "$CORPUS" ] || CORPUS=fixtures/corpus
 BENCH_DIR=${BENCH_DIR:-/tmp/kalipso-bench-125000-4h}
 . scripts/private-redis.sh
+. scripts/bench-input.sh
 trap stop_private_redises EXIT
-if [ ! -s "$BENCH_DIR/conn.log" ]; then
-    cargo run --release --quiet --example generate -- "$BENCH_DIR" 125000 1 4
-fi
+bench_input "$BENCH_DIR" 125000 4
 private_redis PORT --appendonly no --enable-debug-command local
 OPTION_SETS=(
     ""
