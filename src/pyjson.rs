@@ -171,7 +171,6 @@ impl JsonKey for Key {
 }
 
 /// A [`Key`] for the literal field name, checked and rendered when the program is built.
-#[macro_export]
 macro_rules! json_key {
     ($k:literal) => {{
         const KEY: $crate::pyjson::Key =
@@ -179,6 +178,7 @@ macro_rules! json_key {
         KEY
     }};
 }
+pub(crate) use json_key;
 
 /// Writes one Python-JSON object straight into a string, key by key, without building a
 /// [`PyValue`] first (the hot path: one per stored flow and alt record).
@@ -907,7 +907,7 @@ mod tests {
         #[test]
         fn built_keys_are_written_as_text_keys(n in proptest::num::i64::ANY) {
             let mut built = ObjectWriter::new();
-            built.int(crate::json_key!("totalflows"), n).int(crate::json_key!("ts"), 1);
+            built.int(json_key!("totalflows"), n).int(json_key!("ts"), 1);
             let mut text = ObjectWriter::new();
             text.int("totalflows", n).int("ts", 1);
             proptest::prop_assert_eq!(built.finish(), text.finish());

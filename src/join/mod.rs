@@ -11,10 +11,10 @@ use std::collections::{BinaryHeap, VecDeque};
 use compact_str::CompactString;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
-use crate::json_key;
 use crate::model::alt::AltRecord;
 use crate::model::order::{Position, TotalF64};
 use crate::model::window::WinId;
+use crate::pyjson::json_key;
 use crate::pyjson::{ObjectWriter, PyValue};
 use crate::timeline::lines::push_sub_line;
 

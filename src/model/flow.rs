@@ -7,8 +7,8 @@ use compact_str::CompactString;
 use smallvec::SmallVec;
 
 use super::state::ConnSummary;
-use crate::json_key;
 use crate::pyjson::ObjectWriter;
+use crate::pyjson::json_key;
 use crate::zeek::ConnRecord;
 
 /// Which side of a flow the profile is on.

@@ -16,11 +16,11 @@ use smallvec::SmallVec;
 
 use super::evidence::{self, Judge, ScanFlow, Scans};
 use super::letters::{TupleClock, add_symbol_classes, symbol_classes};
-use crate::json_key;
 use crate::model::flow::{Flow, Role};
 use crate::model::layout::Layout;
 use crate::model::order::{FlowKey, TotalF64};
 use crate::model::state::ConnSummary;
+use crate::pyjson::json_key;
 use crate::pyjson::{ObjectWriter, push_ip, write_json_float};
 
 /// Where a dict key sits: the flow that first had it (an index into the window's table of

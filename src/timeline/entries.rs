@@ -5,10 +5,10 @@
 //! shows `daddr` on `to` rows and `saddr` on `from` rows.
 
 use super::services::PortNames;
-use crate::json_key;
 use crate::model::alt::AltRecord;
 use crate::model::flow::{Flow, Role};
 use crate::model::state::ConnSummary;
+use crate::pyjson::json_key;
 use crate::pyjson::{ObjectWriter, PyValue, float_repr};
 use crate::zeek::LogKind;
 
