@@ -342,8 +342,10 @@ fn scan_split(path: &std::path::Path, from: u64, min: u64) -> Option<u64> {
 /// The fields the conn scan converts: those it uses and those without which a conn is not
 /// profiled (`Flow::from_conn`), all of them in a line earlier than every conn kept so far. A
 /// later line whose other fields are bad counts in the scan but is dropped by the main pass:
-/// its window then only waits for a conn that never comes (it closes after the hold instead:
-/// the same content, later); it cannot become the earliest conn, which fixes the grid.
+/// the windows after it then wait for one conn more than comes and are held as windows
+/// expecting a late conn (the same content, more memory for a while); it cannot become the
+/// earliest conn, which fixes the grid (`docs/decisions.md`, "The scan converts only what it
+/// needs").
 const SCAN_FIELDS: &[&str] = &["ts", "id.orig_h", "id.resp_h", "proto"];
 
 /// Scan the conns of `file` from its resume offset, up to the line ending past `until`,
