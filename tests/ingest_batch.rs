@@ -310,6 +310,37 @@ fn a_batch_run_stopped_midway_is_finished_exactly_by_the_next_run() {
 }
 
 #[test]
+fn a_batch_run_writes_no_window_fields_before_the_window_closes() {
+    // Its hash fields are rendered once, at the close; the flushes before write its flows and
+    // timeline lines only (the fields wait, persisted as waiting).
+    let src = fixtures().join("slips/test9");
+    let server = RedisServer::start();
+    let first = IngestOptions {
+        flush_every: 3,
+        stop_after_flushes: Some(40),
+        ..IngestOptions::default()
+    };
+    ingest_width(&server, &src, &[], Direction::All, 3600.0, &first);
+    let mut con = server.connection();
+    let keys: Vec<String> = redis::cmd("KEYS").arg("profile_*").query(&mut con).unwrap();
+    let windows: Vec<&str> = keys
+        .iter()
+        .filter_map(|k| k.strip_suffix("_flows"))
+        .collect();
+    assert!(!windows.is_empty(), "the flushes wrote no flows");
+    for window in &windows {
+        let fields: u64 = redis::cmd("HLEN").arg(window).query(&mut con).unwrap();
+        assert_eq!(fields, 0, "{window} has fields before it closed");
+    }
+    // Every window waits for its fields (a restart reopens and writes them).
+    let waiting: usize = redis::cmd("SCARD")
+        .arg("kalipso-ingest:windows-waiting")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(waiting, windows.len());
+}
+
+#[test]
 fn a_second_run_over_the_same_directory_changes_nothing() {
     // The checkpoints stored with the data say every file was read to its end.
     let server = RedisServer::start();

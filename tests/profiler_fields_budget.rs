@@ -9,7 +9,7 @@ use common::dns_conn;
 use std::time::Duration;
 
 use kalipso_ingest::model::flow::Flow;
-use kalipso_ingest::profile::profiler::{Profiler, ProfilerConfig, Writes};
+use kalipso_ingest::profile::profiler::{FieldsEvery, Profiler, ProfilerConfig, Writes};
 use kalipso_ingest::profile::routing::{Direction, Routing};
 
 fn conn(i: u8) -> Flow {
@@ -26,7 +26,7 @@ fn profiler(budget: Option<Duration>) -> Profiler {
         direction: Direction::Out,
     };
     let mut cfg = ProfilerConfig::new(routing, 3600.0);
-    cfg.fields_every = Some(Duration::ZERO);
+    cfg.fields_every = FieldsEvery::Interval(Duration::ZERO);
     cfg.fields_budget = budget;
     let mut p = Profiler::new(cfg, false);
     for i in 1..=3 {

@@ -25,7 +25,7 @@ use super::{IngestError, Timings, open_ipinfo, prepare, profiler_config};
 use crate::config::Settings;
 use crate::enrich::IpInfo;
 use crate::model::window::Grid;
-use crate::profile::profiler::Profiler;
+use crate::profile::profiler::{FieldsEvery, Profiler};
 use crate::source::checkpoint::{Checkpoint, FileId};
 use crate::source::tail::{TailItem, Tailer};
 use crate::store::redis_store::{Memory, RedisStore, StoreError, Target};
@@ -215,7 +215,7 @@ fn start_engine(
 ) -> Result<Engine, IngestError> {
     let grid = store.grid(settings.tw_width)?;
     let mut cfg = profiler_config(settings, ipinfo);
-    cfg.fields_every = Some(Duration::from_millis(settings.fields_interval_ms));
+    cfg.fields_every = FieldsEvery::Interval(Duration::from_millis(settings.fields_interval_ms));
     cfg.index = store.retention_index(settings.retain.is_some(), grid.is_some())?;
     // Fields that fell due (or windows that closed) together are spread over flushes (a fifth
     // of the flush interval each), not rendered in one long flush that holds every line back.

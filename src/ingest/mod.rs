@@ -24,7 +24,7 @@ use crate::config::Settings;
 use crate::enrich::IpInfo;
 use crate::model::window::Grid;
 use crate::model::window::WinId;
-use crate::profile::profiler::{Profiler, ProfilerConfig};
+use crate::profile::profiler::{FieldsEvery, Profiler, ProfilerConfig};
 use crate::profile::schedule::ConnSchedule;
 use crate::profile::window_state::WindowWrite;
 use crate::source::checkpoint::{Checkpoint, CheckpointError, FileId};
@@ -538,7 +538,7 @@ pub fn run_once(settings: &Settings, opts: &IngestOptions) -> Result<Summary, In
     cfg.hold_for_late_conn = Some(opts.hold.unwrap_or(settings.tw_width));
     // Nobody watches a batch run's windows fill up: their hash fields are written once, when
     // they close (persisted as waiting, so a killed run is finished by the next one).
-    cfg.fields_every = Some(std::time::Duration::MAX);
+    cfg.fields_every = FieldsEvery::Close;
     let mut profiler = Profiler::new(cfg, has_history);
     profiler.set_conn_schedule(schedule);
     if let Some(cap) = opts.join_cap {

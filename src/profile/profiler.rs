@@ -22,6 +22,20 @@ use crate::model::window::WinId;
 use crate::timeline::TimelineStyle;
 use crate::zeek::LogKind;
 
+/// When the hash fields of a window that is still filling are written (a closing window's
+/// always are, [`is_closed`]); timeline lines and flows go at every flush either way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldsEvery {
+    /// At every flush that changes them.
+    Flush,
+    /// At the window's first flush, then again once this long (wall time) has passed: the
+    /// daemon, so that a new window shows at once and rendering large fields does not limit
+    /// how fast it follows.
+    Interval(std::time::Duration),
+    /// Never before the window closes: batch runs, whose fields are then rendered once.
+    Close,
+}
+
 /// The settings the profiler works with.
 #[derive(Clone, Debug)]
 pub struct ProfilerConfig {
@@ -41,12 +55,9 @@ pub struct ProfilerConfig {
     pub join_grace: f64,
     /// Port names and clock of the timeline.
     pub style: TimelineStyle,
-    /// How often a window's hash fields are rewritten while it fills (wall time); always when
-    /// it closes. `None`: at every flush. Batch runs write them once, when the window closes
-    /// (`Duration::MAX`); the daemon every few seconds, so that rendering large fields does
-    /// not limit how fast it follows (timeline lines and flows still go at every flush).
+    /// When a window's hash fields are written while it fills; always when it closes.
     /// Windows whose fields wait are persisted: a restart reopens and rewrites them.
-    pub fields_every: Option<std::time::Duration>,
+    pub fields_every: FieldsEvery,
     /// Most time a flush spends rendering window fields (`None`: no limit). Windows past it
     /// wait for the next flush (closing ones stay in memory until then), so that the windows
     /// whose fields fell due together — or closed together — are spread over several flushes
@@ -83,7 +94,7 @@ impl ProfilerConfig {
             join_grace: 60.0,
             style: TimelineStyle::default(),
             detection: 0.1 * width / 60.0,
-            fields_every: None,
+            fields_every: FieldsEvery::Flush,
             fields_budget: None,
             retain: None,
             index: false,
@@ -1011,8 +1022,11 @@ impl Profiler {
             let with_fields = within_budget
                 && (closing
                     || match self.cfg.fields_every {
-                        None => true,
-                        Some(every) => w.fields_written_at.is_none_or(|t| t.elapsed() >= every),
+                        FieldsEvery::Flush => true,
+                        FieldsEvery::Interval(every) => {
+                            w.fields_written_at.is_none_or(|t| t.elapsed() >= every)
+                        }
+                        FieldsEvery::Close => false,
                     });
             w.closing = closing;
             if w.dirty
