@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use redis::{Cmd, Connection, ConnectionLike};
+use redis::{Connection, ConnectionLike, RedisWrite, ToRedisArgs};
 
 use super::keys;
 use crate::model::alt::AltRecord;
@@ -939,12 +939,84 @@ impl Drop for Transaction<'_> {
 }
 
 /// Commands of a flush encoded as they are queued, into a buffer kept from one flush to the
-/// next (with the command being built): a flush's bytes are copied once on their way to the
-/// socket, with no per-command allocation.
+/// next (with the arguments of the command being built): a flush's bytes are copied once on
+/// their way to the socket, with no per-command allocation.
 #[derive(Default)]
 struct Encoder {
     out: Vec<u8>,
-    cmd: Cmd,
+    cmd: Command,
+}
+
+/// The command being built, encoded as RESP as its arguments come (`$<len>\r\n<bytes>\r\n`
+/// each); its header, which needs their count, goes first when it is queued
+/// ([`Command::queue`]). Any [`ToRedisArgs`] is an argument, as with redis-rs' `Cmd`, whose
+/// encoding this is (without its per-argument offsets and small writes).
+#[derive(Default)]
+struct Command {
+    args: Vec<u8>,
+    count: usize,
+}
+
+impl Command {
+    /// Add `arg` (one argument, or several: a slice, a tuple).
+    fn arg<T: ToRedisArgs>(&mut self, arg: T) -> &mut Command {
+        arg.write_redis_args(self);
+        self
+    }
+
+    /// Append the command to `out` and start the next one.
+    fn queue(&mut self, out: &mut Vec<u8>) {
+        let mut n = itoa::Buffer::new();
+        let count = n.format(self.count);
+        out.reserve(1 + count.len() + 2 + self.args.len());
+        out.push(b'*');
+        out.extend_from_slice(count.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&self.args);
+        self.args.clear();
+        self.count = 0;
+    }
+}
+
+impl RedisWrite for Command {
+    fn write_arg(&mut self, arg: &[u8]) {
+        let mut n = itoa::Buffer::new();
+        let len = n.format(arg.len());
+        self.args.reserve(1 + len.len() + 2 + arg.len() + 2);
+        self.args.push(b'$');
+        self.args.extend_from_slice(len.as_bytes());
+        self.args.extend_from_slice(b"\r\n");
+        self.args.extend_from_slice(arg);
+        self.args.extend_from_slice(b"\r\n");
+        self.count += 1;
+    }
+
+    fn writer_for_next_arg(&mut self) -> impl std::io::Write + '_ {
+        /// The argument's bytes, gathered until it is complete (its length comes first).
+        struct NextArg<'a> {
+            cmd: &'a mut Command,
+            buf: Vec<u8>,
+        }
+        impl std::io::Write for NextArg<'_> {
+            fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+                self.buf.extend_from_slice(data);
+                Ok(data.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        impl Drop for NextArg<'_> {
+            fn drop(&mut self) {
+                let buf = std::mem::take(&mut self.buf);
+                self.cmd.write_arg(&buf);
+            }
+        }
+        NextArg {
+            cmd: self,
+            buf: Vec::new(),
+        }
+    }
 }
 
 /// Room for a full batch and the command that fills it.
@@ -977,21 +1049,20 @@ impl<'a> Batch<'a> {
         }
     }
 
-    fn add(&mut self, f: impl FnOnce(&mut Cmd)) -> redis::RedisResult<()> {
+    fn add(&mut self, f: impl FnOnce(&mut Command)) -> redis::RedisResult<()> {
         self.add_sized(0, f)
     }
 
     /// Queue the command `f` builds (its name, then its arguments), carrying about `bytes` of
     /// payload; the batch is sent once it holds [`BATCH`] commands or [`BATCH_BYTES`] of
     /// payload, so a large flush never sits in memory twice.
-    fn add_sized(&mut self, bytes: usize, f: impl FnOnce(&mut Cmd)) -> redis::RedisResult<()> {
+    fn add_sized(&mut self, bytes: usize, f: impl FnOnce(&mut Command)) -> redis::RedisResult<()> {
         let cmd = &mut self.enc.cmd;
-        cmd.clear();
         f(cmd);
-        cmd.write_packed_command(&mut self.enc.out);
+        cmd.queue(&mut self.enc.out);
         if bytes > BATCH_BYTES {
             // Do not keep an outsized command's buffer for the rest of the run.
-            *cmd = Cmd::new();
+            cmd.args = Vec::new();
         }
         self.in_pipe += 1;
         self.bytes += bytes;
@@ -2204,6 +2275,55 @@ fn stored_window(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The same arguments given to our [`Command`] and to redis-rs' `Cmd` give the same bytes
+    /// (after what the buffer held), and the next command starts empty.
+    macro_rules! same_as_redis_rs {
+        ($($arg:expr),+) => {{
+            let mut cmd = Command::default();
+            let mut got = b"before".to_vec();
+            cmd$(.arg($arg))+;
+            cmd.queue(&mut got);
+            let mut want = b"before".to_vec();
+            redis::Cmd::new()$(.arg($arg))+.write_packed_command(&mut want);
+            assert!(got == want, "{}", String::from_utf8_lossy(&got));
+            assert_eq!((cmd.args.len(), cmd.count), (0, 0));
+        }};
+    }
+
+    #[test]
+    fn commands_are_encoded_as_redis_rs_encodes_them() {
+        same_as_redis_rs!("EXEC");
+        same_as_redis_rs!("HSET", "k", "", "é\r\n\0x");
+        let pairs = [
+            ("a".to_string(), "1".to_string()),
+            ("b".into(), "22".into()),
+        ];
+        same_as_redis_rs!("HSET", "h", &pairs[..]);
+        same_as_redis_rs!("ZADD", "z", 1.5f64, -3i64, u64::MAX, 0.1f64);
+        let members: Vec<String> = (0..1200).map(|i| format!("m{i}")).collect();
+        same_as_redis_rs!("SADD", "s", &members);
+        let big = vec![b'x'; 3 << 20];
+        same_as_redis_rs!("SET", "b", &big[..]);
+        let empty: Vec<String> = Vec::new();
+        same_as_redis_rs!("DEL", &empty);
+    }
+
+    #[test]
+    fn an_argument_written_through_its_writer_is_one_argument() {
+        use std::io::Write;
+        let mut cmd = Command::default();
+        cmd.arg("SET");
+        {
+            let mut w = cmd.writer_for_next_arg();
+            w.write_all(b"ab").unwrap();
+            w.write_all(b"cd").unwrap();
+        }
+        cmd.writer_for_next_arg();
+        let mut out = Vec::new();
+        cmd.queue(&mut out);
+        assert_eq!(out, b"*3\r\n$3\r\nSET\r\n$4\r\nabcd\r\n$0\r\n\r\n");
+    }
 
     #[test]
     fn a_shown_url_hides_the_password() {
