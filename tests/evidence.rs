@@ -24,6 +24,9 @@ fn conn(ts: f64, uid: &str, src: &str, dst: &str, dport: u16, pkts: u64, state: 
     )
 }
 
+/// The evidence of a horizontal scan to port 23 of three targets of 1 packet each (10.0.0.1).
+const SCAN_AT_B: &str = "{\"dport:23:PortScanType2\": [0.3, 50, \"New horizontal port scan detected to port 23. Not Estab TCP from IP: 10.0.0.1. Tot pkts sent all IPs: 3\"]}";
+
 fn write_conns(dir: &Path, lines: &[String]) {
     std::fs::write(dir.join("conn.log"), lines.concat()).unwrap();
 }
@@ -390,12 +393,7 @@ fn the_detection_threshold_edge() {
         run_once(&s, &IngestOptions::default()).expect("ingest");
         let mut con = server.connection();
         let w = hash(&mut con, "profile_10.0.0.1_timewindow1");
-        assert_eq!(
-            w.get("Evidence").map(String::as_str),
-            Some(
-                "{\"dport:23:PortScanType2\": [0.3, 50, \"New horizontal port scan detected to port 23. Not Estab TCP from IP: 10.0.0.1. Tot pkts sent all IPs: 3\"]}"
-            )
-        );
+        assert_eq!(w.get("Evidence").map(String::as_str), Some(SCAN_AT_B));
         assert_eq!(
             w.contains_key("BlockRequest"),
             detected,
@@ -569,12 +567,7 @@ fn a_late_flow_that_lowers_a_scan_takes_the_detection_back() {
 fn check_taken_back(server: &RedisServer) -> serde_json::Value {
     let mut con = server.connection();
     let w = hash(&mut con, "profile_10.0.0.1_timewindow1");
-    assert_eq!(
-        w.get("Evidence").map(String::as_str),
-        Some(
-            "{\"dport:23:PortScanType2\": [0.3, 50, \"New horizontal port scan detected to port 23. Not Estab TCP from IP: 10.0.0.1. Tot pkts sent all IPs: 3\"]}"
-        )
-    );
+    assert_eq!(w.get("Evidence").map(String::as_str), Some(SCAN_AT_B));
     assert!(!w.contains_key("BlockRequest"), "{w:?}");
     let n: usize = con.scard("BlockedProfTW").unwrap();
     assert_eq!(n, 0);

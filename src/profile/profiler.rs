@@ -23,7 +23,7 @@ use crate::timeline::TimelineStyle;
 use crate::zeek::LogKind;
 
 /// When the hash fields of a window that is still filling are written (a closing window's
-/// always are, [`is_closed`]); timeline lines and flows go at every flush either way.
+/// always are); timeline lines and flows go at every flush either way.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FieldsEvery {
     /// At every flush that changes them.
